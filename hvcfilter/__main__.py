@@ -1,0 +1,5 @@
+"""Entry point for ``python -m hvcfilter``."""
+
+from hvcfilter.cli import main
+
+main()

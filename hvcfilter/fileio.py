@@ -1,0 +1,60 @@
+"""Files in and out: atomic writes that never leave a partial file or clobber an input.
+
+Every command that writes a file goes through :func:`write_atomic`: the data
+lands in a temporary file in the target's directory, is flushed to disk, and
+only then renamed over the target, so an interrupted or failed run leaves the
+old file (or no file) behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+from hvcfilter.errors import HvcFilterError
+
+__all__ = ["OutputError", "write_atomic"]
+
+
+class OutputError(HvcFilterError):
+    """An output file cannot be written, or would overwrite an input."""
+
+
+def write_atomic(target: str | Path, data: bytes, *, inputs: Iterable[str | Path] = ()) -> None:
+    """Write ``data`` to ``target`` through a temporary file and a rename.
+
+    Raises:
+        OutputError: ``target`` is one of ``inputs``, or the write fails.
+    """
+    path = Path(target)
+    for source in inputs:
+        with contextlib.suppress(OSError):
+            if path.exists() and os.path.samefile(path, source):
+                raise OutputError(f"refusing to overwrite input {source} with output {target}")
+    directory = path.parent if str(path.parent) else Path(".")
+    try:
+        fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            # Keep the mode of a file being replaced; mkstemp creates 0600.
+            os.chmod(temp, path.stat().st_mode & 0o7777)
+        else:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(temp, 0o666 & ~umask)
+        os.replace(temp, path)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise
