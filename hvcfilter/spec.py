@@ -283,8 +283,13 @@ def _resolve(document: SpecDocument, filename: str, source: _SourceMap) -> LoadR
     profile = get_profile(document.filter.kernel)
     diags: list[Diagnostic] = []
     ranges: list[FilterRange] = []
+    append = ranges.append
     for index, entry in enumerate(document.range):
         action = Action.parse(entry.action)
+        # The common case of big generated tables, kept out of the generator below.
+        if type(entry) is RawEntry and entry.end is None and entry.nr_functions is not None:
+            append(FilterRange(entry.base, entry.nr_functions, action, index))
+            continue
         try:
             for first, count in _entry_extents(entry):
                 ranges.append(FilterRange(first, count, action, index))

@@ -1,0 +1,90 @@
+"""Shared timing helpers for the benchmark scripts: medians, baselines in the same run, peak RSS.
+
+Every benchmark prints the median of several runs of the thing measured and of
+a baseline measured in the same run on the same input, and their ratio, so the
+figures mean something on any machine.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Median and spread of repeated runs, plus the worst peak RSS of a child process."""
+
+    label: str
+    median: float
+    low: float
+    high: float
+    peak_rss_mb: float | None = None
+
+    def line(self) -> str:
+        rss = f"  peak RSS {self.peak_rss_mb:6.1f} MB" if self.peak_rss_mb is not None else ""
+        return (
+            f"{self.label:<44} median {self.median * 1000:9.1f} ms"
+            f"  (min {self.low * 1000:.1f}, max {self.high * 1000:.1f}){rss}"
+        )
+
+
+def time_call(label: str, func: Callable[[], object], repeats: int) -> Timing:
+    """Time an in-process call ``repeats`` times."""
+    samples = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        func()
+        samples.append(time.perf_counter() - start)
+    return Timing(label, statistics.median(samples), min(samples), max(samples))
+
+
+def time_process(
+    label: str, argv: Sequence[str], repeats: int, *, ok_codes: Sequence[int] = (0,)
+) -> Timing:
+    """Time a whole child process ``repeats`` times; also report its peak RSS."""
+    samples = []
+    peak = 0.0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        pid = os.posix_spawn(argv[0], list(argv), dict(os.environ),
+                             file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+        _, status, usage = os.wait4(pid, 0)
+        samples.append(time.perf_counter() - start)
+        code = os.waitstatus_to_exitcode(status)
+        if code not in ok_codes:
+            raise SystemExit(f"{label}: {' '.join(argv)} exited with {code}")
+        peak = max(peak, usage.ru_maxrss / 1024)
+    return Timing(label, statistics.median(samples), min(samples), max(samples), peak)
+
+
+def hvcfilter_argv(*args: str) -> list[str]:
+    """The installed console script if there is one beside this Python, else ``python -m``."""
+    script = Path(sys.executable).with_name("hvcfilter")
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-m", "hvcfilter", *args]
+
+
+def ratio(measured: Timing, baseline: Timing) -> str:
+    """``measured / baseline`` as text."""
+    return f"{measured.median / baseline.median:.2f}x"
+
+
+def self_rss_mb() -> float:
+    """Peak RSS of this process so far."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
+    """Run a command and capture its output."""
+    return subprocess.run(list(argv), capture_output=True, text=True, check=False)

@@ -1,0 +1,107 @@
+"""The ``hvcfilter`` command line: a click group whose subcommands load on first use.
+
+Each subcommand lives in its own module under ``hvcfilter.cli`` and is
+imported only when it runs, so ``hvcfilter check`` does not pay for the
+emulator, the trace parsers or the lab. Nothing in the package imports this
+module; it imports the rest.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from hvcfilter import __version__
+
+__all__ = ["main"]
+
+# name -> (module, function, one-line help shown by `hvcfilter --help`)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "check": (
+        "hvcfilter.cli.check",
+        "check",
+        "Lint specs: will the kernel accept them, and do they do what was meant?",
+    ),
+    "explain": (
+        "hvcfilter.cli.check",
+        "explain",
+        "Document a diagnostic code, or decode a function ID.",
+    ),
+    "compile": (
+        "hvcfilter.cli.compile",
+        "compile_",
+        "Compile a spec into KVM_SET_DEVICE_ATTR payloads.",
+    ),
+    "decompile": (
+        "hvcfilter.cli.compile",
+        "decompile",
+        "Turn a binary payload back into a canonical spec.",
+    ),
+    "diff": (
+        "hvcfilter.cli.compile",
+        "diff",
+        "Compare the effective action of two specs or payloads.",
+    ),
+    "simulate": (
+        "hvcfilter.cli.simulate",
+        "simulate",
+        "Replay guest traces through the emulated kernel.",
+    ),
+    "lab": (
+        "hvcfilter.cli.lab",
+        "lab",
+        "Prepare and inspect the real-kernel lab (qemu + Debian arm64 kernels).",
+    ),
+    "verify": (
+        "hvcfilter.cli.lab",
+        "verify",
+        "Prove a table and the emulator on a real Linux KVM.",
+    ),
+}
+
+
+class _LazyGroup(click.Group):
+    """A group that imports a subcommand's module only when that subcommand is used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = _COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module = importlib.import_module(target[0])
+        command: click.Command = getattr(module, target[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # Short help comes from the table, so `--help` does not import every command.
+        rows = [(name, info[2]) for name, info in _COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(
+    cls=_LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog=(
+        "Exit codes: 0 clean, 1 findings (or a replay/verify mismatch), 2 usage error or "
+        "unreadable input, 3 internal error. With no SPEC argument, commands read "
+        "hvcfilter.toml in the current directory."
+    ),
+)
+@click.version_option(__version__, "-V", "--version", prog_name="hvcfilter")
+@click.option("--debug", is_flag=True, help="Show a traceback for internal errors.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Design, lint, compile and dry-run KVM/arm64 SMCCC filter tables."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the command line; the console-script entry point."""
+    return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hvcfilter")
