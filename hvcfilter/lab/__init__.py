@@ -1,0 +1,69 @@
+"""The real-kernel lab: run scenarios on a real Linux arm64 KVM under qemu-system-aarch64.
+
+Public entry points: :func:`prepare_lab` / :func:`lab_status` (the cache of
+Debian kernels, busybox and the in-guest driver), :func:`run_scenarios` (boot
+one kernel, run a batch of :class:`Scenario` objects, return a :class:`LabRun`),
+:mod:`hvcfilter.lab.compare` (replay a scenario on the emulator and list
+divergences), :mod:`hvcfilter.lab.generate` (seeded random conformance
+scenarios) and :mod:`hvcfilter.lab.probes` (the curated questions the lab
+answers for the reference).
+"""
+
+from __future__ import annotations
+
+from hvcfilter.lab.cache import (
+    DEFAULT_KERNELS,
+    KERNELS,
+    KernelInfo,
+    LabStatus,
+    default_cache_dir,
+    lab_status,
+    prepare_lab,
+)
+from hvcfilter.lab.runner import LabRun, run_scenarios
+from hvcfilter.lab.scenario import (
+    Call,
+    CallOutcome,
+    CreateVcpu,
+    ErrnoResult,
+    GetFwBitmap,
+    RegValue,
+    Run,
+    RunResult,
+    Scenario,
+    ScenarioResult,
+    SetFilter,
+    SetFwBitmap,
+    SetPsciVersion,
+    Step,
+    StepResult,
+    VmConfig,
+)
+
+__all__ = [
+    "DEFAULT_KERNELS",
+    "KERNELS",
+    "Call",
+    "CallOutcome",
+    "CreateVcpu",
+    "ErrnoResult",
+    "GetFwBitmap",
+    "KernelInfo",
+    "LabRun",
+    "LabStatus",
+    "RegValue",
+    "Run",
+    "RunResult",
+    "Scenario",
+    "ScenarioResult",
+    "SetFilter",
+    "SetFwBitmap",
+    "SetPsciVersion",
+    "Step",
+    "StepResult",
+    "VmConfig",
+    "default_cache_dir",
+    "lab_status",
+    "prepare_lab",
+    "run_scenarios",
+]

@@ -1,0 +1,255 @@
+"""Unit tests (no QEMU) for the lab's cache, initramfs, generator, comparison and probes."""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hvcfilter.errors import LabError
+from hvcfilter.lab import cache
+from hvcfilter.lab.compare import Comparison, compare, replay
+from hvcfilter.lab.generate import generate
+from hvcfilter.lab.probes import probe_scenarios, tabulate
+from hvcfilter.lab.runner import LabRun, build_initramfs, newc_archive
+from hvcfilter.lab.scenario import (
+    Call,
+    CallOutcome,
+    ErrnoResult,
+    GetFwBitmap,
+    RegValue,
+    Scenario,
+    ScenarioResult,
+    SetFilter,
+    parse_output,
+    scenario_from_dict,
+    to_wire,
+)
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _newc_names(blob: bytes) -> dict[str, bytes]:
+    """Minimal newc reader: name -> data."""
+    out: dict[str, bytes] = {}
+    pos = 0
+    while True:
+        assert blob[pos : pos + 6] == b"070701"
+        fields = [int(blob[pos + 6 + 8 * i : pos + 14 + 8 * i], 16) for i in range(13)]
+        size, namesize = fields[6], fields[11]
+        name_start = pos + 110
+        name = blob[name_start : name_start + namesize - 1].decode()
+        data_start = (name_start + namesize + 3) & ~3
+        if name == "TRAILER!!!":
+            return out
+        out[name] = blob[data_start : data_start + size]
+        pos = (data_start + size + 3) & ~3
+
+
+def test_newc_archive_round_trip() -> None:
+    blob = newc_archive([("a", 0o100644, b"xyz", (0, 0)), ("dir", 0o040755, b"", (0, 0))])
+    assert len(blob) % 512 == 0
+    assert _newc_names(blob) == {"a": b"xyz", "dir": b""}
+
+
+def test_initramfs_contents(tmp_path: Path) -> None:
+    bb, drv = tmp_path / "busybox", tmp_path / "drv"
+    bb.write_bytes(b"BB")
+    drv.write_bytes(b"DRV")
+    wire = to_wire([Scenario("s", (SetFilter(1, 1, 1),))])
+    files = _newc_names(gzip.decompress(build_initramfs(bb, drv, wire, trace=True)))
+    assert files["bin/busybox"] == b"BB" and files["bin/smccc_driver"] == b"DRV"
+    assert files["scenarios.txt"].decode() == wire
+    init = files["init"].decode()
+    assert "kvm_hvc_arm64/enable" in init and init.rstrip().endswith("poweroff -f")
+    plain = _newc_names(gzip.decompress(build_initramfs(bb, drv, wire)))["init"].decode()
+    assert "tracing" not in plain
+
+
+def test_initramfs_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(LabError):
+        build_initramfs(tmp_path / "nope", tmp_path / "nope2", "")
+
+
+def test_default_cache_dir_honours_xdg(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    assert cache.default_cache_dir() == tmp_path / "hvcfilter" / "lab"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert cache.default_cache_dir() == tmp_path / "home" / ".cache" / "hvcfilter" / "lab"
+
+
+def test_status_of_empty_cache(tmp_path: Path) -> None:
+    st = cache.lab_status(tmp_path)
+    assert st.kernels == {} and st.busybox is None and st.driver is None
+    assert not st.ready and "driver" in st.missing
+    with pytest.raises(LabError, match="lab setup"):
+        st.kernel("6.12")
+    assert json.loads(json.dumps(st.to_dict()))["ready"] is False
+
+
+def test_status_sees_cached_kernel(tmp_path: Path) -> None:
+    kdir = tmp_path / "kernels" / "7.2"
+    kdir.mkdir(parents=True)
+    (kdir / "Image").write_bytes(b"img")
+    (kdir / "meta.json").write_text(json.dumps({"package": "p", "version": "v"}))
+    st = cache.lab_status(tmp_path)
+    assert st.kernel("7.2").image == kdir / "Image"
+
+
+def test_unknown_kernel_rejected(tmp_path: Path) -> None:
+    with pytest.raises(LabError, match="unknown lab kernel"):
+        cache.prepare_lab(tmp_path, ["5.4"])
+
+
+def test_not_root_gets_sudo_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cache, "_host_tools", lambda: {"qemu-system-arm": None, "cpio-x": "/x"})
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    with pytest.raises(LabError, match=r"sudo apt-get install -y qemu-system-arm$"):
+        cache._ensure_host_tools(lambda _m: None)
+
+
+def test_private_apt_config_stays_in_cache(tmp_path: Path) -> None:
+    env = cache._apt_env(tmp_path)
+    conf = Path(env["APT_CONFIG"]).read_text()
+    assert Path(env["APT_CONFIG"]).is_relative_to(tmp_path)
+    assert 'APT::Architecture "arm64";' in conf and 'Check-Valid-Until "false"' in conf
+    paths = re.findall(r'"(/[^"]*)"', conf)
+    assert paths and all(p.startswith(str(tmp_path)) for p in paths)
+    sources = (tmp_path / "apt" / "etc" / "sources.list").read_text()
+    assert "sid main" in sources and "signed-by=/usr/share/keyrings/" in sources
+
+
+def test_driver_source_is_package_data() -> None:
+    src = cache.driver_source()
+    assert "KVM_SET_DEVICE_ATTR" in src and "@@HVCLAB-BEGIN" in src
+
+
+def test_generate_is_reproducible_and_valid() -> None:
+    a, b = generate(7, 40), generate(7, 40)
+    assert a == b and a != generate(8, 40)
+    assert len({s.name for s in a}) == 40
+    assert to_wire(a).count("\nE") == 40
+    modes = {s.vcpu_mode for s in generate(1, 200)}
+    assert modes == {"a64", "a32", "t32"}
+    with pytest.raises(ValueError):
+        generate(1, -1)
+
+
+def test_probe_batch_builds() -> None:
+    scs = probe_scenarios()
+    assert len({s.name for s in scs}) == len(scs)
+    assert to_wire(scs).count("\nS ") == len(scs)
+
+
+class _FakeResult:
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+
+class _FakeVm:
+    """Answers like the 6.12 kernel for a few calls; wrong on purpose for 0x84000000."""
+
+    def set_filter(self, base: int, nr_functions: int, action: int, pad: bytes = bytes(15)) -> int:
+        return errno.EEXIST if base == 0 and nr_functions == 0 else 0
+
+    def set_fw_bitmap(self, reg: int, value: int) -> int:
+        return 0
+
+    def fw_bitmap(self, reg: int) -> int:
+        if reg > 2:
+            raise LabError("no such register")
+        return 1
+
+    def set_psci_version(self, version: str) -> int:
+        return 0
+
+    def run(self) -> None:
+        return None
+
+    def call(self, x0: int, x1: int | None = None, x2: int | None = None,
+             x3: int | None = None, *, conduit: str = "hvc", imm: int = 0,
+             mode: str = "a64") -> _FakeResult:  # fmt: skip
+        if x0 & 0xFFFF_FFFF == 0xC200_0005:
+            return _FakeResult(exit="hypercall", nr=0xC200_0005, flags=int(conduit == "smc"),
+                               x0=None, x1=x1, x2=x2, x3=x3, event_type=None)  # fmt: skip
+        return _FakeResult(exit="none", nr=None, flags=None, x0=0x10001, x1=0, x2=0, x3=0,
+                           event_type=None)  # fmt: skip
+
+
+def _fixture(kernel: str) -> tuple[list[Scenario], list[ScenarioResult]]:
+    scs = [
+        scenario_from_dict(d) for d in json.loads((FIXTURES / "sample_scenarios.json").read_text())
+    ]
+    out = parse_output((FIXTURES / f"console-{kernel}.txt").read_text(), scs)
+    return scs, list(out.results)
+
+
+def test_compare_finds_divergences() -> None:
+    sc = Scenario("c", (SetFilter(0, 0, 0), GetFwBitmap(3), Call(0xC200_0005), Call(0x8400_0000)))
+    real = ScenarioResult("c", (
+        ErrnoResult(errno.EINVAL),
+        RegValue(0, 0),
+        CallOutcome("hypercall", 0xC200_0005, 0, True, 0x5A5A_0002, 0x1111, 0x2222, 0x3333,
+                    None, None, None, None, 0, 0),
+        CallOutcome("none", None, None, None, 0x10003, 0, 0, 0, None, None, None, None, 0, 0),
+    ))  # fmt: skip
+    cmp = compare(sc, real, _FakeVm)
+    fields = [(d.step, d.field) for d in cmp.divergences]
+    assert fields == [(0, "errno"), (1, "exception"), (3, "x0")]
+    assert not cmp.ok and "real=0x10003" in str(cmp.divergences[-1])
+
+
+def test_compare_agrees_with_matching_emulator() -> None:
+    scs, results = _fixture("6.12")
+    cmp = compare(scs[0], results[0], _FakeVm)
+    # Only SMCCC_VERSION (steps 2-3) answers 0x10001 in the fake; the rest must diverge.
+    assert all(d.step not in (2, 3, 6, 7, 9) for d in cmp.divergences)
+    assert any(d.step == 4 for d in cmp.divergences)
+
+
+def test_compare_skips_unmodelled_config() -> None:
+    scs, results = _fixture("6.12")
+    sysoff = next(i for i, s in enumerate(scs) if s.name == "system-off")
+    assert compare(scs[sysoff], results[sysoff], _FakeVm) == Comparison(
+        "system-off", (), "VM configuration not modelled by the emulator"
+    )
+    with pytest.raises(LabError):
+        compare(scs[0], results[1], _FakeVm)
+
+
+def test_replay_records_emulator_errors() -> None:
+    out = replay(Scenario("r", (GetFwBitmap(0), GetFwBitmap(9))), _FakeVm())
+    assert out[0] == 1 and isinstance(out[1], LabError)
+
+
+def test_tabulate_fixture() -> None:
+    scs, r612 = _fixture("6.12")
+    _, r72 = _fixture("7.2")
+    runs = [LabRun(k, "p", "v", rel, tuple(res), 0.0, 0.0, 0.0, "", None)
+            for k, rel, res in (("6.12", "6.12.95", r612), ("7.2", "7.2.13", r72))]  # fmt: skip
+    table = tabulate(scs, runs)
+    assert "| install-edges | filter 0x0+0x0 a=0 | EEXIST | EINVAL |" in table
+    assert "FWD nr=0xc2000005 fl=1 pc+=1" in table
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "7.2", "7.3"])
+def test_probe_console_fixture_parses(kernel: str) -> None:
+    """The captured probe runs still match probe_scenarios(); regenerate both together."""
+    scs = probe_scenarios()
+    out = parse_output((FIXTURES / f"console-probes-{kernel}.txt").read_text(), scs)
+    by_name = {r.name: r for r in out.results}
+    # PSCI_VERSION 0.1 is refused on a PSCI 0.2 vCPU and taken on a PSCI 0.1 one.
+    assert by_name["psci-version-0.1"].steps[0] == ErrnoResult(errno.EINVAL)
+    assert by_name["no-psci-0.2-set-0.1"].steps[0] == ErrnoResult(0)
+    # The register is not locked by the first run.
+    assert by_name["psci-version-after-run-1.0"].steps[1] == ErrnoResult(0)
+    later = by_name["psci-version-after-run-1.0"].steps[2]
+    assert isinstance(later, CallOutcome) and later.x0 == 0x10000
+    zero = by_name["install-before-run"].steps[0]
+    assert zero == ErrnoResult(errno.EEXIST if kernel == "6.12" else errno.EINVAL)
