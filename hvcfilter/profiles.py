@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import errno
 from dataclasses import dataclass, field
+from typing import Literal
 
+from hvcfilter.errors import HvcFilterError
 from hvcfilter.smccc import ARCH_RESERVED_SMC32, ARCH_RESERVED_SMC64, suggest
 
 __all__ = [
     "DEFAULT_PROFILE",
+    "LAB_HOST",
     "PROFILES",
     "BitmapRegister",
+    "HostCpu",
     "KernelProfile",
     "UnknownProfileError",
     "get_profile",
@@ -82,6 +86,21 @@ class KernelProfile:
     kvm_features_x2: bool
     # PSCI 1.3 SYSTEM_OFF2 is implemented (section 10).
     system_off2: bool
+    # When the reserved HANDLE ranges enter the filter tree: "create" at VM
+    # creation (6.4-6.6) or "lazy" on the first SET that passes validation
+    # and the EBUSY test (6.7+; reference 2.1 row 7, hypercalls.c). Invisible
+    # to a guest, visible only as internal state.
+    reserved_insertion: Literal["create", "lazy"] = "lazy"
+    # Number of filter actions; an action byte >= this gives EINVAL (uapi
+    # kvm.h NR_SMCCC_FILTER_ACTIONS; reference 1.1).
+    filter_actions: int = 3
+    # What SMCCC_VERSION answers: 1.1 on every kernel with the filter
+    # (reference 3.6 [obs on 6.12.95 and 7.2.13]).
+    smccc_version: int = 0x10001
+    # errno of every filter write on a protected VM (VM type 0x80000000 under
+    # kvm-arm.mode=protected), or None where the profile has no such VM type
+    # (reference section 10 [obs on 7.2.13]).
+    protected_filter_errno: int | None = None
     observed: str = ""
     notes: tuple[str, ...] = field(default=())
 
@@ -108,27 +127,32 @@ PROFILES: dict[str, KernelProfile] = {
         KernelProfile(
             name="6.12",
             title="Linux 6.12 (LTS)",
-            reserved_ranges=_ARCH_RESERVED,
-            zero_zero_errno=errno.EEXIST,
-            zero_zero_is_validation=False,
-            psci_version_default=(1, 1),
+            reserved_ranges=_ARCH_RESERVED,  # [obs 7.1]
+            zero_zero_errno=errno.EEXIST,  # [obs 7.1]
+            zero_zero_is_validation=False,  # EBUSY after the run [obs section 10]
+            psci_version_default=(1, 1),  # [obs 7.2]
+            # 1.2/1.3 give EINVAL [obs section 10]; 0.1 only without PSCI_0_2 [src hypercalls.c]
             psci_versions_accepted=((0, 1), (0, 2), (1, 0), (1, 1)),
-            bitmap_registers=(_STD, _STD_HYP, _VENDOR_HYP),
-            kvm_features_x2=False,
-            system_off2=False,
+            bitmap_registers=(_STD, _STD_HYP, _VENDOR_HYP),  # register 3: ENOENT [obs section 9]
+            kvm_features_x2=False,  # [obs section 10]
+            system_off2=False,  # 0x84000015 gives -1 [obs section 10]
+            reserved_insertion="lazy",  # 6.7+ [src hypercalls.c; reference section 4]
+            protected_filter_errno=None,  # n/a (reference section 10)
             observed="6.12.95 (Debian bookworm-backports), reference sections 7 and 9",
         ),
         KernelProfile(
             name="7.2",
             title="Linux 7.2",
-            reserved_ranges=_ARCH_RESERVED,
-            zero_zero_errno=errno.EINVAL,
-            zero_zero_is_validation=True,
-            psci_version_default=(1, 3),
-            psci_versions_accepted=((0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3)),
-            bitmap_registers=(_STD, _STD_HYP, _VENDOR_HYP, _VENDOR_HYP_2),
-            kvm_features_x2=True,
-            system_off2=True,
+            reserved_ranges=_ARCH_RESERVED,  # [obs section 10: same as 6.12]
+            zero_zero_errno=errno.EINVAL,  # [obs section 10; newest selftest]
+            zero_zero_is_validation=True,  # EINVAL also after the run [obs section 10]
+            psci_version_default=(1, 3),  # [obs section 10]
+            psci_versions_accepted=((0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (1, 3)),  # [obs 10]
+            bitmap_registers=(_STD, _STD_HYP, _VENDOR_HYP, _VENDOR_HYP_2),  # [obs section 10]
+            kvm_features_x2=True,  # x2 = register 3 [obs section 10]
+            system_off2=True,  # with PSCI 1.3 [obs section 10; src psci.c]
+            reserved_insertion="lazy",  # [src hypercalls.c]
+            protected_filter_errno=errno.EINVAL,  # [obs section 10]
             observed="7.2.13 (Debian sid) and 7.3-rc7, reference section 10",
         ),
     )
@@ -137,8 +161,37 @@ PROFILES: dict[str, KernelProfile] = {
 DEFAULT_PROFILE = "7.2"
 
 
-class UnknownProfileError(ValueError):
-    """A kernel profile name hvcfilter does not know."""
+class UnknownProfileError(HvcFilterError, ValueError):
+    """A kernel profile name hvcfilter does not know.
+
+    It is a ``ValueError`` too, so pydantic validators that call
+    :func:`get_profile` turn it into a schema error.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class HostCpu:
+    """What the *host* CPU makes KVM answer: facts that differ per machine, not per kernel.
+
+    SMCCC_ARCH_FEATURES reports the host's Spectre mitigation state for the
+    three ARCH_WORKAROUND IDs, and KVM_PTP works only when the host's
+    clocksource is the architected counter (reference 3.6; hypercalls.c).
+    """
+
+    name: str
+    # SMCCC_ARCH_FEATURES(x1) answer for WORKAROUND_1/2/3: 0 mitigated,
+    # 1 unaffected, -1 vulnerable (or, for WA_2, firmware mitigation hidden
+    # because SSBS is present), -2 not required (WA_2).
+    wa1_answer: int
+    wa2_answer: int
+    wa3_answer: int
+    arch_counter_clocksource: bool = True
+
+
+# The lab's host: QEMU "max" CPU under TCG running the guest kernel.
+# WA_1 = 1 and WA_2 = -1 are [obs] (reference 3.6 and 7.2); WA_3 = -1 is
+# inferred from "only WORKAROUND_1 reports 1" (reference section 10).
+LAB_HOST = HostCpu("qemu-max-tcg", wa1_answer=1, wa2_answer=-1, wa3_answer=-1)
 
 
 def get_profile(name: str | None) -> KernelProfile:
