@@ -28,6 +28,7 @@ __all__ = [
     "FilterTable",
     "FunctionEntry",
     "FunctionsEntry",
+    "LayoutName",
     "OwnerEntry",
     "RangeEntry",
     "RawEntry",
@@ -72,6 +73,7 @@ ActionName = Literal["handle", "deny", "fwd_to_user"]
 U32 = Annotated[int, Field(ge=0, le=U32_MAX, strict=True)]
 FunctionRef = Annotated[int, Field(ge=0, le=U32_MAX, strict=True)] | str
 ConventionName = Literal["smc32", "smc64"]
+LayoutName = Literal["merged", "sorted", "as-written"]
 CallName = Literal["fast", "yield"]
 
 _STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
@@ -168,6 +170,11 @@ class FilterTable(BaseModel):
     name: str | None = None
     description: str | None = None
     kernel: str | None = None
+    # How compile lays out records: "merged" (default: sorted by base, adjacent
+    # same-action ranges merged across entries), "sorted" (one record per
+    # range, as --no-merge), "as-written" (one record per range in spec order,
+    # so that decompile can reproduce any payload byte for byte).
+    layout: LayoutName | None = None
 
     @field_validator("kernel")
     @classmethod
@@ -277,11 +284,4 @@ class FilterSpec:
     locate: Callable[[tuple[str | int, ...]], tuple[int, int] | None] = field(
         compare=False, repr=False
     )
-
-    def entry_label(self, index: int) -> str:
-        """How a reader finds an entry: ``range[3] (deny 0x84000000-0x8400001F)``."""
-        parts = [r for r in self.ranges if r.entry == index]
-        shown = ", ".join(str(r) for r in parts[:3])
-        if len(parts) > 3:
-            shown += ", ..."
-        return f"range[{index}] ({self.entries[index].action} {shown})"
+    layout: LayoutName = "merged"

@@ -247,7 +247,8 @@ class DecodedId:
                 "yielding IDs 0x20000000-0x7FFFFFFF are reserved by SMCCC; "
                 "OP-TEE (0x32000003) and Hyper-V (0x46000001) use them anyway"
             )
-        if 8 <= self.owner <= 47:
+        # The owner field means something only in fast calls (reference 5.4).
+        if self.call_type is CallType.FAST and 8 <= self.owner <= 47:
             found.append(f"owner {self.owner} is reserved for future use (DEN0028 6.2)")
         return found
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -252,7 +252,7 @@ def loads(text: str, filename: str = "<string>") -> LoadResult:
     try:
         document = SpecDocument.model_validate(raw)
     except ValidationError as exc:
-        diags = [_schema_diag(err, raw, filename, source) for err in exc.errors()]
+        diags = _one_per_key(_schema_diag(err, raw, filename, source) for err in exc.errors())
         return LoadResult(filename, None, tuple(sorted(diags, key=Diagnostic.sort_key)))
     return _resolve(document, filename, source)
 
@@ -313,6 +313,7 @@ def _resolve(document: SpecDocument, filename: str, source: _SourceMap) -> LoadR
         ranges=tuple(ranges),
         vm=vm,
         locate=source.locate,
+        layout=document.filter.layout or "merged",
     )
     return LoadResult(filename, None if diags else spec, tuple(diags))
 
@@ -446,6 +447,8 @@ _ALLOWED_KEYS: dict[str, Sequence[str]] = {
     "owner": tuple(OwnerEntry.model_fields),
 }
 _TAGS = frozenset(SELECTOR_KEYS.values())
+# Labels pydantic gives union members in error locations; spec keys are snake_case words.
+_UNION_MEMBER = re.compile(r"^(?:str|int|bool|float|constrained-\w+|function-\w+|.*\[.*\])$")
 
 
 def _schema_diag(err: Any, raw: dict[str, Any], filename: str, source: _SourceMap) -> Diagnostic:
@@ -456,6 +459,8 @@ def _schema_diag(err: Any, raw: dict[str, Any], filename: str, source: _SourceMa
     if len(loc) >= 3 and loc[0] == "range" and loc[2] in _TAGS:
         tag = str(loc[2])
         loc = loc[:2] + loc[3:]
+    # ... and the member-type labels of union fields ("owner.constrained-int").
+    loc = tuple(part for part in loc if not (isinstance(part, str) and _UNION_MEMBER.match(part)))
     key = format_key_path(loc)
     where = _location(filename, source, loc)
     kind = err["type"]
@@ -484,12 +489,14 @@ def _schema_diag(err: Any, raw: dict[str, Any], filename: str, source: _SourceMa
             "give exactly one of base, function, functions, service, owner",
         )
     if kind in ("less_than_equal", "greater_than_equal", "too_long"):
-        shown = f"{value:#x}" if isinstance(value, int) else repr(value)
+        # Owner numbers are small and documented in decimal; IDs and counts in hex.
+        number = "{}" if loc[-1] == "owner" else "{:#x}"
+        shown = number.format(value) if isinstance(value, int) else repr(value)
         ctx = err.get("ctx", {})
         bound = (
-            f"at most {ctx['le']:#x}"
+            "at most " + number.format(ctx["le"])
             if "le" in ctx
-            else f"at least {ctx['ge']:#x}"
+            else "at least " + number.format(ctx["ge"])
             if "ge" in ctx
             else _describe(err["msg"])
         )
@@ -514,6 +521,22 @@ def _schema_diag(err: Any, raw: dict[str, Any], filename: str, source: _SourceMa
         where,
         _missing_hint(str(loc[-1])),
     )
+
+
+def _one_per_key(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Keep one diagnostic per key: a union field fails once per member type.
+
+    ``owner = 64`` fails both as a number (too big) and as a name (not a
+    string); the specific complaint is the useful one, the type mismatch
+    against the other member is noise.
+    """
+    best: dict[str | None, Diagnostic] = {}
+    for diag in diags:
+        key = diag.location.key
+        kept = best.get(key)
+        if kept is None or (kept.code == "HVF101" and diag.code != "HVF101"):
+            best[key] = diag
+    return list(best.values())
 
 
 def _missing_hint(key: str) -> str | None:

@@ -1,0 +1,90 @@
+"""The ``check`` and ``explain`` commands: lint specs, document codes, decode function IDs.
+
+Each command parses its options, calls one library function
+(:func:`hvcfilter.checks.lint` or :func:`hvcfilter.checks.explain`), renders
+the result with :mod:`hvcfilter.render.diagnostics` and exits with the
+documented code: 0 clean, 1 findings, 2 usage error or unreadable file,
+3 internal error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from hvcfilter.checks import LintReport, lint
+from hvcfilter.checks import explain as explain_query
+from hvcfilter.cli._common import ExitCode, guarded, write_output
+from hvcfilter.render.diagnostics import ExplainFormat, Format, render_explanation, renderer
+from hvcfilter.spec import DEFAULT_SPEC
+
+__all__ = ["check", "exit_code", "explain"]
+
+
+def _use_color(output: str | None) -> bool:
+    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org)."""
+    if output not in (None, "-") or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()
+
+
+def exit_code(report: LintReport, *, strict: bool) -> ExitCode:
+    """2 when a file is unreadable, 1 on errors (or warnings with ``strict``), else 0."""
+    if report.unreadable:
+        return ExitCode.USAGE
+    return ExitCode.FINDINGS if report.failed(strict=strict) else ExitCode.OK
+
+
+@click.command(
+    epilog="Exit codes: 0 no errors, 1 errors (or warnings with --strict), "
+    "2 usage error or unreadable file, 3 internal error."
+)
+@click.argument("specs", nargs=-1, metavar="[SPEC]...")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in Format]),
+    default=Format.TEXT.value,
+    show_default=True,
+    help="text for people, json (stable, versioned), sarif (2.1.0) or github annotations.",
+)
+@click.option("--strict", is_flag=True, help="Warnings fail the check too (exit code 1).")
+@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.pass_context
+@guarded
+def check(
+    ctx: click.Context, specs: tuple[str, ...], fmt: str, strict: bool, output: str | None
+) -> None:
+    """Lint SPEC files (default: hvcfilter.toml): will the kernel accept them, and do they
+    do what was meant? Every file is checked, even after one fails."""
+    report = lint(specs or (DEFAULT_SPEC,))
+    text = renderer(Format(fmt))(report, color=_use_color(output))
+    write_output(text.encode("utf-8"), output, binary=False, inputs=specs)
+    ctx.exit(int(exit_code(report, strict=strict)))
+
+
+@click.command()
+@click.argument("query", metavar="CODE|NAME|ID")
+@click.option(
+    "--spec",
+    "spec_path",
+    metavar="SPEC",
+    help="With a function ID: say which range of SPEC applies and what the guest gets.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in ExplainFormat]),
+    default=ExplainFormat.TEXT.value,
+    show_default=True,
+)
+@click.pass_context
+@guarded
+def explain(ctx: click.Context, query: str, spec_path: str | None, fmt: str) -> None:
+    """Print the documentation of a diagnostic code (HVF201) or rule name, or decode a
+    function ID (0x84000003) or catalogue name (PSCI_CPU_ON_32)."""
+    result = explain_query(query, spec_path)
+    click.echo(render_explanation(result, ExplainFormat(fmt), color=_use_color(None)), nl=False)
+    ctx.exit(int(ExitCode.OK))

@@ -1,0 +1,278 @@
+"""CLI tests of ``hvcfilter check`` and ``hvcfilter explain``: every exit code and format."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hvcfilter import checks
+from hvcfilter.cli import cli
+from hvcfilter.cli._common import ExitCode
+from hvcfilter.cli.check import exit_code
+from hvcfilter.render.diagnostics import Format
+
+CLEAN = '[[range]]\nowner = "sip"\naction = "fwd_to_user"\n'
+WARNING_ONLY = '[[range]]\nfunction = "PSCI_CPU_ON_64"\naction = "fwd_to_user"\n'
+NOTE_ONLY = (
+    '[[range]]\nbase = 0xC2000000\nnr_functions = 0x10\naction = "deny"\n\n'
+    '[[range]]\nbase = 0xC2000010\nnr_functions = 0x10\naction = "deny"\n'
+)
+ERROR = '[[range]]\nbase = 0x80000000\nnr_functions = 1\naction = "deny"\n'
+
+
+def _run(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
+
+
+def _write(tmp_path: Path, name: str, text: str) -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+# --------------------------------------------------------------------------- exit codes
+
+
+def test_clean_spec_exits_0(tmp_path: Path) -> None:
+    result = _run("check", _write(tmp_path, "ok.toml", CLEAN))
+    assert result.exit_code == 0, result.output
+    assert result.output == "checked 1 file: no problems found\n"
+
+
+def test_errors_exit_1(tmp_path: Path) -> None:
+    result = _run("check", _write(tmp_path, "bad.toml", ERROR))
+    assert result.exit_code == 1
+    assert "error HVF202 reserved-range" in result.output
+
+
+def test_warnings_exit_0_unless_strict(tmp_path: Path) -> None:
+    path = _write(tmp_path, "warn.toml", WARNING_ONLY)
+    assert _run("check", path).exit_code == 0
+    strict = _run("check", "--strict", path)
+    assert strict.exit_code == 1
+    assert "warning HVF301" in strict.output
+
+
+def test_notes_never_fail(tmp_path: Path) -> None:
+    path = _write(tmp_path, "note.toml", NOTE_ONLY)
+    assert _run("check", "--strict", path).exit_code == 0
+
+
+def test_unreadable_file_exits_2_and_other_files_are_still_checked(tmp_path: Path) -> None:
+    bad = _write(tmp_path, "bad.toml", ERROR)
+    result = _run("check", str(tmp_path / "missing.toml"), bad)
+    assert result.exit_code == 2
+    assert "HVF001" in result.output and "HVF202" in result.output
+
+
+def test_syntax_error_exits_1_with_position(tmp_path: Path) -> None:
+    path = _write(tmp_path, "syntax.toml", "[[range]]\nbase = 0x8400000G\n")
+    result = _run("check", path)
+    assert result.exit_code == 1
+    assert f"{path}:2:" in result.output and "HVF002" in result.output
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\xff\xfe\x00\x01", b"[[range]]\nbase = [1, {]\n", b"\x00" * 10, b"[vm]\nstd = 3\n"],
+)
+def test_bad_input_never_gives_a_traceback(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / "junk.toml"
+    path.write_bytes(content)
+    result = CliRunner().invoke(cli, ["check", str(path)])
+    assert result.exit_code in (1, 2)
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+
+
+def test_directory_is_unreadable(tmp_path: Path) -> None:
+    result = _run("check", str(tmp_path))
+    assert result.exit_code == 2
+    assert "is a directory" in result.output
+
+
+def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli, ["check", "--colour", _write(tmp_path, "ok.toml", CLEAN)])
+    assert result.exit_code == 2
+    assert "No such option" in result.output
+
+
+def test_bad_format_is_a_usage_error(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["check", "--format", "xml", _write(tmp_path, "ok.toml", CLEAN)]
+    )
+    assert result.exit_code == 2
+
+
+def test_internal_error_exits_3_without_traceback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(spec: object) -> list[object]:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(checks, "check_spec", broken)
+    result = CliRunner().invoke(cli, ["check", _write(tmp_path, "ok.toml", CLEAN)])
+    assert result.exit_code == 3
+    assert "internal error: RuntimeError: boom" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_default_spec_is_hvcfilter_toml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["check"])
+    assert missing.exit_code == 2 and "hvcfilter.toml" in missing.output
+    Path("hvcfilter.toml").write_text(ERROR)
+    found = runner.invoke(cli, ["check"])
+    assert found.exit_code == 1 and "hvcfilter.toml:2:1: error HVF202" in found.output
+
+
+def test_exit_code_function() -> None:
+    unreadable = checks.lint(["/nonexistent/x.toml"])
+    assert exit_code(unreadable, strict=False) is ExitCode.USAGE
+    warn = checks.LintReport((checks.lint_text(WARNING_ONLY),))
+    assert exit_code(warn, strict=False) is ExitCode.OK
+    assert exit_code(warn, strict=True) is ExitCode.FINDINGS
+
+
+# --------------------------------------------------------------------------- formats
+
+
+@pytest.mark.parametrize("fmt", [f.value for f in Format])
+def test_every_format_runs_with_the_same_exit_code(tmp_path: Path, fmt: str) -> None:
+    path = _write(tmp_path, "bad.toml", ERROR)
+    result = _run("check", "--format", fmt, path)
+    assert result.exit_code == 1
+    assert "HVF202" in result.output
+
+
+def test_json_format(tmp_path: Path) -> None:
+    result = _run("check", "--format", "json", _write(tmp_path, "bad.toml", ERROR))
+    data = json.loads(result.output)
+    assert data["version"] == 1
+    assert data["summary"]["errors"] == 1
+    assert data["files"][0]["diagnostics"][0]["location"]["line"] == 2
+
+
+def test_sarif_format(tmp_path: Path) -> None:
+    result = _run("check", "--format", "sarif", _write(tmp_path, "bad.toml", ERROR))
+    log = json.loads(result.output)
+    assert log["version"] == "2.1.0"
+    assert log["runs"][0]["results"][0]["ruleId"] == "HVF202"
+
+
+def test_github_format(tmp_path: Path) -> None:
+    path = _write(tmp_path, "bad.toml", ERROR)
+    result = _run("check", "--format", "github", path)
+    assert result.output.startswith(
+        f"::error file={path},line=2,col=1,title=HVF202 reserved-range::"
+    )
+
+
+def test_text_has_no_colour_off_a_terminal(tmp_path: Path) -> None:
+    result = _run("check", _write(tmp_path, "bad.toml", ERROR))
+    assert "\x1b[" not in result.output
+
+
+def test_no_color_wins_even_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvcfilter.cli import check as check_module
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert check_module._use_color(None) is False
+    monkeypatch.delenv("NO_COLOR")
+    assert check_module._use_color(None) is True
+    assert check_module._use_color("out.txt") is False
+
+
+def test_output_file(tmp_path: Path) -> None:
+    spec = _write(tmp_path, "bad.toml", ERROR)
+    out = tmp_path / "report.sarif"
+    result = _run("check", "--format", "sarif", "-o", str(out), spec)
+    assert result.exit_code == 1
+    assert result.output == ""
+    assert json.loads(out.read_text())["version"] == "2.1.0"
+
+
+def test_output_never_overwrites_an_input(tmp_path: Path) -> None:
+    spec = _write(tmp_path, "bad.toml", ERROR)
+    result = CliRunner().invoke(cli, ["check", "-o", spec, spec])
+    assert result.exit_code == 2
+    assert Path(spec).read_text() == ERROR
+
+
+# --------------------------------------------------------------------------- explain
+
+
+def test_explain_code() -> None:
+    result = _run("explain", "HVF201")
+    assert result.exit_code == 0
+    assert result.output.startswith("HVF201 overlapping-ranges (error)")
+    assert "Fail:" in result.output
+
+
+def test_explain_name_and_json() -> None:
+    result = _run("explain", "twin-gap", "--format", "json")
+    assert result.exit_code == 0
+    assert json.loads(result.output)["code"] == "HVF301"
+
+
+def test_explain_function_id() -> None:
+    result = _run("explain", "0x84000003")
+    assert result.exit_code == 0
+    assert result.output.splitlines()[0] == "0x84000003  PSCI_CPU_ON_32"
+    assert "twin           0xC4000003 PSCI_CPU_ON_64" in result.output
+
+
+def test_explain_function_name() -> None:
+    result = _run("explain", "PSCI_SYSTEM_OFF_32")
+    assert result.exit_code == 0 and "0x84000008" in result.output
+
+
+def test_explain_with_spec(tmp_path: Path) -> None:
+    path = _write(tmp_path, "s.toml", WARNING_ONLY)
+    result = _run("explain", "0xC4000003", "--spec", path)
+    assert result.exit_code == 0
+    assert "range[0] (fwd_to_user 0xC4000003 PSCI_CPU_ON_64)" in result.output
+    assert "KVM_EXIT_HYPERCALL" in result.output
+    other = _run("explain", "0x84000003", "--spec", path, "--format", "json")
+    data = json.loads(other.output)["functions"][0]
+    assert data["spec"]["covering"] == []
+    assert "no deny or fwd_to_user range applies" in data["spec"]["outcome"]
+
+
+def test_explain_with_unreadable_spec_exits_2(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli, ["explain", "0x84000003", "--spec", str(tmp_path / "missing.toml")]
+    )
+    assert result.exit_code == 2
+    assert "cannot read" in result.output
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("HVF299", "unknown diagnostic code"),
+        ("psci_cpu_onn_32", "did you mean"),
+        ("0x1FFFFFFFF", "32-bit"),
+    ],
+)
+def test_explain_unknown_exits_2(query: str, expected: str) -> None:
+    result = CliRunner().invoke(cli, ["explain", query])
+    assert result.exit_code == 2
+    assert expected in result.output
+    assert "Traceback" not in result.output
+
+
+def test_explain_needs_a_query() -> None:
+    assert CliRunner().invoke(cli, ["explain"]).exit_code == 2
+
+
+def test_help_lists_exit_codes() -> None:
+    result = _run("check", "--help")
+    assert result.exit_code == 0
+    assert "2 usage error or unreadable file" in " ".join(result.output.split())
