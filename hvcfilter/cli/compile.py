@@ -1,0 +1,188 @@
+"""``hvcfilter compile``, ``decompile`` and ``diff``: option parsing, one library call, rendering.
+
+The work happens in :mod:`hvcfilter.compiler` and :mod:`hvcfilter.emit`;
+this module maps outcomes to exit codes (0 clean or equivalent, 1 findings,
+a refused record or a difference, 2 usage or unreadable input).
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import assert_never
+
+import click
+
+from hvcfilter import compiler
+from hvcfilter.cli._common import ExitCode, guarded, write_output
+from hvcfilter.diagnostics import Diagnostic
+from hvcfilter.emit import OutputFormat, emit
+from hvcfilter.errors import PayloadError
+from hvcfilter.payload import ByteOrder
+from hvcfilter.profiles import UnknownProfileError, get_profile
+from hvcfilter.render import compile as render
+from hvcfilter.spec import DEFAULT_SPEC
+
+__all__ = ["compile_", "decompile", "diff"]
+
+
+class DiffFormat(StrEnum):
+    """``--format`` of ``hvcfilter diff``."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+def _kernel(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return get_profile(value).name
+    except UnknownProfileError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+_kernel_option = click.option(
+    "--kernel",
+    callback=_kernel,
+    metavar="VERSION",
+    help="Kernel profile (e.g. 6.12, 7.2); overrides the spec's [filter] kernel.",
+)
+_byte_order_option = click.option(
+    "--byte-order",
+    type=click.Choice(["little", "big"]),
+    default="little",
+    show_default=True,
+    help="Record byte order: little for arm64 hosts, big for big-endian ones.",
+)
+
+
+def _read(path: str) -> bytes:
+    """The bytes of a file, or of stdin for ``-``."""
+    if path == "-":
+        return sys.stdin.buffer.read()
+    try:
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise PayloadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+
+
+def _report(diagnostics: tuple[Diagnostic, ...]) -> None:
+    if diagnostics:
+        click.echo(render.diagnostics_text(diagnostics), err=True, nl=False)
+
+
+@click.command("compile")
+@click.argument("spec", default=DEFAULT_SPEC, metavar="[SPEC]")
+@click.option("-o", "--output", metavar="FILE", help="Write here (atomically); - is stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in OutputFormat]),
+    default=OutputFormat.BIN.value,
+    show_default=True,
+    help="bin payload, C header, Rust source, JSON, hex lines, or the sha256 table digest.",
+)
+@_byte_order_option
+@click.option("--no-merge", is_flag=True, help="Keep one record per spec range (no merging).")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Install the records into the emulated kernel and print each result; write nothing.",
+)
+@_kernel_option
+@click.pass_context
+@guarded
+def compile_(
+    ctx: click.Context,
+    *,
+    spec: str,
+    output: str | None,
+    fmt: str,
+    byte_order: ByteOrder,
+    no_merge: bool,
+    dry_run: bool,
+    kernel: str | None,
+) -> None:
+    """Compile SPEC into the KVM_SET_DEVICE_ATTR payload, or another output format."""
+    result = compiler.compile_file(spec, merge=not no_merge, kernel=kernel, strict=not dry_run)
+    _report(result.diagnostics)
+    if result.table is None:
+        ctx.exit(ExitCode.USAGE if result.unreadable else ExitCode.FINDINGS)
+    assert result.table is not None
+    if dry_run:
+        outcome = compiler.dry_run(result.table, kernel=kernel)
+        shown = render.dry_run_json if fmt == OutputFormat.JSON else render.dry_run_text
+        click.echo(shown(outcome), nl=False)
+        ctx.exit(ExitCode.OK if outcome.ok and not result.has_errors else ExitCode.FINDINGS)
+    chosen = OutputFormat(fmt)
+    data = emit(result.table, chosen, byte_order=byte_order)
+    write_output(data, output, binary=chosen.is_binary, inputs=[spec])
+    ctx.exit(ExitCode.OK)
+
+
+@click.command("decompile")
+@click.argument("payload_path", metavar="PAYLOAD")
+@click.option("-o", "--output", metavar="FILE", help="Write the spec here (atomically).")
+@_byte_order_option
+@_kernel_option
+@click.pass_context
+@guarded
+def decompile(
+    ctx: click.Context,
+    *,
+    payload_path: str,
+    output: str | None,
+    byte_order: ByteOrder,
+    kernel: str | None,
+) -> None:
+    """Validate PAYLOAD (a file, or - for stdin) and write it back as a canonical spec."""
+    name = "<stdin>" if payload_path == "-" else payload_path
+    result = compiler.decompile(_read(payload_path), name, kernel=kernel, byte_order=byte_order)
+    _report(result.diagnostics)
+    if result.text is None:
+        ctx.exit(ExitCode.FINDINGS)
+    assert result.text is not None
+    inputs = [] if payload_path == "-" else [payload_path]
+    write_output(result.text.encode("utf-8"), output, binary=False, inputs=inputs)
+    ctx.exit(ExitCode.OK)
+
+
+@click.command("diff")
+@click.argument("a")
+@click.argument("b")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in DiffFormat]),
+    default=DiffFormat.TEXT.value,
+    show_default=True,
+)
+@_byte_order_option
+@_kernel_option
+@click.pass_context
+@guarded
+def diff(
+    ctx: click.Context, *, a: str, b: str, fmt: str, byte_order: ByteOrder, kernel: str | None
+) -> None:
+    """Compare the effective action of every function ID in A and B (specs or payloads).
+
+    Exit 0 when they are equivalent, 1 when they differ, 2 when one cannot be read.
+    """
+    if a == "-" and b == "-":
+        raise click.UsageError("only one of A and B can be - (stdin)")
+    result = compiler.diff_files((a, _read(a)), (b, _read(b)), kernel=kernel, byte_order=byte_order)
+    if result.changes is None:
+        # Lint warnings do not matter to a comparison; only what stopped it is shown.
+        _report(result.a.diagnostics + result.b.diagnostics)
+        ctx.exit(ExitCode.USAGE)
+    chosen = DiffFormat(fmt)
+    match chosen:
+        case DiffFormat.TEXT:
+            click.echo(render.diff_text(result), nl=False)
+        case DiffFormat.JSON:
+            click.echo(render.diff_json(result), nl=False)
+        case _:
+            assert_never(chosen)
+    ctx.exit(ExitCode.OK if result.equivalent else ExitCode.FINDINGS)
