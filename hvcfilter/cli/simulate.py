@@ -1,0 +1,131 @@
+"""``hvcfilter simulate``: option parsing, one replay through the emulated kernel, rendering.
+
+The work happens in :mod:`hvcfilter.replay` (and :mod:`hvcfilter.trace`);
+this module maps outcomes to exit codes: 0 clean, 1 when ``--baseline``
+finds a changed outcome or ``--strict`` meets an unparseable line, 2 for
+usage errors and unreadable input.
+"""
+
+from __future__ import annotations
+
+import sys
+from enum import StrEnum
+from typing import assert_never
+
+import click
+
+from hvcfilter.cli._common import ExitCode, guarded
+from hvcfilter.profiles import UnknownProfileError, get_profile
+from hvcfilter.replay import Replayer, load_baseline, load_table
+from hvcfilter.trace import TraceFormat, TraceTally
+
+__all__ = ["ReportFormat", "simulate"]
+
+
+class ReportFormat(StrEnum):
+    """``--format`` of ``hvcfilter simulate``."""
+
+    TEXT = "text"
+    JSON = "json"
+    JSONL = "jsonl"
+
+
+def _kernel(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    try:
+        return get_profile(value).name
+    except UnknownProfileError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _emit(text: str) -> None:
+    sys.stdout.write(text)
+
+
+def _run(
+    replayer: Replayer, traces: list[str], fmt: ReportFormat, trace_format: TraceFormat
+) -> tuple[bool, TraceTally]:
+    """Replay and print; returns (baseline changed, tally)."""
+    from hvcfilter.render import replay as render
+
+    with render.progress(sys.stderr.isatty()) as bar:
+        if fmt is ReportFormat.JSONL:
+            tally, changed = TraceTally(), False
+            click.echo(f"hvcfilter: replaying under {replayer.table.label}", err=True)
+            for record in replayer.stream(traces, tally, trace_format, progress=bar):
+                changed |= (
+                    record.baseline is not None and record.baseline.outcome != record.result.outcome
+                )
+                _emit(render.call_jsonl(record))
+            for note in render.notes(tally):
+                click.echo(f"hvcfilter: note: {note}", err=True)
+            for bad in tally.bad_lines:
+                click.echo(f"hvcfilter: {bad}", err=True)
+            return changed, tally
+        report = replayer.replay(traces, trace_format, progress=bar)
+    if fmt is ReportFormat.JSON:
+        _emit(render.report_json(report))
+    elif fmt is ReportFormat.TEXT:
+        _emit(render.report_text(report, color=sys.stdout.isatty()))
+    else:
+        assert_never(fmt)
+    return report.changed, report.tally
+
+
+@click.command("simulate")
+@click.argument("traces", nargs=-1, required=True, metavar="TRACE...")
+@click.option("--spec", metavar="SPEC", help="Filter spec (default: ./hvcfilter.toml if any).")
+@click.option("--payload", metavar="BIN", help="Binary payload of struct kvm_smccc_filter records.")
+@click.option(
+    "--kernel", callback=_kernel, metavar="VERSION", help="Kernel profile (e.g. 6.12, 7.2)."
+)
+@click.option(
+    "--trace-format",
+    type=click.Choice([f.value for f in TraceFormat]),
+    default="auto",
+    show_default=True,
+    help="Trace format; auto detects ftrace text, JSON Lines or CSV.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in ReportFormat]),
+    default="text",
+    show_default=True,
+    help="text (tables), json (one document) or jsonl (one result per call).",
+)
+@click.option(
+    "--baseline",
+    metavar="SPEC_OR_PAYLOAD",
+    help="Also replay under this table; exit 1 if any call's outcome changes.",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 if any trace line cannot be parsed.")
+@click.pass_context
+@guarded
+def simulate(  # noqa: PLR0917 - click passes each option as a parameter
+    ctx: click.Context,
+    traces: tuple[str, ...],
+    spec: str | None,
+    payload: str | None,
+    kernel: str | None,
+    trace_format: str,
+    fmt: str,
+    baseline: str | None,
+    strict: bool,
+) -> None:
+    """Replay guest traces (ftrace, JSON Lines, CSV; - is stdin; gzip/xz ok) through the
+    emulated kernel: what every call gets under the filter, and what changes.
+
+    Without --spec or --payload, hvcfilter.toml in the current directory is
+    used if it exists, else no filter at all (the kernel's default behaviour).
+    """
+    if spec is not None and payload is not None:
+        raise click.UsageError("give --spec or --payload, not both")
+    table = load_table(spec, payload, kernel=kernel)
+    base = load_baseline(baseline, kernel=kernel) if baseline is not None else None
+    replayer = Replayer(table, kernel=kernel, baseline=base)
+    changed, tally = _run(replayer, list(traces), ReportFormat(fmt), TraceFormat(trace_format))
+    if strict and tally.skipped:
+        click.echo(f"hvcfilter: {tally.skipped} unparseable line(s) (--strict)", err=True)
+    ctx.exit(int(ExitCode.FINDINGS if changed or (strict and tally.skipped) else ExitCode.OK))

@@ -1,0 +1,153 @@
+"""``hvcfilter simulate`` through click: formats, stdin, compression, baseline gate, exit codes."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hvcfilter.cli import cli
+from hvcfilter.cli.simulate import ReportFormat
+
+TRACES = Path(__file__).resolve().parent / "traces"
+SAMPLE = str(TRACES / "sample-6.12.txt")
+SPEC = str(TRACES / "sample-filter.toml")
+
+
+def _run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["simulate", *args], input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_text_report() -> None:
+    code, out, _ = _run("--spec", SPEC, SAMPLE)
+    assert code == 0
+    assert "Filter: spec" in out
+    assert "PSCI_VERSION_32" in out
+    assert "Ranges never hit" in out and "0xC3000000-0xC300000F" in out
+    assert "differs without this filter (3)" in out
+    assert "ftrace does not record SMC function IDs" in out
+
+
+def test_json_report_shape() -> None:
+    code, out, _ = _run("--spec", SPEC, "--format", "json", SAMPLE)
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["summary"] == {
+        "calls": 5,
+        "outcomes": {"handled": 1, "not_supported": 2, "forwarded": 2, "rejected": 0},
+        "skipped_lines": 0,
+        "smc_without_id": 4,
+        "lines": 70,
+        "events": 58,
+        "ignored_events": 49,
+        "differs_from_default": 3,
+        "baseline_changes": None,
+    }
+    assert {f["function_id"] for f in doc["functions"]} == {
+        "0x12345678",
+        "0x80000000",
+        "0x84000000",
+        "0xC2000005",
+    }
+    assert [u["first"] for u in doc["unused_ranges"]] == ["0xC3000000"]
+    assert doc["table"]["kind"] == "spec"
+    assert doc["baseline"] is None
+
+
+def test_jsonl_streams_one_line_per_call_in_order() -> None:
+    code, out, err = _run("--spec", SPEC, "--format", "jsonl", str(TRACES / "calls.jsonl"))
+    assert code == 0
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(r["line"], r["outcome"]) for r in lines][:3] == [
+        (2, "handled"),
+        (3, "handled"),
+        (4, "not_supported"),
+    ]
+    assert len(lines) == 9
+    assert lines[6]["outcome"] == "rejected"
+    # x1-x3 given: the emulator answers them; a denied call zeroes x1-x3.
+    assert lines[3]["regs"] == ["0xffffffffffffffff", "0x0", "0x0", "0x0"]
+    assert "replaying under spec" in err
+
+
+def test_default_spec_in_cwd_and_no_filter(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = _run("--format", "json", SAMPLE)
+    assert code == 0
+    assert json.loads(out)["table"]["kind"] == "none"
+    (tmp_path / "hvcfilter.toml").write_text(Path(SPEC).read_text())
+    code, out, _ = _run("--format", "json", SAMPLE)
+    assert json.loads(out)["table"] == {
+        "kind": "spec",
+        "path": "hvcfilter.toml",
+        "label": "spec hvcfilter.toml",
+    }
+
+
+def test_stdin_gzip() -> None:
+    code, out, _ = _run(
+        "--spec", SPEC, "--format", "json", "-", stdin=gzip.compress(Path(SAMPLE).read_bytes())
+    )
+    assert code == 0
+    assert json.loads(out)["summary"]["calls"] == 5
+
+
+def test_baseline_gate_both_ways(tmp_path: Path) -> None:
+    code, out, _ = _run("--spec", SPEC, "--baseline", SPEC, SAMPLE)
+    assert code == 0
+    assert "No call's outcome changes against the baseline" in out
+    other = tmp_path / "other.toml"
+    other.write_text('[[range]]\nbase = 0xC2000000\nnr_functions = 0x100\naction = "deny"\n')
+    code, out, _ = _run("--spec", SPEC, "--baseline", str(other), "--format", "json", SAMPLE)
+    assert code == 1
+    doc = json.loads(out)
+    assert doc["summary"]["baseline_changes"] == 3
+    assert {c["function_id"] for c in doc["baseline"]["changes"]} == {"0x84000000", "0xC2000005"}
+    code, out, _ = _run("--spec", SPEC, "--baseline", str(other), "--format", "jsonl", SAMPLE)
+    assert code == 1
+    assert sum(json.loads(line)["changed"] for line in out.splitlines()) == 3
+
+
+def test_strict_fails_on_unparseable_lines() -> None:
+    malformed = str(TRACES / "malformed.txt")
+    code, out, _ = _run("--spec", SPEC, malformed)
+    assert code == 0
+    assert "malformed.txt:3: not an ftrace event line" in out
+    code, _, err = _run("--spec", SPEC, "--strict", malformed)
+    assert code == 1
+    assert "4 unparseable line(s)" in err
+    assert _run("--spec", SPEC, "--strict", SAMPLE)[0] == 0
+
+
+def test_unreadable_trace_exits_2(tmp_path: Path) -> None:
+    code, _, err = _run("--spec", SPEC, str(tmp_path / "missing.txt"))
+    assert code == 2
+    assert "cannot read" in err
+
+
+def test_spec_and_payload_together_is_a_usage_error() -> None:
+    code, _, err = _run("--spec", SPEC, "--payload", SPEC, SAMPLE)
+    assert code == 2
+    assert "not both" in err
+
+
+def test_unknown_kernel_is_a_usage_error() -> None:
+    assert _run("--kernel", "2.6", SAMPLE)[0] == 2
+
+
+@pytest.mark.parametrize("fmt", list(ReportFormat))
+def test_every_format(fmt: ReportFormat) -> None:
+    code, out, _ = _run("--spec", SPEC, "--format", fmt.value, SAMPLE)
+    assert code == 0
+    assert "84000000" in out.upper()
+
+
+def test_trace_format_override() -> None:
+    # Forcing JSON Lines on an ftrace file: every non-comment line is unparseable.
+    code, out, _ = _run("--spec", SPEC, "--trace-format", "jsonl", "--format", "json", SAMPLE)
+    assert code == 0
+    assert json.loads(out)["summary"]["skipped_lines"] == 58

@@ -1,0 +1,325 @@
+"""Trace parsers: every ftrace variant from the reference, JSON Lines, CSV, compression, stdin."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import lzma
+import random
+import shutil
+from pathlib import Path
+
+import pytest
+
+from hvcfilter import trace
+from hvcfilter.errors import TraceError
+from hvcfilter.trace import TraceFormat, TraceTally
+
+TRACES = Path(__file__).resolve().parent.parent / "traces"
+SAMPLE = TRACES / "sample-6.12.txt"
+
+
+def _events(
+    path: Path | str, fmt: TraceFormat = TraceFormat.AUTO
+) -> tuple[list[trace.TraceEvent], TraceTally]:
+    tally = TraceTally()
+    return list(trace.iter_events([str(path)], tally, fmt)), tally
+
+
+def test_sample_trace_counts() -> None:
+    tally = trace.tally([str(SAMPLE)])
+    assert tally.lines == 70
+    assert tally.comments == 12
+    assert tally.events == 58
+    # Calls 1, 3, 5 and 6 of samples/README.md are SMCs: kvm_exit EC 0x17 only.
+    assert tally.smc_without_id == 4
+    assert tally.skipped == 0
+    assert tally.calls == {
+        (0x8000_0000, "hvc", 0, "a64"): 1,
+        (0x8400_0000, "hvc", 0, "a64"): 1,
+        (0xC200_0005, "hvc", 0, "a64"): 1,
+        (0xC200_0005, "hvc", 7, "a64"): 1,
+        (0x1234_5678, "hvc", 0, "a64"): 1,
+    }
+    assert tally.ignored_events == 58 - 5 - 4
+
+
+def test_sample_trace_events_in_order() -> None:
+    events, tally = _events(SAMPLE)
+    assert [(e.x0, e.imm) for e in events] == [
+        (0x8000_0000, 0),
+        (0x8400_0000, 0),
+        (0xC200_0005, 0),
+        (0xC200_0005, 7),
+        (0x1234_5678, 0),
+    ]
+    first = events[0]
+    assert (first.line, first.vcpu, first.ts, first.conduit, first.mode) == (
+        17,
+        138,
+        2.225972,
+        "hvc",
+        "a64",
+    )
+    assert SAMPLE.read_text().splitlines()[first.line - 1].endswith("imm: 0x0)")
+    assert tally.smc_without_id == 4
+
+
+def test_old_format_unknown_comm_and_dashes_in_comm() -> None:
+    events, tally = _events(TRACES / "old-format.txt")
+    # The old-format line is verbatim from reference section 6.1.
+    assert [(e.x0, e.imm, e.vcpu) for e in events] == [
+        (0x34F5_D91D, 5, 16291),
+        (0x8400_0000, 0, 16292),
+        (0xC400_0003, 0, 16293),
+    ]
+    assert tally.smc_without_id == 1
+    assert tally.skipped == 0
+
+
+def test_trace_cmd_report_layout() -> None:
+    events, tally = _events(TRACES / "trace-cmd.txt")
+    assert [(e.x0, e.imm) for e in events] == [
+        (0x8000_0000, 0),
+        (0xDEAD_0000_C200_0005, 0xFFFF),
+    ]
+    # The filter sees W0 only.
+    assert events[1].function_id == 0xC200_0005
+    assert tally.comments == 2  # cpus=4 and "CPU 2 is empty"
+    assert tally.smc_without_id == 1  # EC 0x13, SMC32
+    assert tally.skipped == 0
+
+
+def test_record_tgid_column() -> None:
+    events, tally = _events(TRACES / "tgid.txt")
+    assert [e.x0 for e in events] == [0x8000_0000]
+    assert tally.events == 3
+    assert tally.skipped == 0
+
+
+def test_aarch32_mode_is_inferred_per_task() -> None:
+    events, _ = _events(TRACES / "aarch32.txt")
+    assert [(e.vcpu, e.mode) for e in events] == [(200, "a32"), (300, "a64"), (200, "a64")]
+    assert trace.tally([str(TRACES / "aarch32.txt")]).calls == {
+        (0xC400_0003, "hvc", 0, "a32"): 1,
+        (0xC400_0003, "hvc", 0, "a64"): 1,
+        (0x8400_0000, "hvc", 0, "a64"): 1,
+    }
+
+
+def test_malformed_and_truncated_lines_are_counted_with_line_numbers() -> None:
+    tally = trace.tally([str(TRACES / "malformed.txt")])
+    assert tally.skipped == 4
+    assert [(b.line, b.reason) for b in tally.bad_lines] == [
+        (3, "not an ftrace event line"),
+        (4, "malformed kvm_hvc_arm64 event"),
+        (7, "not an ftrace event line"),
+        (8, "malformed kvm_hvc_arm64 event"),  # the last line, cut without a newline
+    ]
+    assert tally.calls == {(0x8000_0000, "hvc", 0, "a64"): 1, (0xC200_0005, "hvc", 0, "a64"): 1}
+    assert tally.lines == 8
+
+
+def test_only_the_first_bad_lines_are_kept(tmp_path: Path) -> None:
+    path = tmp_path / "bad.txt"
+    path.write_text("".join(f"junk {i}\n" for i in range(50)))
+    tally = trace.tally([str(path)])
+    assert tally.skipped == 50
+    assert [b.line for b in tally.bad_lines] == list(range(1, trace.MAX_BAD_LINES + 1))
+
+
+def test_gzip_and_xz_are_read_transparently(tmp_path: Path) -> None:
+    data = SAMPLE.read_bytes()
+    (tmp_path / "t.gz").write_bytes(gzip.compress(data))
+    (tmp_path / "t.xz").write_bytes(lzma.compress(data))
+    plain = trace.tally([str(SAMPLE)])
+    for name in ("t.gz", "t.xz"):
+        packed = trace.tally([str(tmp_path / name)])
+        assert (packed.calls, packed.lines, packed.smc_without_id) == (
+            plain.calls,
+            plain.lines,
+            plain.smc_without_id,
+        )
+
+
+def test_corrupt_gzip_is_a_trace_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.gz"
+    path.write_bytes(gzip.compress(SAMPLE.read_bytes())[:200])
+    with pytest.raises(TraceError, match="cannot read"):
+        trace.tally([str(path)])
+
+
+def test_missing_file_is_a_trace_error(tmp_path: Path) -> None:
+    with pytest.raises(TraceError, match="cannot read"):
+        trace.tally([str(tmp_path / "nope.txt")])
+
+
+class _Stdin:
+    def __init__(self, data: bytes) -> None:
+        self.buffer = io.BytesIO(data)
+
+
+def test_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sys.stdin", _Stdin(gzip.compress(SAMPLE.read_bytes())))
+    tally = trace.tally(["-"])
+    assert tally.call_count == 5
+    assert tally.formats == {"<stdin>": "ftrace"}
+
+
+def test_jsonl_and_csv() -> None:
+    for name, fmt in (("calls.jsonl", "jsonl"), ("calls.csv", "csv")):
+        events, tally = _events(TRACES / name)
+        assert tally.formats[str(TRACES / name)] == fmt
+        assert [(e.x0, e.conduit, e.imm) for e in events] == [
+            (0x8000_0000, "hvc", 0),
+            (0x8000_0000, "smc", 0),
+            (0x8400_0000, "hvc", 0),
+            (0x8400_0000, "smc", 0),
+            (0xC200_0005, "hvc", 0),
+            (0xC200_0005, "smc", 0),
+            (0xC200_0005, "smc", 1),
+            (0xC200_0005, "hvc", 7),
+            (0x1234_5678, "hvc", 0),
+        ]
+        assert events[0].vcpu == 0
+        assert events[0].ts == 2.225972
+        assert tally.skipped == 0
+
+
+def test_jsonl_registers() -> None:
+    events, _ = _events(TRACES / "calls.jsonl")
+    assert (events[3].x1, events[3].x2, events[3].x3) == (0x1111, 0x2222, 0x3333)
+    assert events[0].x1 is None
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        ('{"x0": "0xZZ"}', "field 'x0': '0xZZ' is not a number"),
+        ('{"conduit": "hvc"}', "field 'x0' is missing"),
+        ('{"x0": 1, "conduit": "svc"}', "field 'conduit'"),
+        ('{"x0": 1, "mode": "a16"}', "field 'mode'"),
+        ('{"x0": 1, "imm": 65536}', "field 'imm'"),
+        ('{"x0": 1, "ts": "soon"}', "field 'ts'"),
+        ('{"x0": 18446744073709551616}', "does not fit 64 bits"),
+        ('{"x0": 1,', "invalid JSON at column"),
+        ("[1, 2]", "a JSON object is expected"),
+    ],
+)
+def test_jsonl_errors_name_the_field(tmp_path: Path, line: str, reason: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"x0": 1}\n' + line + "\n")
+    tally = trace.tally([str(path)], TraceFormat.JSONL)
+    assert tally.skipped == 1
+    assert tally.bad_lines[0].line == 2
+    assert reason in tally.bad_lines[0].reason
+
+
+def test_csv_errors(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("x0,conduit\n0x1,hvc\n0x2\n0x3,bogus\n")
+    tally = trace.tally([str(path)])
+    assert tally.call_count == 1
+    assert [(b.line, b.reason) for b in tally.bad_lines] == [
+        (3, "1 cells, but the header has 2"),
+        (4, "field 'conduit': 'bogus' is not one of hvc, smc"),
+    ]
+    (tmp_path / "h.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(TraceError, match="no 'x0' column"):
+        trace.tally([str(tmp_path / "h.csv")], TraceFormat.CSV)
+
+
+@pytest.mark.parametrize(
+    ("head", "fmt"),
+    [
+        (b"# tracer: nop\n  a-1 [000] ...", TraceFormat.FTRACE),
+        (b'\n# calls\n{"x0": 1}\n', TraceFormat.JSONL),
+        (b"x0,conduit\n", TraceFormat.CSV),
+        (b"", TraceFormat.FTRACE),
+    ],
+)
+def test_detect_format(head: bytes, fmt: TraceFormat) -> None:
+    assert trace.detect_format(head) is fmt
+
+
+def _noisy_trace(path: Path, lines: int, seed: int) -> None:
+    """A trace mixing every line shape: events, comments, blanks, garbage, AArch32, CRLF."""
+    rng = random.Random(seed)
+    sample = [line for line in SAMPLE.read_text().splitlines() if not line.startswith("#")]
+    extra = [
+        *(TRACES / "aarch32.txt").read_text().splitlines()[1:],
+        *(TRACES / "old-format.txt").read_text().splitlines()[2:],
+        "# a comment in the middle",
+        "",
+        "[    2.301234] Booting Linux",
+        "    smccc_oracle-138     [000] .....     2.2: kvm_hvc_arm64: HVC at 0x1 (r0: 0x",
+        "    smccc_oracle-138     [000] .....     2.2: kvm_entry: PC: 0x1\r",
+    ]
+    out = []
+    for _ in range(lines):
+        pool = extra if rng.random() < 0.02 else sample
+        out.append(rng.choice(pool))
+    path.write_text("\n".join(out) + "\n")
+
+
+def test_fast_path_counts_exactly_what_the_line_parser_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "noisy.txt"
+    _noisy_trace(path, 20_000, seed=7)
+    monkeypatch.setattr(trace, "_CHUNK", 4096)  # many chunks, most of them clean
+    fast = trace.tally([str(path)])
+    slow = TraceTally()
+    for _ in trace.iter_events([str(path)], slow):
+        pass
+    assert fast.skipped > 0
+    assert fast.calls == slow.calls
+    assert (fast.lines, fast.comments, fast.events, fast.smc_without_id, fast.skipped) == (
+        slow.lines,
+        slow.comments,
+        slow.events,
+        slow.smc_without_id,
+        slow.skipped,
+    )
+    assert fast.bad_lines == slow.bad_lines
+
+
+def test_parallel_scan_matches_the_serial_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "noisy.txt"
+    _noisy_trace(path, 30_000, seed=11)
+    monkeypatch.setattr(trace, "_CHUNK", 8192)
+    serial = trace.tally([str(path)])
+    monkeypatch.setattr(trace, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(trace, "_SPLIT_GUARD", 0)
+    monkeypatch.setattr(trace, "_workers", lambda: 3)
+    parallel = trace.tally([str(path)])
+    assert parallel.calls == serial.calls
+    assert (parallel.lines, parallel.events, parallel.skipped, parallel.smc_without_id) == (
+        serial.lines,
+        serial.events,
+        serial.skipped,
+        serial.smc_without_id,
+    )
+    assert parallel.bad_lines == serial.bad_lines
+
+
+def test_split_points_avoid_hvc32_traps(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    shutil.copy(TRACES / "aarch32.txt", path)
+    import mmap
+
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        # Every candidate cut follows an HVC32 trap within the guard: no split at all.
+        assert trace._split_points(mm, 2) == [0, len(mm)]
+
+
+def test_immediate_wider_than_16_bits_is_malformed(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text(
+        "    vmm-1     [000] .....     1.000000: "
+        "kvm_hvc_arm64: HVC at 0x4 (r0: 0x1, imm: 0x10000)\n"
+    )
+    tally = trace.tally([str(path)])
+    assert (tally.skipped, tally.call_count) == (1, 0)
