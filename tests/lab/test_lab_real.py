@@ -1,8 +1,9 @@
 """Tests that boot the real lab (qemu-system-aarch64 + Debian arm64 kernels); marker ``lab``.
 
-Run with ``pytest -m lab tests/lab`` after ``hvcfilter lab setup``.  They check
-that the lab reproduces the reference's observed facts and that results are
-identical across reruns.
+Run with ``pytest -m lab tests/lab``.  They check that the lab reproduces the
+reference's observed facts and that results are identical across reruns.  The
+``lab`` fixture (conftest.py) prepares the lab and fails loudly when it cannot:
+these tests never skip.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter.lab import lab_status, run_scenarios
+from hvcfilter.lab import LabStatus, run_scenarios
 from hvcfilter.lab.generate import generate
 from hvcfilter.lab.scenario import CallOutcome, ErrnoResult, scenario_from_dict
 
@@ -21,19 +22,12 @@ pytestmark = pytest.mark.lab
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
-def _lab_or_skip(kernel: str) -> None:
-    st = lab_status()
-    if not st.ready or kernel not in st.kernels:
-        pytest.skip(f"lab not prepared for {kernel}: run `hvcfilter lab setup`")
-
-
 @pytest.mark.parametrize("kernel", ["6.12", "7.2"])
-def test_sample_trace_scenario_matches_reference(kernel: str) -> None:
-    _lab_or_skip(kernel)
+def test_sample_trace_scenario_matches_reference(lab: LabStatus, kernel: str) -> None:
     scs = [
         scenario_from_dict(d) for d in json.loads((FIXTURES / "sample_scenarios.json").read_text())
     ]
-    run = run_scenarios(lab_status(), kernel, scs, call_timeout_ms=100)
+    run = run_scenarios(lab, kernel, scs, call_timeout_ms=100)
     assert run.release.startswith(kernel.split("-", maxsplit=1)[0])
     steps = run.results[0].steps
     assert steps[0] == ErrnoResult(0) and steps[11] == ErrnoResult(errno.EBUSY)
@@ -45,11 +39,10 @@ def test_sample_trace_scenario_matches_reference(kernel: str) -> None:
     assert zero_zero == ErrnoResult(errno.EEXIST if kernel == "6.12" else errno.EINVAL)
 
 
-def test_random_batch_is_deterministic_across_boots() -> None:
-    _lab_or_skip("6.12")
+def test_random_batch_is_deterministic_across_boots(lab: LabStatus) -> None:
     scs = generate(11, 40)
-    a = run_scenarios(lab_status(), "6.12", scs)
-    b = run_scenarios(lab_status(), "6.12", scs)
+    a = run_scenarios(lab, "6.12", scs)
+    b = run_scenarios(lab, "6.12", scs)
 
     def stable(run: object) -> list[object]:
         out: list[object] = []

@@ -13,7 +13,7 @@ import pytest
 
 from hvcfilter.errors import LabError
 from hvcfilter.lab import cache
-from hvcfilter.lab.compare import Comparison, compare, replay
+from hvcfilter.lab.compare import compare, default_vm_factory, replay
 from hvcfilter.lab.generate import generate
 from hvcfilter.lab.probes import probe_scenarios, tabulate
 from hvcfilter.lab.runner import LabRun, build_initramfs, newc_archive
@@ -26,6 +26,7 @@ from hvcfilter.lab.scenario import (
     Scenario,
     ScenarioResult,
     SetFilter,
+    VmConfig,
     parse_output,
     scenario_from_dict,
     to_wire,
@@ -213,14 +214,20 @@ def test_compare_agrees_with_matching_emulator() -> None:
     assert any(d.step == 4 for d in cmp.divergences)
 
 
-def test_compare_skips_unmodelled_config() -> None:
+def test_compare_rejects_a_result_of_another_scenario() -> None:
     scs, results = _fixture("6.12")
-    sysoff = next(i for i, s in enumerate(scs) if s.name == "system-off")
-    assert compare(scs[sysoff], results[sysoff], _FakeVm) == Comparison(
-        "system-off", (), "VM configuration not modelled by the emulator"
-    )
     with pytest.raises(LabError):
         compare(scs[0], results[1], _FakeVm)
+
+
+def test_default_vm_factory_shapes_the_vm_like_the_lab_one() -> None:
+    # The lab creates extra vCPUs powered off and may leave out PSCI 0.2: the
+    # emulated VM must be the same, or CPU_ON/AFFINITY_INFO answers differ.
+    vm = default_vm_factory("6.12", VmConfig(extra_vcpus=2, psci_0_2=False))()
+    assert vm.call(0x84000004, 1, 0).x0 == -1 & 0xFFFF_FFFF_FFFF_FFFF  # PSCI 0.2 call absent
+    assert vm.set_psci_version("0.1") == 0
+    vm2 = default_vm_factory("6.12", VmConfig(extra_vcpus=1))()
+    assert vm2.call(0x84000004, 1, 0).x0 == 1  # AFFINITY_INFO: vCPU 1 exists and is off
 
 
 def test_replay_records_emulator_errors() -> None:

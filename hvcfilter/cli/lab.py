@@ -1,0 +1,164 @@
+"""``hvcfilter lab setup|status`` and ``hvcfilter verify``: options, one library call, rendering.
+
+The lab itself is :mod:`hvcfilter.lab`; verification is :mod:`hvcfilter.verify`.
+Exit codes: ``lab setup`` 0 when the lab is ready; ``lab status`` 0 ready, 1
+not ready; ``verify`` 0 when every real result agrees with the emulator, 1 on
+any divergence (or a spec with errors), 2 when the lab is not ready or the
+input cannot be read (via :func:`~hvcfilter.cli._common.guarded`).
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import assert_never
+
+import click
+
+from hvcfilter.cli._common import ExitCode, guarded
+from hvcfilter.lab.cache import KERNELS
+
+__all__ = ["ReportFormat", "lab", "verify"]
+
+
+class ReportFormat(StrEnum):
+    """``--format`` of ``lab status`` and ``verify``."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in ReportFormat]),
+    default=ReportFormat.TEXT.value,
+    show_default=True,
+    help="Text for people, JSON for tools.",
+)
+_cache_option = click.option(
+    "--cache",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Lab cache folder [default: $XDG_CACHE_HOME/hvcfilter/lab or ~/.cache/hvcfilter/lab].",
+)
+_kernel_option = click.option(
+    "--kernel",
+    "kernels",
+    multiple=True,
+    type=click.Choice(list(KERNELS)),
+    help="Lab kernel (repeatable).",
+)
+
+
+@click.group("lab")
+def lab() -> None:
+    """Prepare and inspect the real-kernel lab (qemu + Debian arm64 kernels)."""
+
+
+@lab.command("setup")
+@_cache_option
+@_kernel_option
+@click.pass_context
+@guarded
+def setup(ctx: click.Context, *, cache: Path | None, kernels: tuple[str, ...]) -> None:
+    """Install host tools, fetch kernels and busybox, build the driver (idempotent).
+
+    Needs qemu-system-arm, gcc-aarch64-linux-gnu and libc6-dev-arm64-cross; as
+    root they are installed with apt-get, otherwise the exact command is shown.
+    Progress goes to stderr. Default kernels: 6.12 and 7.2.
+    """
+    from hvcfilter.lab import DEFAULT_KERNELS, prepare_lab
+    from hvcfilter.render.verify import lab_status_text
+
+    status = prepare_lab(
+        cache, kernels or DEFAULT_KERNELS, progress=lambda m: click.echo(m, err=True)
+    )
+    click.echo(lab_status_text(status), nl=False)
+    ctx.exit(ExitCode.OK if status.ready else ExitCode.FINDINGS)
+
+
+@lab.command("status")
+@_cache_option
+@_format_option
+@click.pass_context
+@guarded
+def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
+    """Report what the lab cache holds (no network). Exit 0 when ready, 1 when not."""
+    from hvcfilter.lab import lab_status
+    from hvcfilter.render.verify import lab_status_json, lab_status_text
+
+    current = lab_status(cache)
+    chosen = ReportFormat(fmt)
+    if chosen is ReportFormat.TEXT:
+        click.echo(lab_status_text(current), nl=False)
+    elif chosen is ReportFormat.JSON:
+        click.echo(lab_status_json(current), nl=False)
+    else:
+        assert_never(chosen)
+    ctx.exit(ExitCode.OK if current.ready else ExitCode.FINDINGS)
+
+
+@click.command("verify")
+@click.argument("spec", required=False, metavar="[SPEC]")
+@click.argument("trace", required=False, metavar="[TRACE]")
+@_kernel_option
+@_cache_option
+@click.option(
+    "--conformance",
+    is_flag=True,
+    help="Run the seeded random conformance batch and the probes instead of a spec.",
+)
+@click.option("--seed", type=int, default=1, show_default=True, help="With --conformance.")
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    default=600,
+    show_default=True,
+    help="Random scenarios, with --conformance.",
+)
+@_format_option
+@click.pass_context
+@guarded
+def verify(
+    ctx: click.Context,
+    *,
+    spec: str | None,
+    trace: str | None,
+    kernels: tuple[str, ...],
+    cache: Path | None,
+    conformance: bool,
+    seed: int,
+    count: int,
+    fmt: str,
+) -> None:
+    """Install SPEC on real Linux KVMs, replay TRACE's calls (or probes), compare with the emulator.
+
+    Without TRACE the calls probe every record edge, every reserved-range edge
+    and every well-known function ID on both conduits. Kernels default to the
+    spec's profile. Exit 0 when every result agrees, 1 on any divergence.
+    """
+    from hvcfilter import verify as api
+    from hvcfilter.lab import DEFAULT_KERNELS
+    from hvcfilter.render.compile import diagnostics_text
+    from hvcfilter.render.verify import verify_json, verify_text
+    from hvcfilter.spec import DEFAULT_SPEC
+
+    if conformance and spec is not None:
+        raise click.UsageError("--conformance takes no SPEC or TRACE")
+    if conformance:
+        result = api.conformance(kernels or DEFAULT_KERNELS, seed, count, cache_dir=cache)
+    else:
+        result = api.verify(spec or DEFAULT_SPEC, trace, kernels, cache_dir=cache)
+    if result.diagnostics:
+        click.echo(diagnostics_text(result.diagnostics), err=True, nl=False)
+    if not result.compiled:
+        ctx.exit(ExitCode.USAGE if result.unreadable else ExitCode.FINDINGS)
+    chosen = ReportFormat(fmt)
+    if chosen is ReportFormat.TEXT:
+        click.echo(verify_text(result), nl=False)
+    elif chosen is ReportFormat.JSON:
+        click.echo(verify_json(result), nl=False)
+    else:
+        assert_never(chosen)
+    ctx.exit(ExitCode.OK if result.ok else ExitCode.FINDINGS)

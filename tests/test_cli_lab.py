@@ -1,0 +1,159 @@
+"""CLI tests for ``hvcfilter lab setup|status`` and ``hvcfilter verify``: exit codes and output.
+
+No QEMU: ``verify`` runs against a fake lab whose "real" answers come from the
+emulator (see tests/unit/test_verify.py), wired in by monkeypatching the
+library functions the CLI calls.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from lab_fakes import emulator_run, fake_status
+
+from hvcfilter import verify as verify_api
+from hvcfilter.cli import cli
+from hvcfilter.cli.lab import ReportFormat
+from hvcfilter.lab import LabStatus, lab_status
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture
+def fake_lab(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> dict[str, Any]:
+    """Point ``verify``/``conformance`` at an emulated lab; ``flip`` makes one call diverge."""
+    settings: dict[str, Any] = {"flip": None}
+    real_verify, real_conformance = verify_api.verify, verify_api.conformance
+
+    def fake_verify(*args: Any, **kwargs: Any) -> Any:
+        kernels = args[2] if len(args) > 2 else ()
+        profile = verify_api.emulator_profile(kernels[0]) if kernels else "6.12"
+        kwargs.pop("cache_dir", None)
+        run_fn = emulator_run(profile, flip=settings["flip"])
+        return real_verify(*args, **kwargs, lab=fake_status(tmp_path), run=run_fn)
+
+    monkeypatch.setattr(verify_api, "verify", fake_verify)
+    monkeypatch.setattr(
+        verify_api,
+        "conformance",
+        functools.partial(real_conformance, lab=fake_status(tmp_path), run=emulator_run("6.12")),
+    )
+    return settings
+
+
+@pytest.mark.parametrize("fmt", list(ReportFormat))
+def test_verify_agreeing_lab_exits_0(fake_lab: dict[str, Any], fmt: ReportFormat) -> None:
+    code, out, err = run("verify", str(EXAMPLES / "vcpu-hotplug.toml"), "--format", fmt.value)
+    assert code == 0, out + err
+    if fmt is ReportFormat.JSON:
+        doc = json.loads(out)
+        assert doc["ok"] is True and doc["kernels"][0]["kernel"] == "6.12"
+    else:
+        assert "Agreement per kernel" in out and "agree with the emulator" in out
+    assert "HVF303" in err  # the spec's warning is still shown
+
+
+def test_verify_divergence_exits_1_and_prints_it(fake_lab: dict[str, Any]) -> None:
+    fake_lab["flip"] = 0
+    code, out, _ = run("verify", str(EXAMPLES / "minimal.toml"), "--kernel", "7.3")
+    assert code == 1
+    assert "1 divergent step(s)" in out and "x0" in out and "emulated:" in out
+    assert "compared with emulator profile 7.2" in out
+
+
+def test_verify_with_trace(fake_lab: dict[str, Any], tmp_path: Path) -> None:
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"x0": "0x84000000", "conduit": "smc"}\n{"x0": "0xC2000005"}\n')
+    code, out, err = run("verify", str(EXAMPLES / "minimal.toml"), str(trace), "--kernel", "7.2")
+    assert code == 0, out + err
+    assert "2 distinct calls" in out
+
+
+def test_verify_spec_with_errors_exits_1(fake_lab: dict[str, Any], tmp_path: Path) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[[range]]\naction = "deny"\nbase = 0x80000000\nnr_functions = 4\n')
+    code, out, err = run("verify", str(spec))
+    assert code == 1 and "error" in err and out == ""
+
+
+def test_verify_unreadable_spec_exits_2(fake_lab: dict[str, Any], tmp_path: Path) -> None:
+    code, _, err = run("verify", str(tmp_path / "missing.toml"))
+    assert code == 2 and "HVF001" in err
+
+
+def test_verify_without_lab_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code, _, err = run("verify", str(EXAMPLES / "minimal.toml"))
+    assert code == 2 and "hvcfilter lab setup" in err
+
+
+def test_verify_conformance(fake_lab: dict[str, Any]) -> None:
+    code, out, _ = run("verify", "--conformance", "--count", "5", "--seed", "2", "--kernel", "6.12")
+    assert code == 0 and "conformance seed 2" in out
+    code, _, err = run("verify", "--conformance", str(EXAMPLES / "minimal.toml"))
+    assert code == 2 and "--conformance takes no SPEC" in err
+
+
+def test_verify_rejects_unknown_kernel() -> None:
+    code, _, err = run("verify", str(EXAMPLES / "minimal.toml"), "--kernel", "5.4")
+    assert code == 2 and "5.4" in err
+
+
+@pytest.mark.parametrize("fmt", list(ReportFormat))
+def test_lab_status_not_ready_exits_1(tmp_path: Path, fmt: ReportFormat) -> None:
+    code, out, _ = run("lab", "status", "--cache", str(tmp_path), "--format", fmt.value)
+    assert code == 1
+    if fmt is ReportFormat.JSON:
+        assert json.loads(out)["ready"] is False
+    else:
+        assert "not ready" in out
+
+
+def test_lab_status_ready_exits_0(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("hvcfilter.lab.lab_status", lambda _cache: fake_status(tmp_path))
+    code, out, _ = run("lab", "status")
+    assert code == 0 and "ready" in out and "kernel 7.3" in out
+
+
+def test_lab_setup_reports_progress(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_prepare(cache: Path | None, kernels: Any, progress: Any) -> LabStatus:
+        seen.update(cache=cache, kernels=tuple(kernels))
+        progress("downloading linux-image-6.12")
+        return fake_status(tmp_path)
+
+    monkeypatch.setattr("hvcfilter.lab.prepare_lab", fake_prepare)
+    code, out, err = run("lab", "setup", "--cache", str(tmp_path), "--kernel", "7.3")
+    assert code == 0 and "ready" in out and "downloading linux-image-6.12" in err
+    assert seen == {"cache": tmp_path, "kernels": ("7.3",)}
+    code, _, _ = run("lab", "setup", "--cache", str(tmp_path))
+    assert seen["kernels"] == ("6.12", "7.2")
+
+
+def test_lab_setup_failure_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from hvcfilter.errors import LabError
+
+    def failing(*_: Any, **__: Any) -> LabStatus:
+        raise LabError("run: sudo apt-get install -y qemu-system-arm")
+
+    monkeypatch.setattr("hvcfilter.lab.prepare_lab", failing)
+    code, _, err = run("lab", "setup", "--cache", str(tmp_path))
+    assert code == 2 and "sudo apt-get install" in err
+
+
+def test_lab_status_of_real_cache_is_consistent() -> None:
+    # Whatever this machine has, the exit code must match the status.
+    code, _, _ = run("lab", "status")
+    assert code == (0 if lab_status().ready else 1)
