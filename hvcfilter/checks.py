@@ -1212,8 +1212,74 @@ def check_spec(spec: FilterSpec) -> list[Diagnostic]:
     for check in CHECKS:
         found.extend(check.func(spec))
     _CACHE.pop(id(spec), None)
+    found = _apply_allow(spec, found)
     found.sort(key=Diagnostic.sort_key)
     return found
+
+
+_ENTRY_KEY = re.compile(r"^range\[(\d+)\]")
+
+
+def _apply_allow(spec: FilterSpec, found: list[Diagnostic]) -> list[Diagnostic]:
+    """Drop the warnings and notes a spec's ``allow`` lists accept; flag bad ``allow`` items.
+
+    A finding belongs to the ``[[range]]`` its location key names. Errors are
+    never dropped: the kernel rejects the table whatever the spec says.
+    """
+    rules = {r.code: r for r in all_rules()}
+    by_name = {r.name: r for r in rules.values()}
+    accepted_everywhere: set[str] = set()
+    accepted: dict[int, set[str]] = {}
+    scopes: list[tuple[tuple[str | int, ...], Sequence[str]]] = [(("filter",), spec.allow)]
+    scopes += [(("range", i), e.allow) for i, e in enumerate(spec.entries) if e.allow]
+    problems: list[Diagnostic] = []
+    for scope, items in scopes:
+        codes = (
+            accepted_everywhere
+            if scope == ("filter",)
+            else accepted.setdefault(int(scope[1]), set())
+        )
+        for position, item in enumerate(items):
+            rule = rules.get(item) or by_name.get(item)
+            where = locate(spec, (*scope, "allow", position))
+            if rule is None:
+                close = smccc.suggest(item, [*rules, *by_name])
+                problems.append(
+                    _input_diag(
+                        f"allow names no rule: {item!r}"
+                        + (f"; did you mean {close[0]!r}?" if close else ""),
+                        where,
+                        "use a code or name from `hvcfilter explain`",
+                    )
+                )
+            elif rule.severity is Severity.ERROR:
+                problems.append(
+                    _input_diag(
+                        f"allow cannot accept {rule.code} {rule.name}: it is an error, and the "
+                        "kernel rejects the table whatever the spec says",
+                        where,
+                        "fix the range instead",
+                    )
+                )
+            else:
+                codes.add(rule.code)
+    if not accepted_everywhere and not accepted:
+        return found + problems
+    kept = []
+    for diag in found:
+        if diag.severity is not Severity.ERROR:
+            if diag.code in accepted_everywhere:
+                continue
+            match = _ENTRY_KEY.match(diag.location.key or "")
+            if match and diag.code in accepted.get(int(match.group(1)), ()):
+                continue
+        kept.append(diag)
+    return kept + problems
+
+
+def _input_diag(message: str, where: Location, hint: str) -> Diagnostic:
+    rule = next(r for r in INPUT_RULES if r.code == "HVF108")
+    return Diagnostic(rule.code, rule.name, rule.severity, message, where, hint)
 
 
 def lint_result(result: LoadResult) -> FileReport:

@@ -169,6 +169,20 @@ EINVAL) makes the VMM's ``KVM_SET_ONE_REG`` fail.
 Fail: ``[filter] kernel = "6.12"`` with ``[vm] psci_version = "1.3"``.
 Pass: ``[filter] kernel = "7.2"`` with ``[vm] psci_version = "1.3"``.""",
     ),
+    InputRule(
+        "HVF108",
+        "unknown-allow",
+        Severity.WARNING,
+        """An ``allow`` list names a finding that cannot be accepted.
+
+``allow = ["HVF303"]`` in a ``[[range]]`` (or in ``[filter]`` for the whole
+spec) accepts the warnings and notes a reviewer has judged, by code or by
+name. A code or name no rule has is probably a typo, and an error cannot be
+accepted at all: the kernel rejects the table whatever the spec says.
+
+Fail: ``allow = ["HVF999"]`` or ``allow = ["HVF201"]``.
+Pass: ``allow = ["forwards-kernel-call"]`` on a range that forwards PSCI CPU_ON.""",
+    ),
 )
 _RULES = {rule.code: rule for rule in INPUT_RULES}
 
@@ -314,6 +328,7 @@ def _resolve(document: SpecDocument, filename: str, source: _SourceMap) -> LoadR
         vm=vm,
         locate=source.locate,
         layout=document.filter.layout or "merged",
+        allow=tuple(document.filter.allow or ()),
     )
     return LoadResult(filename, None if diags else spec, tuple(diags))
 

@@ -424,3 +424,39 @@ def test_twin_pairs_include_name_pairs_with_different_stems() -> None:
     assert (0x8600_0000, 0xC600_0000) not in pairs  # unrelated calls that share bits
     for one, other in pairs:
         assert one ^ other == smccc.CONVENTION_BIT
+
+
+def test_allow_accepts_warnings_of_its_own_range_only() -> None:
+    text = """
+[[range]]
+action = "fwd_to_user"
+functions = ["PSCI_CPU_ON_32", "PSCI_CPU_ON_64"]
+allow = ["HVF303"]
+
+[[range]]
+action = "fwd_to_user"
+functions = ["PSCI_CPU_OFF_32"]
+"""
+    found = [(d.code, d.location.key) for d in lint_text(text, "a.toml").diagnostics]
+    assert ("HVF303", "range[1].functions") in found
+    assert all(not (code == "HVF303" and (key or "").startswith("range[0]")) for code, key in found)
+
+
+def test_filter_allow_accepts_everywhere_but_never_an_error() -> None:
+    text = """
+[filter]
+allow = ["forwards-kernel-call", "HVF201"]
+
+[[range]]
+action = "fwd_to_user"
+base = 0x84000002
+nr_functions = 2
+
+[[range]]
+action = "deny"
+base = 0x84000003
+nr_functions = 1
+"""
+    codes = [d.code for d in lint_text(text, "b.toml").diagnostics]
+    assert "HVF303" not in codes
+    assert "HVF201" in codes and "HVF108" in codes
