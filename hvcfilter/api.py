@@ -1,0 +1,97 @@
+"""The library entry points: one function per command, each returning a result object.
+
+These are what the CLI does, without the printing: lint specs, compile one,
+decompile a payload, diff two tables, replay traces, verify on real kernels.
+Each imports its module when first called, so ``import hvcfilter.api`` stays
+cheap. Result types are documented in the modules named in each docstring.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hvcfilter.checks import LintReport
+    from hvcfilter.compiler import CompileResult, DecompileResult, DiffResult
+    from hvcfilter.replay import ReplayReport
+    from hvcfilter.verify import VerifyResult
+
+__all__ = ["compile", "decompile", "diff", "lint", "replay", "verify"]
+
+
+def lint(paths: Iterable[str | Path]) -> LintReport:
+    """Lint spec files (``hvcfilter check``); see :class:`hvcfilter.checks.LintReport`.
+
+    Bad input never raises: unreadable files and syntax errors are diagnostics.
+    """
+    from hvcfilter.checks import lint as _lint
+
+    return _lint(paths)
+
+
+def compile(  # shadows the builtin on purpose: callers write api.compile
+    path: str | Path, *, merge: bool = True, kernel: str | None = None
+) -> CompileResult:
+    """Compile one spec (``hvcfilter compile``); a spec with errors gives no table.
+
+    Raises:
+        UnknownProfileError: ``kernel`` names no profile.
+    """
+    from hvcfilter.compiler import compile_file
+
+    return compile_file(path, merge=merge, kernel=kernel)
+
+
+def decompile(data: bytes, filename: str = "<payload>") -> DecompileResult:
+    """Validate a payload and turn it into a canonical spec (``hvcfilter decompile``)."""
+    from hvcfilter.compiler import decompile as _decompile
+
+    return _decompile(data, filename)
+
+
+def diff(a: str | Path, b: str | Path, *, kernel: str | None = None) -> DiffResult:
+    """Compare two specs or payloads by effective action (``hvcfilter diff``).
+
+    Raises:
+        OSError: a file cannot be read.
+        UnknownProfileError: ``kernel`` names no profile.
+    """
+    from hvcfilter.compiler import diff_files
+
+    return diff_files((str(a), Path(a).read_bytes()), (str(b), Path(b).read_bytes()), kernel=kernel)
+
+
+def replay(
+    traces: Sequence[str],
+    *,
+    spec: str | None = None,
+    payload: str | None = None,
+    kernel: str | None = None,
+    baseline: str | None = None,
+) -> ReplayReport:
+    """Replay traces through the emulated kernel (``hvcfilter simulate``).
+
+    Without ``spec`` or ``payload``, ``./hvcfilter.toml`` is used if it
+    exists, else no filter.
+
+    Raises:
+        HvcFilterError: a table or trace cannot be read (SpecError, PayloadError, TraceError).
+    """
+    from hvcfilter.replay import Replayer, load_baseline, load_table
+
+    table = load_table(spec, payload, kernel=kernel)
+    base = load_baseline(baseline, kernel=kernel) if baseline is not None else None
+    return Replayer(table, kernel=kernel, baseline=base).replay(list(traces))
+
+
+def verify(spec: str | Path, trace: str | None = None, kernels: Sequence[str] = ()) -> VerifyResult:
+    """Install a spec on real kernels booted under QEMU and compare with the emulator.
+
+    Raises:
+        LabError: the lab is not prepared (``hvcfilter lab setup``).
+    """
+    from hvcfilter.verify import verify as _verify
+
+    return _verify(spec, trace, kernels)
