@@ -29,8 +29,8 @@ import tomli_w
 
 from hvcfilter import payload, smccc
 from hvcfilter.checks import check_spec
-from hvcfilter.diagnostics import Diagnostic, Severity
-from hvcfilter.errors import HvcFilterError
+from hvcfilter.diagnostics import Diagnostic, Location, Severity
+from hvcfilter.errors import HvcFilterError, PayloadError
 from hvcfilter.model import (
     Action,
     FilterSpec,
@@ -43,7 +43,7 @@ from hvcfilter.model import (
 )
 from hvcfilter.payload import ByteOrder, Record
 from hvcfilter.profiles import KernelProfile, get_profile
-from hvcfilter.spec import LoadResult, load, loads, locate
+from hvcfilter.spec import INPUT_RULES, LoadResult, load, loads, locate
 
 __all__ = [
     "DIGEST_TAG",
@@ -518,11 +518,29 @@ def _looks_like_spec(path: str, data: bytes) -> bool:
         return True
     if suffix in (".bin", ".payload"):
         return False
+    return _parses_as_toml(data)
+
+
+def _parses_as_toml(data: bytes) -> bool:
     try:
         tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError):
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
         return False
     return True
+
+
+def _not_utf8(path: str, data: bytes, exc: UnicodeDecodeError) -> Diagnostic:
+    """The HVF001 diagnostic :func:`hvcfilter.spec.load` gives a spec file that is not UTF-8."""
+    rule = next(r for r in INPUT_RULES if r.code == "HVF001")
+    line_start = data.rfind(b"\n", 0, exc.start) + 1
+    return Diagnostic(
+        rule.code,
+        rule.name,
+        rule.severity,
+        f"not UTF-8 text: byte {data[exc.start]:#04x} at offset {exc.start}",
+        Location(path, data.count(b"\n", 0, exc.start) + 1, exc.start - line_start + 1),
+        "save the spec as UTF-8",
+    )
 
 
 def read_table(
@@ -548,8 +566,9 @@ def read_table(
     if _looks_like_spec(path, data):
         try:
             text = data.decode("utf-8")
-        except UnicodeDecodeError:  # pragma: no cover - a .toml that is not UTF-8
-            text = data.decode("utf-8", "replace")
+        except UnicodeDecodeError as exc:
+            # Replacement characters would turn a broken spec into a valid, different one.
+            return ReadResult(path, None, (_not_utf8(path, data, exc),))
         compiled = compile_text(text, path, merge=merge, kernel=kernel)
         if compiled.table is None:
             return ReadResult(path, None, compiled.diagnostics)
@@ -662,8 +681,15 @@ def decompile(
 
     Raises:
         UnknownProfileError: ``kernel`` names no profile.
-        PayloadError: unknown byte order.
+        PayloadError: unknown byte order, or ``data`` is a TOML spec.
     """
+    # Records hold NUL pad bytes, which TOML forbids: TOML text is never a payload,
+    # and decoding a spec as records would give one bogus finding per 24 bytes.
+    if data and _parses_as_toml(data):
+        raise PayloadError(
+            f"{filename} is a TOML spec, not a binary payload: compile it first "
+            "(`hvcfilter compile SPEC -o PAYLOAD`)"
+        )
     profile = get_profile(kernel) if kernel is not None else None
     diags = tuple(payload.validate(data, filename, profile=profile, byte_order=byte_order))
     if any(d.severity is Severity.ERROR for d in diags):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -26,6 +27,9 @@ class OutputError(HvcFilterError):
 def write_atomic(target: str | Path, data: bytes, *, inputs: Iterable[str | Path] = ()) -> None:
     """Write ``data`` to ``target`` through a temporary file and a rename.
 
+    A symbolic link keeps pointing at the replaced file; a device or FIFO
+    (``/dev/stdout``, a named pipe) is written in place, never replaced.
+
     Raises:
         OutputError: ``target`` is one of ``inputs``, or the write fails.
     """
@@ -34,6 +38,18 @@ def write_atomic(target: str | Path, data: bytes, *, inputs: Iterable[str | Path
         with contextlib.suppress(OSError):
             if path.exists() and os.path.samefile(path, source):
                 raise OutputError(f"refusing to overwrite input {source} with output {target}")
+    try:
+        mode: int | None = path.stat().st_mode
+    except OSError:
+        mode = None
+    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        # A device, FIFO or socket (/dev/stdout, /dev/null, a named pipe): a rename
+        # would replace the node itself, and a stream has no partial file to fear.
+        _write_stream(path, data)
+        return
+    if path.is_symlink():
+        # Replace the file the link points at, not the link.
+        path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     try:
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
@@ -58,3 +74,11 @@ def write_atomic(target: str | Path, data: bytes, *, inputs: Iterable[str | Path
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
         raise
+
+
+def _write_stream(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc

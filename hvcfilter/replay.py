@@ -134,7 +134,15 @@ def _payload_table(path: Path) -> Table:
     except OSError as exc:
         raise PayloadError(f"cannot read payload {path}: {exc.strerror or exc}") from exc
     # The kernel (emulated) judges the fields; only the framing must be whole records.
-    records = payload.decode(data, strict=False)
+    try:
+        records = payload.decode(data, strict=False)
+    except PayloadError as exc:
+        hint = (
+            "pass a spec with --spec"
+            if path.suffix.lower() == ".toml"
+            else f"`hvcfilter decompile {path}` lists every problem"
+        )
+        raise PayloadError(f"cannot use payload {path}: {exc}; {hint}") from exc
     encoded = tuple(payload.encode([r]) for r in records)
     origins = tuple(f"record {i} @ {i * payload.RECORD_SIZE:#x}" for i in range(len(records)))
     return Table("payload", str(path), encoded, origins)

@@ -9,6 +9,7 @@ only when a diagnostic needs a position, so a clean spec pays nothing for it.
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -213,10 +214,13 @@ def format_key_path(path: KeyPath) -> str:
 
 
 def load(path: str | Path) -> LoadResult:
-    """Read and resolve one spec file; never raises for bad input."""
+    """Read and resolve one spec file (``-`` is stdin); never raises for bad input."""
     name = str(path)
     try:
-        data = Path(path).read_bytes()
+        if name == "-":
+            name, data = "<stdin>", sys.stdin.buffer.read()
+        else:
+            data = Path(path).read_bytes()
     except FileNotFoundError:
         return _unreadable(
             name, "no such file", f"create it, or pass a spec path (default {DEFAULT_SPEC})"
@@ -246,9 +250,24 @@ def load(path: str | Path) -> LoadResult:
 
 def loads(text: str, filename: str = "<string>") -> LoadResult:
     """Parse and resolve spec text; never raises for bad input."""
+    # Editors on Windows start UTF-8 files with a byte-order mark; TOML has no place for it.
+    text = text.removeprefix("\ufeff")
     source = _SourceMap(text)
     try:
         raw = tomllib.loads(text)
+    except RecursionError:
+        return LoadResult(
+            filename,
+            None,
+            (
+                _diag(
+                    "HVF002",
+                    "TOML syntax error: arrays or tables nested too deeply",
+                    Location(filename),
+                    "a spec nests at most [[range]] tables and lists of names",
+                ),
+            ),
+        )
     except tomllib.TOMLDecodeError as exc:
         message, line, column = _split_toml_error(str(exc))
         return LoadResult(
@@ -526,6 +545,13 @@ def _schema_diag(err: Any, raw: dict[str, Any], filename: str, source: _SourceMa
     if kind == "value_error":
         message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
         return _diag("HVF104", f"{key}: {message}", where, None)
+    if kind in ("model_type", "dict_type"):
+        return _diag(
+            "HVF101",
+            f"{key} must be a table, not {_toml_type(value)}",
+            where,
+            f"write it as a [{key}] table" if len(loc) == 1 else None,
+        )
     if kind == "missing":
         return _diag("HVF101", f"{key} is required", where, _missing_hint(str(loc[-1])))
     if kind == "too_short":
@@ -562,7 +588,23 @@ def _missing_hint(key: str) -> str | None:
         "end": "write IDs as TOML integers: end = 0x8400001F",
         "convention": 'convention is "smc32" or "smc64"',
         "call": 'call is "fast" or "yield"',
+        "kernel": 'write the kernel profile as a string: kernel = "6.12"',
+        "psci_version": 'write the version as a string: psci_version = "1.1"',
+        "name": 'write it as a string: name = "my-vmm"',
+        "description": "write it as a string",
+        "comment": "write it as a string",
+        "layout": 'layout is "merged", "sorted" or "as-written"',
+        "range": "write each entry as a [[range]] table",
     }.get(key)
+
+
+def _toml_type(value: object) -> str:
+    """How TOML calls a value's type, for messages: table, array, string, integer..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "a table", list: "an array", str: "a string", int: "an integer"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
 
 
 def _describe(msg: str) -> str:
@@ -666,11 +708,37 @@ class _SourceMap:
             key = _KEY.match(line)
             if key:
                 index.setdefault((*table, key.group(1).strip("\"'")), (number, column))
-            for quote in ('"""', "'''"):
-                if line.count(quote) % 2 == 1:
-                    in_string = quote
+            # The character scan is slow; most lines have no triple quote at all.
+            if '"""' in line or "'''" in line:
+                in_string = _open_multiline(line)
         self._index = index
         return index
+
+
+def _open_multiline(line: str) -> str | None:
+    """The delimiter of a multi-line string that ``line`` opens and leaves open, if any.
+
+    Triple quotes inside one-line literal strings and comments do not count.
+    """
+    i = 0
+    while i < len(line):
+        char = line[i]
+        if char == "#":
+            return None
+        delimiter = line[i : i + 3]
+        if delimiter in ('"""', "'''"):
+            end = line.find(delimiter, i + 3)
+            if end < 0:
+                return delimiter
+            i = end + 3
+        elif char in "\"'":
+            i += 1
+            while i < len(line) and line[i] != char:
+                i += 2 if char == '"' and line[i] == "\\" else 1
+            i += 1
+        else:
+            i += 1
+    return None
 
 
 def locate(spec: FilterSpec, path: KeyPath) -> Location:

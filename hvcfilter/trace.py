@@ -317,7 +317,8 @@ def detect_format(head: bytes) -> TraceFormat:
     starts JSON Lines, a comma-separated header naming ``x0`` is CSV, and
     anything else is ftrace text.
     """
-    for raw in head.splitlines():
+    # Editors on Windows start UTF-8 files with a byte-order mark.
+    for raw in head.removeprefix(codecs.BOM_UTF8).splitlines():
         line = raw.strip()
         if not line or line.startswith(b"#"):
             continue
@@ -693,7 +694,7 @@ def _record(fields: dict[str, Any], number: int, source: str) -> TraceEvent:
 
 
 def _text_lines(source: _Source, progress: Progress | None) -> Iterator[tuple[int, str]]:
-    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    decoder = codecs.getincrementaldecoder("utf-8-sig")("replace")
     number = 0
     for chunk in _chunks(source, progress):
         for raw in decoder.decode(chunk).split("\n")[:-1]:

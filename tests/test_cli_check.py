@@ -205,6 +205,17 @@ def test_output_never_overwrites_an_input(tmp_path: Path) -> None:
     assert Path(spec).read_text() == ERROR
 
 
+def test_output_never_overwrites_the_default_spec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    _write(tmp_path, "hvcfilter.toml", ERROR)
+    result = CliRunner().invoke(cli, ["check", "-o", "hvcfilter.toml"])
+    assert result.exit_code == 2
+    assert "refusing to overwrite input" in result.stderr
+    assert (tmp_path / "hvcfilter.toml").read_text() == ERROR
+
+
 # --------------------------------------------------------------------------- explain
 
 

@@ -141,6 +141,14 @@ def test_dry_run_ok_and_failing(tmp_path: Path) -> None:
     assert document["ok"] is False
 
 
+@pytest.mark.parametrize("extra", [("-o", "out.bin"), ("--format", "hex"), ("--format", "c")])
+def test_dry_run_refuses_options_it_would_ignore(tmp_path: Path, extra: tuple[str, str]) -> None:
+    args = [a if a != "out.bin" else str(tmp_path / a) for a in extra]
+    code, out, err = run("compile", str(EXAMPLES / "minimal.toml"), "--dry-run", *args)
+    assert code == 2 and out == b"" and "--dry-run" in err
+    assert not (tmp_path / "out.bin").exists()
+
+
 def test_decompile_round_trip(tmp_path: Path) -> None:
     spec = tmp_path / "back.toml"
     code, _, err = run("decompile", str(GOLDEN / "lockdown.bin"), "-o", str(spec))
@@ -191,6 +199,22 @@ def test_decompile_bad_payload(tmp_path: Path, data: bytes, expected: list[str])
 def test_decompile_unreadable_payload(tmp_path: Path) -> None:
     code, _, err = run("decompile", str(tmp_path / "missing.bin"))
     assert code == 2 and "cannot read" in err
+
+
+@pytest.mark.parametrize("command", ["compile", "decompile", "check"])
+def test_empty_output_name_is_a_usage_error(command: str) -> None:
+    source = GOLDEN / "minimal.bin" if command == "decompile" else EXAMPLES / "minimal.toml"
+    code, out, err = run(command, str(source), "-o", "")
+    assert code == 2 and out == b""
+    assert "-o/--output needs a file name" in err
+
+
+def test_decompile_of_a_spec_is_one_clear_error(tmp_path: Path) -> None:
+    # It used to be read as records: one bogus HVF402/HVF403 pair per 24 bytes of text.
+    out = tmp_path / "out.toml"
+    code, stdout, err = run("decompile", str(EXAMPLES / "minimal.toml"), "-o", str(out))
+    assert code == 2 and stdout == b"" and not out.exists()
+    assert err.count("\n") == 1 and "is a TOML spec, not a binary payload" in err
 
 
 def test_diff_equivalent_and_different(tmp_path: Path) -> None:
@@ -249,3 +273,22 @@ def test_sha256_same_for_equivalent_layouts(tmp_path: Path) -> None:
     )
     code, out, _ = run("compile", str(split), "--format", "sha256", "--no-merge")
     assert code == 0 and out == (GOLDEN / "minimal.sha256").read_bytes()
+
+
+def test_diff_of_a_spec_that_is_not_utf8_is_exit_2(tmp_path: Path) -> None:
+    # Decoding with replacement characters used to make it an empty, "different" table.
+    bad = tmp_path / "latin1.toml"
+    bad.write_bytes(b'[filter]\nname = "caf\xe9"\n')
+    code, out, err = run("diff", str(EXAMPLES / "minimal.toml"), str(bad))
+    assert code == 2 and out == b""
+    assert f"{bad}:2:12: error HVF001" in err and "not UTF-8" in err
+
+
+def test_diff_summary_of_one_change_is_singular(tmp_path: Path) -> None:
+    other = tmp_path / "other.toml"
+    other.write_text('[[range]]\naction = "deny"\nbase = 0xC2000000\nnr_functions = 0x100\n')
+    code, out, _ = run("diff", str(EXAMPLES / "minimal.toml"), str(other))
+    assert code == 1
+    assert out.decode().splitlines()[-1] == (
+        "1 range (256 function IDs) changes its effective action"
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -151,3 +152,28 @@ def test_trace_format_override() -> None:
     code, out, _ = _run("--spec", SPEC, "--trace-format", "jsonl", "--format", "json", SAMPLE)
     assert code == 0
     assert json.loads(out)["summary"]["skipped_lines"] == 58
+
+
+def test_no_color_wins_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hvcfilter.cli import simulate as simulate_module
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert simulate_module._use_color() is False
+    monkeypatch.delenv("NO_COLOR")
+    assert simulate_module._use_color() is True
+
+
+def test_refused_records_exit_1(tmp_path: Path) -> None:
+    # The VMM's KVM_SET_DEVICE_ATTR would fail: a finding, whatever the output format.
+    spec = tmp_path / "overlap.toml"
+    spec.write_text(
+        '[[range]]\naction = "deny"\nbase = 0xC2000000\nnr_functions = 0x10\n'
+        '[[range]]\naction = "fwd_to_user"\nbase = 0xC200000F\nnr_functions = 2\n'
+    )
+    for fmt in ReportFormat:
+        code, _, err = _run("--spec", str(spec), "--format", fmt.value, SAMPLE)
+        assert code == 1, fmt
+        assert "the kernel refuses 1 record(s) of the table" in err
+    code, _, err = _run("--spec", SPEC, SAMPLE)
+    assert code == 0 and "refuses" not in err

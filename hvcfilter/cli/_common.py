@@ -7,7 +7,9 @@ library call and one render.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import sys
 import traceback
 from collections.abc import Callable, Iterable
@@ -61,7 +63,12 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
             click.echo("hvcfilter: interrupted", err=True)
             sys.exit(130)
         except BrokenPipeError:
-            sys.exit(int(ExitCode.FINDINGS))
+            # The reader went away (`| head`): end quietly, as a shell tool killed by
+            # SIGPIPE would (128 + 13), rather than claim findings.
+            # Point stdout at /dev/null so the flush at exit does not fail a second time.
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(141)
         except Exception as exc:  # the last line of defence: no traceback for users
             ctx = click.get_current_context(silent=True)
             debug = bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("debug"))
@@ -85,10 +92,14 @@ def write_output(
     Binary data is refused on a terminal: it would garble it.
 
     Raises:
-        click.UsageError: binary output to a terminal.
+        click.UsageError: binary output to a terminal, or an empty file name.
         OutputError: the file cannot be written or is an input.
     """
     from hvcfilter.fileio import write_atomic
+
+    if output == "":
+        # Path("") is the current directory: the rename would fail with a puzzling errno.
+        raise click.UsageError("-o/--output needs a file name (or - for stdout)")
 
     if output is None or output == "-":
         stream = sys.stdout.buffer

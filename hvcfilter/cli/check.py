@@ -59,9 +59,10 @@ def check(
 ) -> None:
     """Lint SPEC files (default: hvcfilter.toml): will the kernel accept them, and do they
     do what was meant? Every file is checked, even after one fails."""
-    report = lint(specs or (DEFAULT_SPEC,))
+    paths = specs or (DEFAULT_SPEC,)
+    report = lint(paths)
     text = renderer(Format(fmt))(report, color=_use_color(output))
-    write_output(text.encode("utf-8"), output, binary=False, inputs=specs)
+    write_output(text.encode("utf-8"), output, binary=False, inputs=paths)
     ctx.exit(int(exit_code(report, strict=strict)))
 
 
@@ -79,6 +80,7 @@ def check(
     type=click.Choice([f.value for f in ExplainFormat]),
     default=ExplainFormat.TEXT.value,
     show_default=True,
+    help="text for people, json (stable, versioned) for tools.",
 )
 @click.pass_context
 @guarded

@@ -89,7 +89,8 @@ def _report(diagnostics: tuple[Diagnostic, ...]) -> None:
 @click.option(
     "--dry-run",
     is_flag=True,
-    help="Install the records into the emulated kernel and print each result; write nothing.",
+    help="Install the records into the emulated kernel and print each result (text, or "
+    "--format json); write nothing.",
 )
 @_kernel_option
 @click.pass_context
@@ -105,7 +106,13 @@ def compile_(
     dry_run: bool,
     kernel: str | None,
 ) -> None:
-    """Compile SPEC into the KVM_SET_DEVICE_ATTR payload, or another output format."""
+    """Compile SPEC (default: hvcfilter.toml) into the KVM_SET_DEVICE_ATTR payload, or
+    another output format. Exit 1 when the kernel would refuse the table."""
+    if dry_run and (output is not None or fmt not in (OutputFormat.BIN, OutputFormat.JSON)):
+        raise click.UsageError(
+            "--dry-run prints a report and writes no file: drop -o, and use no --format "
+            "or --format json"
+        )
     result = compiler.compile_file(spec, merge=not no_merge, kernel=kernel, strict=not dry_run)
     _report(result.diagnostics)
     if result.table is None:
@@ -124,9 +131,17 @@ def compile_(
 
 @click.command("decompile")
 @click.argument("payload_path", metavar="PAYLOAD")
-@click.option("-o", "--output", metavar="FILE", help="Write the spec here (atomically).")
+@click.option(
+    "-o", "--output", metavar="FILE", help="Write the spec here (atomically); default stdout."
+)
 @_byte_order_option
-@_kernel_option
+@click.option(
+    "--kernel",
+    callback=_kernel,
+    metavar="VERSION",
+    help="Kernel profile (e.g. 6.12, 7.2) whose reserved ranges are checked; written as "
+    "[filter] kernel.",
+)
 @click.pass_context
 @guarded
 def decompile(
@@ -158,6 +173,7 @@ def decompile(
     type=click.Choice([f.value for f in DiffFormat]),
     default=DiffFormat.TEXT.value,
     show_default=True,
+    help="text for people, json (stable, versioned) for tools.",
 )
 @_byte_order_option
 @_kernel_option

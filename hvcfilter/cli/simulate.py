@@ -1,13 +1,14 @@
 """``hvcfilter simulate``: option parsing, one replay through the emulated kernel, rendering.
 
 The work happens in :mod:`hvcfilter.replay` (and :mod:`hvcfilter.trace`);
-this module maps outcomes to exit codes: 0 clean, 1 when ``--baseline``
-finds a changed outcome or ``--strict`` meets an unparseable line, 2 for
-usage errors and unreadable input.
+this module maps outcomes to exit codes: 0 clean, 1 when the kernel refuses
+a record of the table, ``--baseline`` finds a changed outcome or ``--strict``
+meets an unparseable line, 2 for usage errors and unreadable input.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from enum import StrEnum
 from typing import assert_never
@@ -39,6 +40,11 @@ def _kernel(_ctx: click.Context, _param: click.Parameter, value: str | None) -> 
         raise click.BadParameter(str(exc)) from None
 
 
+def _use_color() -> bool:
+    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org)."""
+    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+
 def _emit(text: str) -> None:
     sys.stdout.write(text)
 
@@ -67,7 +73,7 @@ def _run(
     if fmt is ReportFormat.JSON:
         _emit(render.report_json(report))
     elif fmt is ReportFormat.TEXT:
-        _emit(render.report_text(report, color=sys.stdout.isatty()))
+        _emit(render.report_text(report, color=_use_color()))
     else:
         assert_never(fmt)
     return report.changed, report.tally
@@ -119,6 +125,8 @@ def simulate(  # noqa: PLR0917 - click passes each option as a parameter
 
     Without --spec or --payload, hvcfilter.toml in the current directory is
     used if it exists, else no filter at all (the kernel's default behaviour).
+    Exit 1 when the kernel refuses a record of the table (the VMM's
+    KVM_SET_DEVICE_ATTR would fail).
     """
     if spec is not None and payload is not None:
         raise click.UsageError("give --spec or --payload, not both")
@@ -128,4 +136,8 @@ def simulate(  # noqa: PLR0917 - click passes each option as a parameter
     changed, tally = _run(replayer, list(traces), ReportFormat(fmt), TraceFormat(trace_format))
     if strict and tally.skipped:
         click.echo(f"hvcfilter: {tally.skipped} unparseable line(s) (--strict)", err=True)
-    ctx.exit(int(ExitCode.FINDINGS if changed or (strict and tally.skipped) else ExitCode.OK))
+    refused = sum(1 for r in replayer.install if r.errno)
+    if refused:
+        click.echo(f"hvcfilter: the kernel refuses {refused} record(s) of the table", err=True)
+    failed = changed or refused or (strict and tally.skipped)
+    ctx.exit(int(ExitCode.FINDINGS if failed else ExitCode.OK))

@@ -36,7 +36,14 @@ def _block(lines: list[str], indent: str = "") -> list[str]:
 
 def emit(table: CompiledTable) -> bytes:
     """The header text, ending in a newline."""
-    out = _block(preamble(table))
+    out = _block(
+        [
+            *preamble(table),
+            "",
+            "struct kvm_smccc_filter comes from <linux/kvm.h> (arm64, Linux 6.4 and newer):",
+            "include it, or define the struct the same way, before this header.",
+        ]
+    )
     out += [
         "",
         f"#ifndef {GUARD}",

@@ -74,7 +74,9 @@ def diff_text(result: DiffResult) -> str:
         ids = sum(change.count for change in changes)
         lines.append(
             f"{len(changes)} range{'s' * (len(changes) != 1)} ({ids:,} function "
-            f"ID{'s' * (ids != 1)}) change their effective action"
+            f"ID{'s' * (ids != 1)}) "
+            + ("changes its" if len(changes) == 1 else "change their")
+            + " effective action"
         )
     return "\n".join(lines) + "\n"
 

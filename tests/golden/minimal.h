@@ -6,7 +6,10 @@
  * Install the records in array order, one KVM_SET_DEVICE_ATTR call each on the VM fd
  * (group KVM_ARM_VM_SMCCC_CTRL = 0, attr KVM_ARM_VM_SMCCC_FILTER = 0), before the first
  * KVM_RUN of any vCPU. A failed call leaves the records before it installed: discard
- * the VM. Actions: 0 KVM_SMCCC_FILTER_HANDLE, 1 DENY, 2 FWD_TO_USER. */
+ * the VM. Actions: 0 KVM_SMCCC_FILTER_HANDLE, 1 DENY, 2 FWD_TO_USER.
+ *
+ * struct kvm_smccc_filter comes from <linux/kvm.h> (arm64, Linux 6.4 and newer):
+ * include it, or define the struct the same way, before this header. */
 
 #ifndef HVCFILTER_SMCCC_FILTERS_H
 #define HVCFILTER_SMCCC_FILTERS_H

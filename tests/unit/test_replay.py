@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import random
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -162,6 +163,13 @@ def test_truncated_payload_is_a_payload_error(tmp_path: Path) -> None:
     path = tmp_path / "f.bin"
     path.write_bytes(bytes(30))
     with pytest.raises(PayloadError, match="not a multiple of 24"):
+        load_table(payload_path=path)
+
+
+def test_a_bad_payload_error_names_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "f.bin"
+    path.write_bytes(bytes(30))
+    with pytest.raises(PayloadError, match=f"^cannot use payload {re.escape(str(path))}: "):
         load_table(payload_path=path)
 
 

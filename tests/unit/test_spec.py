@@ -287,3 +287,47 @@ def test_bad_item_of_functions_names_its_index() -> None:
     result = loads('[[range]]\naction = "deny"\nfunctions = [1.5]\n', "f.toml")
     (diag,) = result.diagnostics
     assert diag.location.key == "range[0].functions[0]"
+
+
+def test_a_byte_order_mark_is_ignored() -> None:
+    result = loads('\ufeff[[range]]\naction = "deny"\nbase = 0xC2000000\nnr_functions = 1\n')
+    assert result.spec is not None and result.diagnostics == ()
+
+
+def test_deep_nesting_is_a_syntax_error_not_a_crash() -> None:
+    result = loads("x = " + "[" * 5000 + "]" * 5000)
+    assert [d.code for d in result.diagnostics] == ["HVF002"]
+
+
+@pytest.mark.parametrize(
+    "before",
+    ['description = \'say """ here\'', 'description = """one line"""  # """'],
+)
+def test_triple_quotes_inside_one_line_strings_keep_positions(before: str) -> None:
+    text = f'[filter]\n{before}\n[[range]]\naction = "deny"\nbase = -1\nnr_functions = 1\n'
+    (diag,) = loads(text, "s.toml").diagnostics
+    assert (diag.location.line, diag.location.key) == (5, "range[0].base")
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "hint"),
+    [
+        ("filter = 5", "filter must be a table, not an integer", "[filter] table"),
+        ("[filter]\nkernel = 6.12", "filter.kernel", 'kernel = "6.12"'),
+        ("range = 5", "range", "[[range]] table"),
+    ],
+)
+def test_type_errors_say_how_to_fix_them(text: str, message: str, hint: str) -> None:
+    (diag,) = loads(text).diagnostics
+    assert message in diag.message and "FilterTable" not in diag.message
+    assert diag.hint is not None and hint in diag.hint
+
+
+def test_dash_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+    import sys
+
+    data = b'[[range]]\naction = "deny"\nbase = 0xC2000000\nnr_functions = 1\n'
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+    result = load("-")
+    assert result.path == "<stdin>" and result.spec is not None

@@ -235,11 +235,30 @@ def test_csv_errors(tmp_path: Path) -> None:
         (b"# tracer: nop\n  a-1 [000] ...", TraceFormat.FTRACE),
         (b'\n# calls\n{"x0": 1}\n', TraceFormat.JSONL),
         (b"x0,conduit\n", TraceFormat.CSV),
+        (b"\xef\xbb\xbfx0,conduit\n", TraceFormat.CSV),
+        (b'\xef\xbb\xbf{"x0": 1}\n', TraceFormat.JSONL),
         (b"", TraceFormat.FTRACE),
     ],
 )
 def test_detect_format(head: bytes, fmt: TraceFormat) -> None:
     assert trace.detect_format(head) is fmt
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "fmt"),
+    [
+        ("t.csv", "x0,conduit\r\n0x84000000,hvc\r\n", TraceFormat.CSV),
+        ("t.jsonl", '{"x0": "0x84000000"}\r\n', TraceFormat.JSONL),
+    ],
+)
+def test_a_byte_order_mark_is_not_part_of_the_first_line(
+    tmp_path: Path, name: str, text: str, fmt: TraceFormat
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    for chosen in (TraceFormat.AUTO, fmt):
+        tally = trace.tally([str(path)], chosen)
+        assert (tally.call_count, tally.skipped) == (1, 0)
 
 
 def _noisy_trace(path: Path, lines: int, seed: int) -> None:

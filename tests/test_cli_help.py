@@ -1,0 +1,49 @@
+"""``--help`` of every command: each option is explained, and ``python -m hvcfilter`` runs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from hvcfilter.cli import _COMMANDS, cli
+
+
+def _commands() -> Iterator[tuple[str, click.Command]]:
+    ctx = click.Context(cli)
+    for name in _COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        yield name, command
+        if isinstance(command, click.Group):
+            for sub in command.list_commands(ctx):
+                subcommand = command.get_command(ctx, sub)
+                assert subcommand is not None
+                yield f"{name} {sub}", subcommand
+
+
+@pytest.mark.parametrize(("name", "command"), list(_commands()), ids=str)
+def test_every_option_has_a_help_text(name: str, command: click.Command) -> None:
+    undocumented = [p.opts[0] for p in command.params if isinstance(p, click.Option) and not p.help]
+    assert undocumented == [], f"hvcfilter {name}: options without help"
+    result = CliRunner().invoke(cli, [*name.split(), "--help"], prog_name="hvcfilter")
+    assert result.exit_code == 0 and "Usage: hvcfilter" in result.output
+
+
+def test_decompile_kernel_help_does_not_mention_a_spec() -> None:
+    result = CliRunner().invoke(cli, ["decompile", "--help"])
+    assert "spec's [filter] kernel" not in result.output
+
+
+def test_python_dash_m() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "hvcfilter", "--version"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.startswith("hvcfilter, version ")
