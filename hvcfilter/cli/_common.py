@@ -24,6 +24,7 @@ from hvcfilter.errors import HvcFilterError
 __all__ = [
     "ExitCode",
     "guarded",
+    "kernel_profile",
     "write_output",
 ]
 
@@ -112,3 +113,15 @@ def write_output(
         stream.flush()
         return
     write_atomic(output, data, inputs=inputs)
+
+
+def kernel_profile(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    """Click callback of ``--kernel``: the profile name, or a usage error listing the known ones."""
+    from hvcfilter.profiles import UnknownProfileError, get_profile
+
+    if value is None:
+        return None
+    try:
+        return get_profile(value).name
+    except UnknownProfileError as exc:
+        raise click.BadParameter(str(exc)) from None

@@ -14,12 +14,11 @@ from typing import assert_never
 import click
 
 from hvcfilter import compiler
-from hvcfilter.cli._common import ExitCode, guarded, write_output
+from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, write_output
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.errors import PayloadError
 from hvcfilter.payload import ByteOrder
-from hvcfilter.profiles import UnknownProfileError, get_profile
 from hvcfilter.render import compile as render
 from hvcfilter.spec import DEFAULT_SPEC
 
@@ -33,18 +32,9 @@ class DiffFormat(StrEnum):
     JSON = "json"
 
 
-def _kernel(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return get_profile(value).name
-    except UnknownProfileError as exc:
-        raise click.BadParameter(str(exc)) from None
-
-
 _kernel_option = click.option(
     "--kernel",
-    callback=_kernel,
+    callback=kernel_profile,
     metavar="VERSION",
     help="Kernel profile (e.g. 6.12, 7.2); overrides the spec's [filter] kernel.",
 )
@@ -137,7 +127,7 @@ def compile_(
 @_byte_order_option
 @click.option(
     "--kernel",
-    callback=_kernel,
+    callback=kernel_profile,
     metavar="VERSION",
     help="Kernel profile (e.g. 6.12, 7.2) whose reserved ranges are checked; written as "
     "[filter] kernel.",

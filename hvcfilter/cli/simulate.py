@@ -15,8 +15,7 @@ from typing import assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded
-from hvcfilter.profiles import UnknownProfileError, get_profile
+from hvcfilter.cli._common import ExitCode, guarded, kernel_profile
 from hvcfilter.replay import Replayer, load_baseline, load_table
 from hvcfilter.trace import TraceFormat, TraceTally
 
@@ -29,15 +28,6 @@ class ReportFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     JSONL = "jsonl"
-
-
-def _kernel(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is None:
-        return None
-    try:
-        return get_profile(value).name
-    except UnknownProfileError as exc:
-        raise click.BadParameter(str(exc)) from None
 
 
 def _use_color() -> bool:
@@ -84,7 +74,7 @@ def _run(
 @click.option("--spec", metavar="SPEC", help="Filter spec (default: ./hvcfilter.toml if any).")
 @click.option("--payload", metavar="BIN", help="Binary payload of struct kvm_smccc_filter records.")
 @click.option(
-    "--kernel", callback=_kernel, metavar="VERSION", help="Kernel profile (e.g. 6.12, 7.2)."
+    "--kernel", callback=kernel_profile, metavar="VERSION", help="Kernel profile (e.g. 6.12, 7.2)."
 )
 @click.option(
     "--trace-format",
