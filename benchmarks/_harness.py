@@ -56,8 +56,12 @@ def time_process(
     peak = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
-        pid = os.posix_spawn(argv[0], list(argv), dict(os.environ),
-                             file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+        pid = os.posix_spawn(
+            argv[0],
+            list(argv),
+            dict(os.environ),
+            file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
+        )
         _, status, usage = os.wait4(pid, 0)
         samples.append(time.perf_counter() - start)
         code = os.waitstatus_to_exitcode(status)

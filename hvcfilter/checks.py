@@ -1226,12 +1226,16 @@ def _apply_allow(spec: FilterSpec, found: list[Diagnostic]) -> list[Diagnostic]:
     A finding belongs to the ``[[range]]`` its location key names. Errors are
     never dropped: the kernel rejects the table whatever the spec says.
     """
-    rules = {r.code: r for r in all_rules()}
+    scopes: list[tuple[tuple[str | int, ...], Sequence[str]]] = [(("filter",), spec.allow)]
+    scopes += [(("range", i), e.allow) for i, e in enumerate(spec.entries) if e.allow]
+    if len(scopes) == 1 and not spec.allow:
+        return found
+    # Only findings about a spec can be accepted in it: not payload or replay rules.
+    spec_rules: list[RuleLike] = [*INPUT_RULES, *CHECKS]
+    rules = {r.code: r for r in spec_rules}
     by_name = {r.name: r for r in rules.values()}
     accepted_everywhere: set[str] = set()
     accepted: dict[int, set[str]] = {}
-    scopes: list[tuple[tuple[str | int, ...], Sequence[str]]] = [(("filter",), spec.allow)]
-    scopes += [(("range", i), e.allow) for i, e in enumerate(spec.entries) if e.allow]
     problems: list[Diagnostic] = []
     for scope, items in scopes:
         codes = (
@@ -1246,7 +1250,7 @@ def _apply_allow(spec: FilterSpec, found: list[Diagnostic]) -> list[Diagnostic]:
                 close = smccc.suggest(item, [*rules, *by_name])
                 problems.append(
                     _input_diag(
-                        f"allow names no rule: {item!r}"
+                        f"allow names no rule about specs: {item!r}"
                         + (f"; did you mean {close[0]!r}?" if close else ""),
                         where,
                         "use a code or name from `hvcfilter explain`",

@@ -1,11 +1,12 @@
-"""The spec model: what a filter spec says, validated field by field.
+"""The spec model: the value types a filter spec is made of.
 
-Two layers live here. The pydantic models (``*Entry``, ``FilterTable``,
-``VmTable``, ``SpecDocument``) are the schema of the TOML file and check each
-field on its own (types, 32-bit bounds, known names). The frozen dataclasses
-(``FilterRange``, ``FilterSpec``) are the resolved form every later stage
-works on: one ``FilterRange`` per record the kernel will receive. Checks that
-relate several fields or ranges belong in ``checks.py``, not here.
+Two layers live here. ``SpecDocument`` and its parts (``FilterTable``,
+``VmTable`` and the ``*Entry`` types) are what the TOML file says, each field
+checked on its own; ``FilterRange`` and ``FilterSpec`` are the resolved form
+every later stage works on, one ``FilterRange`` per record the kernel will
+receive. The schema that checks the fields, and explains what is wrong with
+them, is :mod:`hvcfilter.schema`. Checks that relate several fields or ranges
+belong in ``checks.py``.
 """
 
 from __future__ import annotations
@@ -13,14 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Annotated, Any, Literal, NamedTuple
-
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
+from typing import Literal, NamedTuple
 
 from hvcfilter import smccc
-from hvcfilter.profiles import KernelProfile, get_profile
+from hvcfilter.profiles import KernelProfile
 
 __all__ = [
+    "ENTRY_TYPES",
     "SELECTOR_KEYS",
     "Action",
     "FilterRange",
@@ -30,10 +30,10 @@ __all__ = [
     "FunctionsEntry",
     "LayoutName",
     "OwnerEntry",
-    "RangeEntry",
     "RawEntry",
     "ServiceEntry",
     "SpecDocument",
+    "SpecEntry",
     "VmConfig",
     "VmTable",
 ]
@@ -70,74 +70,11 @@ _ACTIONS_BY_LABEL = {action.name.lower(): action for action in Action}
 
 
 ActionName = Literal["handle", "deny", "fwd_to_user"]
-U32 = Annotated[int, Field(ge=0, le=U32_MAX, strict=True)]
-FunctionRef = Annotated[int, Field(ge=0, le=U32_MAX, strict=True)] | str
 ConventionName = Literal["smc32", "smc64"]
 LayoutName = Literal["merged", "sorted", "as-written"]
 CallName = Literal["fast", "yield"]
 
-_STRICT = ConfigDict(frozen=True, extra="forbid", strict=True)
-
-
-# Findings a reviewer has accepted, by code (HVF303) or name (forwards-kernel-call).
-AllowList = list[Annotated[str, Field(pattern=r"^(?:HVF\d{3}|[a-z0-9]+(?:-[a-z0-9]+)*)$")]]
-
-
-class _EntryBase(BaseModel):
-    model_config = _STRICT
-
-    action: ActionName
-    comment: str | None = None
-    allow: AllowList | None = None
-
-
-class RawEntry(_EntryBase):
-    """``base`` with ``nr_functions`` or an inclusive ``end``: a record as the kernel takes it."""
-
-    base: U32
-    nr_functions: U32 | None = None
-    end: U32 | None = None
-
-
-class FunctionEntry(_EntryBase):
-    """``function``: one ID, by catalogue name or number."""
-
-    function: FunctionRef
-
-
-class FunctionsEntry(_EntryBase):
-    """``functions``: several IDs, compiled into the fewest ranges."""
-
-    functions: Annotated[list[FunctionRef], Field(min_length=1)]
-
-
-class ServiceEntry(_EntryBase):
-    """``service``: a service family's function-number block, optionally one convention."""
-
-    service: str
-    convention: ConventionName | None = None
-
-    @field_validator("service")
-    @classmethod
-    def _known_service(cls, value: str) -> str:
-        smccc.parse_service(value)
-        return value
-
-
-class OwnerEntry(_EntryBase):
-    """``owner``: every ID of an owning entity, optionally one convention and call type."""
-
-    owner: Annotated[int, Field(ge=0, le=63, strict=True)] | str
-    convention: ConventionName | None = None
-    call: CallName | None = None
-
-    @field_validator("owner")
-    @classmethod
-    def _known_owner(cls, value: int | str) -> int | str:
-        smccc.parse_owner(value)
-        return value
-
-
+# The selector keys of a [[range]] and the entry kind each one makes.
 SELECTOR_KEYS: dict[str, str] = {
     "base": "raw",
     "function": "function",
@@ -147,79 +84,101 @@ SELECTOR_KEYS: dict[str, str] = {
 }
 
 
-_SELECTOR_SET = frozenset(SELECTOR_KEYS)
+# Entries are named tuples, not dataclasses: large specs hold 100,000 of them,
+# and they are built without pydantic on the common path (see spec.py).
+class RawEntry(NamedTuple):
+    """``base`` with ``nr_functions`` or an inclusive ``end``: a record as the kernel takes it."""
+
+    action: ActionName
+    base: int
+    nr_functions: int | None = None
+    end: int | None = None
+    comment: str | None = None
+    allow: tuple[str, ...] | None = None
 
 
-def _selector_tag(value: Any) -> str | None:
-    """Pick the entry type by the one selector key present (None: let pydantic complain)."""
-    if not isinstance(value, dict):
-        return None
-    # A C-level set intersection: this runs once per [[range]], 100,000 times in big specs.
-    present = value.keys() & _SELECTOR_SET
-    if len(present) != 1:
-        return None
-    return SELECTOR_KEYS[present.pop()]
+class FunctionEntry(NamedTuple):
+    """``function``: one ID, by catalogue name or number."""
+
+    action: ActionName
+    function: int | str
+    comment: str | None = None
+    allow: tuple[str, ...] | None = None
 
 
-RangeEntry = Annotated[
-    Annotated[RawEntry, Tag("raw")]
-    | Annotated[FunctionEntry, Tag("function")]
-    | Annotated[FunctionsEntry, Tag("functions")]
-    | Annotated[ServiceEntry, Tag("service")]
-    | Annotated[OwnerEntry, Tag("owner")],
-    Discriminator(_selector_tag),
-]
+class FunctionsEntry(NamedTuple):
+    """``functions``: several IDs, compiled into the fewest ranges."""
+
+    action: ActionName
+    functions: tuple[int | str, ...]
+    comment: str | None = None
+    allow: tuple[str, ...] | None = None
 
 
-class FilterTable(BaseModel):
+class ServiceEntry(NamedTuple):
+    """``service``: a service family's function-number block, optionally one convention."""
+
+    action: ActionName
+    service: str
+    convention: ConventionName | None = None
+    comment: str | None = None
+    allow: tuple[str, ...] | None = None
+
+
+class OwnerEntry(NamedTuple):
+    """``owner``: every ID of an owning entity, optionally one convention and call type."""
+
+    action: ActionName
+    owner: int | str
+    convention: ConventionName | None = None
+    call: CallName | None = None
+    comment: str | None = None
+    allow: tuple[str, ...] | None = None
+
+
+SpecEntry = RawEntry | FunctionEntry | FunctionsEntry | ServiceEntry | OwnerEntry
+ENTRY_TYPES: dict[str, type[SpecEntry]] = {
+    "raw": RawEntry,
+    "function": FunctionEntry,
+    "functions": FunctionsEntry,
+    "service": ServiceEntry,
+    "owner": OwnerEntry,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FilterTable:
     """The ``[filter]`` table: what the table is and which kernel it targets."""
-
-    model_config = _STRICT
 
     name: str | None = None
     description: str | None = None
     kernel: str | None = None
-    allow: AllowList | None = None
+    allow: tuple[str, ...] | None = None
     # How compile lays out records: "merged" (default: sorted by base, adjacent
     # same-action ranges merged across entries), "sorted" (one record per
     # range, as --no-merge), "as-written" (one record per range in spec order,
     # so that decompile can reproduce any payload byte for byte).
     layout: LayoutName | None = None
 
-    @field_validator("kernel")
-    @classmethod
-    def _known_kernel(cls, value: str | None) -> str | None:
-        get_profile(value)
-        return value
 
-
-class VmTable(BaseModel):
+@dataclass(frozen=True, slots=True)
+class VmTable:
     """The ``[vm]`` table: how the emulated VM is configured for dry-runs."""
 
-    model_config = _STRICT
-
     psci_version: str | None = None
-    std: list[str] | None = None
-    std_hyp: list[str] | None = None
-    vendor_hyp: list[str] | None = None
-    vendor_hyp_2: list[str] | None = None
-
-    @field_validator("psci_version")
-    @classmethod
-    def _version_shape(cls, value: str | None) -> str | None:
-        if value is not None:
-            parse_psci_version(value)
-        return value
+    std: tuple[str, ...] | None = None
+    std_hyp: tuple[str, ...] | None = None
+    vendor_hyp: tuple[str, ...] | None = None
+    vendor_hyp_2: tuple[str, ...] | None = None
 
 
-class SpecDocument(BaseModel):
-    """The whole TOML document."""
-
-    model_config = _STRICT
+@dataclass(frozen=True, slots=True)
+class SpecDocument:
+    """The whole TOML document, each field checked on its own, before resolution."""
 
     filter: FilterTable = FilterTable()
     vm: VmTable = VmTable()
-    range: list[RangeEntry] = []
+    range: tuple[SpecEntry, ...] = ()
 
 
 def parse_psci_version(text: str) -> tuple[int, int]:
@@ -287,7 +246,7 @@ class FilterSpec:
     profile: KernelProfile
     name: str | None
     description: str | None
-    entries: tuple[RawEntry | FunctionEntry | FunctionsEntry | ServiceEntry | OwnerEntry, ...]
+    entries: tuple[SpecEntry, ...]
     ranges: tuple[FilterRange, ...]
     vm: VmConfig
     # Recovers "file:line:column" for a key path; computed only when a diagnostic needs it.

@@ -9,12 +9,10 @@ KVM's filter is a flat map over those 32 bits. Kernel-version specific facts
 from __future__ import annotations
 
 import bisect
-import difflib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from functools import cache
-from importlib import resources
 from typing import NewType
 
 __all__ = [
@@ -507,12 +505,17 @@ def _parse_catalogue(text: str) -> list[CatalogueEntry]:
 @cache
 def catalogue() -> Catalogue:
     """The catalogue shipped as package data (read once per process)."""
+    # Imported here: importlib.resources costs more start-up than the whole catalogue.
+    from importlib import resources
+
     text = resources.files("hvcfilter").joinpath("data/smccc-catalogue.tsv").read_text("utf-8")
     return Catalogue(_parse_catalogue(text))
 
 
 def suggest(word: str, candidates: Sequence[str]) -> list[str]:
     """Up to three close matches for a misspelt name."""
+    import difflib  # only a misspelling pays for it
+
     return difflib.get_close_matches(word, candidates, n=3, cutoff=0.6)
 
 

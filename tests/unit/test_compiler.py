@@ -17,10 +17,6 @@ from hvcfilter.payload import Record
 from hvcfilter.spec import loads
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
-HAS_LAYOUT = (
-    "layout" in __import__("hvcfilter.model", fromlist=["FilterTable"]).FilterTable.model_fields
-)
-
 
 def spec_of(text: str) -> FilterSpec:
     result = loads(text, "t.toml")

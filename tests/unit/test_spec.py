@@ -331,3 +331,30 @@ def test_dash_reads_stdin(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
     result = load("-")
     assert result.path == "<stdin>" and result.spec is not None
+
+
+def test_clean_specs_are_read_without_importing_pydantic() -> None:
+    # pydantic's import and model build are most of a cold `hvcfilter check`;
+    # well-formed specs must not pay for them (the schema is only for errors).
+    import subprocess
+    import sys
+
+    examples = sorted(str(p) for p in (Path(__file__).parents[2] / "examples").glob("*.toml"))
+    code = (
+        "import sys\n"
+        "from hvcfilter.cli import main\n"
+        "try:\n"
+        f"    main(['check', *{examples!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "assert 'pydantic' not in sys.modules, 'pydantic was imported'\n"
+    )
+    argv = [sys.executable, "-c", code]
+    done = subprocess.run(argv, check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_bad_spec_still_gets_the_schemas_words() -> None:
+    result = loads('[[range]]\naction = "allow"\nbase = 1\nnr_functions = 1\n', "a.toml")
+    (diag,) = result.diagnostics
+    assert diag.code == "HVF101" and "'handle', 'deny' or 'fwd_to_user'" in diag.message
