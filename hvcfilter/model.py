@@ -23,6 +23,7 @@ __all__ = [
     "ENTRY_TYPES",
     "SELECTOR_KEYS",
     "Action",
+    "ActionName",
     "FilterRange",
     "FilterSpec",
     "FilterTable",

@@ -14,7 +14,7 @@ import tomllib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
@@ -22,6 +22,7 @@ from hvcfilter.model import (
     ENTRY_TYPES,
     SELECTOR_KEYS,
     Action,
+    ActionName,
     FilterRange,
     FilterSpec,
     FilterTable,
@@ -366,6 +367,12 @@ def _one_of(choices: frozenset[str]) -> Callable[[object], str]:
     return check
 
 
+def _action(value: object) -> ActionName:
+    if type(value) is str and value in _ACTIONS:
+        return cast("ActionName", value)
+    raise _Declined
+
+
 def _function_ref(value: object) -> int | str:
     return value if type(value) is str else _u32(value)
 
@@ -392,9 +399,7 @@ def _entry(item: object) -> SpecEntry:
     if type(item) is not dict:
         raise _Declined
     keys = item.keys()
-    action = item.get("action")
-    if type(action) is not str or action not in _ACTIONS:
-        raise _Declined
+    action = _action(item.get("action"))
     if keys == _COMMON_RAW:  # the shape of big generated tables: keep it short
         return RawEntry(action, _u32(item["base"]), _u32(item["nr_functions"]))
     selector = keys & _SELECTORS

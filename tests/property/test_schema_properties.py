@@ -7,7 +7,7 @@ every clean spec would pay for importing pydantic).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
@@ -90,8 +90,8 @@ valid_document = st.fixed_dictionaries(
 @st.composite
 def mutated_document(draw: st.DrawFn) -> dict[str, Any]:
     """A valid document with one value replaced or one key added."""
-    doc = draw(valid_document)
-    tables: list[dict[str, Any]] = [doc, *doc.get("range", [])]
+    doc: dict[str, Any] = draw(valid_document)
+    tables: list[dict[str, Any]] = [doc, *cast(list[dict[str, Any]], doc.get("range", []))]
     for name in ("filter", "vm"):
         if isinstance(doc.get(name), dict):
             tables.append(doc[name])

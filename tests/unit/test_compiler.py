@@ -18,6 +18,7 @@ from hvcfilter.spec import loads
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
+
 def spec_of(text: str) -> FilterSpec:
     result = loads(text, "t.toml")
     assert result.spec is not None, result.diagnostics
