@@ -42,6 +42,7 @@ from hvcfilter.model import (
     VmConfig,
 )
 from hvcfilter.profiles import KernelProfile, get_profile
+from hvcfilter.smccc import format_id
 from hvcfilter.spec import INPUT_RULES, LoadResult, load, loads, locate
 
 __all__ = [
@@ -203,8 +204,6 @@ def find_rule(query: str) -> Rule | None:
 
 
 # --------------------------------------------------------------------------- kernel facts
-
-_PSCI_0_2 = (0, 2)
 
 # PSCI calls KVM implements, with the lowest PSCI version that serves them
 # (reference sections 3.6 and 3.7; linux arch/arm64/kvm/psci.c).
@@ -459,15 +458,11 @@ def _analysis(spec: FilterSpec) -> _Analysis:
 # --------------------------------------------------------------------------- wording helpers
 
 
-def _hex(fid: int) -> str:
-    return smccc.format_id(fid)
-
-
 def _span(first: int, last: int) -> str:
     """``0x84000003 PSCI_CPU_ON_32`` or ``0x84000000-0x8400001F``."""
     if first == last:
         return smccc.catalogue().label(first)
-    return f"{_hex(first)}-{_hex(last)}"
+    return str(smccc.IdRange(first, last))
 
 
 def _span_names(first: int, last: int, limit: int = 3) -> str:
@@ -554,7 +549,7 @@ def _block_text(fid: int) -> str:
 
 def _reserved_text(first: int, last: int) -> str:
     d = smccc.decode(first)
-    return f"{d.owner_display} {d.convention.value.upper()} range {_hex(first)}-{_hex(last)}"
+    return f"{d.owner_display} {d.convention.value.upper()} range {smccc.IdRange(first, last)}"
 
 
 # --------------------------------------------------------------------------- the checks
@@ -620,7 +615,7 @@ def check_reserved(spec: FilterSpec) -> Iterator[Diagnostic]:
         lo, hi = max(rec.base, first), min(rec.last, last)
         hint = (
             "KVM always handles these IDs itself; start the range after the reserved one "
-            f"({_hex(last + 1)}) or leave the Arm Architecture calls out"
+            f"({format_id(last + 1)}) or leave the Arm Architecture calls out"
         )
         if rec.action is Action.FWD_TO_USER and lo <= 0x8000_0002 <= hi:
             hint = (
@@ -685,8 +680,8 @@ def check_empty_or_wrapping(spec: FilterSpec) -> Iterator[Diagnostic]:
                 "empty",
                 spec,
                 rec.entry,
-                f"range[{rec.entry}] ({rec.action.label}) has end {_hex(entry.end)} below "
-                f"base {_hex(rec.base)}: as a record nr_functions becomes "
+                f"range[{rec.entry}] ({rec.action.label}) has end {format_id(entry.end)} below "
+                f"base {format_id(rec.base)}: as a record nr_functions becomes "
                 f"{rec.nr_functions:#x}, which is empty or wraps past 0xFFFFFFFF; kernel "
                 f"{profile.name} rejects it with EINVAL",
                 "end is the last ID (inclusive) and must not be below base",
@@ -697,7 +692,7 @@ def check_empty_or_wrapping(spec: FilterSpec) -> Iterator[Diagnostic]:
                 "empty",
                 spec,
                 rec.entry,
-                f"range[{rec.entry}] ({rec.action.label} at {_hex(rec.base)}) has "
+                f"range[{rec.entry}] ({rec.action.label} at {format_id(rec.base)}) has "
                 f"nr_functions = 0: kernel {profile.name} rejects the empty range with EINVAL",
                 "nr_functions counts IDs: use 1 for a single function",
                 key=key,
@@ -708,9 +703,9 @@ def check_empty_or_wrapping(spec: FilterSpec) -> Iterator[Diagnostic]:
                 "empty",
                 spec,
                 rec.entry,
-                f"range[{rec.entry}] ({rec.action.label} {_hex(rec.base)} + "
+                f"range[{rec.entry}] ({rec.action.label} {format_id(rec.base)} + "
                 f"{rec.nr_functions:#x}) wraps past 0xFFFFFFFF (its 32-bit end "
-                f"{_hex(rec.end32)} is below the base): kernel {profile.name} rejects it "
+                f"{format_id(rec.end32)} is below the base): kernel {profile.name} rejects it "
                 "with EINVAL",
                 f"the last ID is 0xFFFFFFFF: use at most nr_functions = {room:#x}",
                 key=key,
@@ -762,18 +757,18 @@ def _crossing(base: int, last: int) -> str | None:
         ends_inside = (last & smccc.OWNER_SPAN) < smccc.FUNCTION_NUMBER_MASK
         if starts_inside or ends_inside:
             edge = ((base >> 24) + 1) << 24
-            return f"crosses from {_block_text(base)} into {_block_text(edge)} at {_hex(edge)}"
+            return f"crosses from {_block_text(base)} into {_block_text(edge)} at {format_id(edge)}"
     if (base >> 24) in _SVC_BLOCKS or (last >> 24) in _SVC_BLOCKS:
         i = bisect.bisect_right(_SVC_FIRST, base) - 1
         if i >= 0 and _SVC_FIRST[i] < base <= _SVC_LAST[i] < last:
             return (
-                f"starts inside {_SVC_TITLE[i]} ({_hex(_SVC_FIRST[i])}-{_hex(_SVC_LAST[i])}) "
+                f"starts inside {_SVC_TITLE[i]} ({smccc.IdRange(_SVC_FIRST[i], _SVC_LAST[i])}) "
                 f"and runs past its end into {_family_at(_SVC_LAST[i] + 1)}"
             )
         j = bisect.bisect_right(_SVC_FIRST, last) - 1
         if j >= 0 and base < _SVC_FIRST[j] <= last < _SVC_LAST[j]:
             return (
-                f"ends inside {_SVC_TITLE[j]} ({_hex(_SVC_FIRST[j])}-{_hex(_SVC_LAST[j])}) "
+                f"ends inside {_SVC_TITLE[j]} ({smccc.IdRange(_SVC_FIRST[j], _SVC_LAST[j])}) "
                 f"after starting in {_family_at(_SVC_FIRST[j] - 1)}"
             )
     return None
@@ -782,8 +777,8 @@ def _crossing(base: int, last: int) -> str | None:
 def _family_at(fid: int) -> str:
     i = bisect.bisect_right(_SVC_FIRST, fid) - 1
     if i >= 0 and fid <= _SVC_LAST[i]:
-        return f"{_SVC_TITLE[i]} at {_hex(fid)}"
-    return f"unassigned function numbers at {_hex(fid)}"
+        return f"{_SVC_TITLE[i]} at {format_id(fid)}"
+    return f"unassigned function numbers at {format_id(fid)}"
 
 
 def check_boundaries(spec: FilterSpec) -> Iterator[Diagnostic]:
@@ -864,8 +859,8 @@ def check_mergeable(spec: FilterSpec) -> Iterator[Diagnostic]:
             first.entry,
             f"{who} adjacent with the same action: one {first.action.label} range "
             f"{_span(first.base, last.last)} would do",
-            f"merge them into one [[range]] with base = {_hex(first.base)} and "
-            f"end = {_hex(last.last)}",
+            f"merge them into one [[range]] with base = {format_id(first.base)} and "
+            f"end = {format_id(last.last)}",
         )
 
     named = (ServiceEntry, OwnerEntry)
@@ -1081,7 +1076,7 @@ def check_hinted_ids(spec: FilterSpec) -> Iterator[Diagnostic]:
             rec.entry,
             f"{record_label(rec)} covers only IDs with {what}: they are not "
             f"{_span_names(plain_first, plain_last)}, and KVM does not strip these bits",
-            f"to filter the plain calls use base = {_hex(plain_first)}",
+            f"to filter the plain calls use base = {format_id(plain_first)}",
         )
 
 
@@ -1119,7 +1114,7 @@ def check_legacy_psci(spec: FilterSpec) -> Iterator[Diagnostic]:
         f"{record_label(filtered)} filters standard PSCI IDs, but the VM uses PSCI 0.1 "
         f"([vm] psci_version), whose guests call KVM's legacy IDs: {_labels(open_ids)} "
         "are left to KVM",
-        f"filter {_hex(first)}-{_hex(last)} as well, or raise the VM's PSCI version",
+        f"filter {smccc.IdRange(first, last)} as well, or raise the VM's PSCI version",
     )
 
 
@@ -1410,7 +1405,13 @@ def explain_id(fid: int, spec: FilterSpec | None = None) -> IdExplanation:
         None,
     )
     notes: list[str] = []
-    if decoded.call_type is smccc.CallType.FAST and (fid >> 16) & 0xFF:
+    # Owners 8-47 have no SMCCC calls to be a hinted form of (KVM's legacy PSCI IDs
+    # live there), as in HVF304.
+    if (
+        decoded.call_type is smccc.CallType.FAST
+        and (fid >> 16) & 0xFF
+        and not 8 <= decoded.owner <= 47
+    ):
         plain = fid & ~0x00FF_0000
         notes.append(
             f"bits 23:16 are set; KVM does not strip them, so this is not {cat.label(plain)}"

@@ -40,6 +40,7 @@ from hvcfilter.model import (
     OwnerEntry,
     RawEntry,
     ServiceEntry,
+    VmConfig,
 )
 from hvcfilter.payload import ByteOrder, Record
 from hvcfilter.profiles import KernelProfile, get_profile
@@ -131,6 +132,8 @@ class CompiledTable:
     profile: KernelProfile
     layout: Layout
     records: tuple[CompiledRecord, ...]
+    # The spec's [vm] table: what verify and dry runs configure before installing.
+    vm: VmConfig = field(default_factory=VmConfig)
 
     @property
     def raw_records(self) -> list[Record]:
@@ -263,6 +266,7 @@ def compile_spec(
         profile=spec.profile,
         layout=chosen,
         records=tuple(records),
+        vm=spec.vm,
     )
 
 
@@ -418,9 +422,9 @@ def digest(segments: Sequence[Segment]) -> str:
        order: neighbouring segments always differ in action, the first starts
        at 0 and the last ends at 0xFFFFFFFF. An empty table is one segment
        ``(0, 0xFFFFFFFF, 0)``.
-    3. Hash with SHA-256 the 29 ASCII bytes ``hvcfilter-effective-table-v1``
-       and one NUL byte, then for each segment 9 bytes: ``first`` (u32
-       little-endian), ``last`` (u32 little-endian), ``action`` (u8).
+    3. Hash with SHA-256 the 28 ASCII bytes ``hvcfilter-effective-table-v1``
+       and one NUL byte (29 bytes in all), then for each segment 9 bytes:
+       ``first`` (u32 little-endian), ``last`` (u32 little-endian), ``action`` (u8).
 
     Tables that treat every ID alike get the same digest, however their
     records are split, merged or ordered, and whatever the payload byte order.

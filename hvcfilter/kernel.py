@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeAlias
 from hvcfilter import smccc
 from hvcfilter.errors import PayloadError, SpecError
 from hvcfilter.model import Action, VmConfig, parse_psci_version
+from hvcfilter.payload import PAD_SIZE, RECORD
 from hvcfilter.profiles import LAB_HOST, HostCpu, KernelProfile, get_profile
 
 __all__ = [
@@ -53,9 +54,6 @@ CallKey: TypeAlias = tuple[int, Conduit, int, Mode]
 
 _U32 = 0xFFFF_FFFF
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
-_PAD_LEN = 15
-# struct kvm_smccc_filter (uapi): base u32, nr_functions u32, action u8, pad[15].
-_RECORD = struct.Struct("<IIB15s")
 _CONDUITS = ("hvc", "smc")
 _MODES = ("a64", "a32", "t32")
 
@@ -756,10 +754,15 @@ class KvmVm:
     ) -> KvmVm:
         """A VM configured by a spec's ``[vm]`` table (PSCI version, bitmaps by register).
 
+        PSCI 0.1 is what a vCPU initialised without ``KVM_ARM_VCPU_PSCI_0_2``
+        has (the register refuses 0.1 otherwise), so ``psci_version = "0.1"``
+        selects such vCPUs unless ``psci_0_2`` is given.
+
         Raises:
             UnknownProfileError: ``profile`` names no profile.
             SpecError: the kernel refuses a setting (the message names the errno).
         """
+        options.setdefault("psci_0_2", vm_config.psci_version != (0, 1))
         vm = cls(profile, **options)
         if vm_config.psci_version is not None:
             major, minor = vm_config.psci_version
@@ -798,7 +801,7 @@ class KvmVm:
     # ------------------------------------------------------------------ filter installs
 
     def set_filter(
-        self, base: int, nr_functions: int, action: int, pad: bytes = bytes(_PAD_LEN)
+        self, base: int, nr_functions: int, action: int, pad: bytes = bytes(PAD_SIZE)
     ) -> int:
         """``KVM_SET_DEVICE_ATTR`` of one filter range: 0 or the errno the kernel returns.
 
@@ -811,8 +814,8 @@ class KvmVm:
         """
         if not (0 <= base <= _U32 and 0 <= nr_functions <= _U32 and 0 <= action <= 0xFF):
             raise ValueError("base and nr_functions must fit u32 and action u8")
-        if len(pad) != _PAD_LEN:
-            raise ValueError(f"pad must be {_PAD_LEN} bytes, got {len(pad)}")
+        if len(pad) != PAD_SIZE:
+            raise ValueError(f"pad must be {PAD_SIZE} bytes, got {len(pad)}")
         prof = self.profile
         if self.protected and prof.protected_filter_errno is not None:
             return prof.protected_filter_errno  # [obs section 10]
@@ -842,7 +845,7 @@ class KvmVm:
             PayloadError: the record is not 24 bytes.
         """
         try:
-            base, nr, action, pad = _RECORD.unpack(record)
+            base, nr, action, pad = RECORD.unpack(record)
         except struct.error as e:
             raise PayloadError(f"a filter record is 24 bytes, got {len(record)}") from e
         return self.set_filter(base, nr, action, pad)
@@ -906,9 +909,10 @@ class KvmVm:
         Reserved ranges are HANDLE.
 
         O(log n). The reserved ranges count even before their lazy insertion:
-        they always behave as HANDLE.
+        they always behave as HANDLE. Only W0 counts, as for a call.
         """
-        i = self._find(fid & _U32)
+        fid &= _U32
+        i = self._find(fid)
         if i >= 0:
             return self._actions[i]
         for first, last in self.profile.reserved_ranges:
@@ -1182,12 +1186,7 @@ class KvmVm:
         return _not_supported(c, f"{prefix}nothing in KVM implements or enables {label}")
 
     def _describe(self, i: int) -> str:
-        first, last = self._starts[i], self._lasts[i]
-        span = (
-            smccc.format_id(first)
-            if first == last
-            else (f"{smccc.format_id(first)}-{smccc.format_id(last)}")
-        )
+        span = smccc.IdRange(self._starts[i], self._lasts[i])
         if self._sources[i] == "reserved":
             return f"reserved range {span}"
         return f"filter range {span}"

@@ -39,8 +39,6 @@ __all__ = [
     "VmTable",
 ]
 
-U32_MAX = 0xFFFF_FFFF
-
 
 class Action(IntEnum):
     """``KVM_SMCCC_FILTER_*``: the action byte of a filter record (uapi kvm.h)."""
@@ -218,7 +216,7 @@ class FilterRange(NamedTuple):
     @property
     def end32(self) -> int:
         """The last ID as the kernel computes it, modulo 2**32."""
-        return self.last & U32_MAX
+        return self.last & smccc.FUNCTION_ID_MAX
 
     @property
     def is_valid(self) -> bool:
@@ -226,9 +224,7 @@ class FilterRange(NamedTuple):
         return self.end32 >= self.base
 
     def __str__(self) -> str:
-        if self.nr_functions == 1:
-            return smccc.format_id(self.base)
-        return f"{smccc.format_id(self.base)}-{smccc.format_id(self.end32)}"
+        return str(smccc.IdRange(self.base, self.end32))
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from typing import Literal
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.errors import PayloadError
 from hvcfilter.profiles import KernelProfile, get_profile
-from hvcfilter.smccc import FUNCTION_ID_MAX, format_id
+from hvcfilter.smccc import FUNCTION_ID_MAX, IdRange, format_id
 
 __all__ = [
     "ACTION_COUNT",
@@ -103,9 +103,7 @@ class Record:
     def __str__(self) -> str:
         if self.nr_functions == 0:
             return f"{format_id(self.base)} (empty)"
-        if self.nr_functions == 1:
-            return format_id(self.base)
-        return f"{format_id(self.base)}-{format_id(self.end32)}"
+        return str(IdRange(self.base, self.end32))
 
 
 def encode(records: Iterable[Record], byte_order: ByteOrder = "little") -> bytes:
@@ -463,11 +461,7 @@ def validate(
 
 
 def _reserved_text(profile: KernelProfile, first: int, last: int) -> str:
-    hit = [
-        f"{format_id(a)}-{format_id(b)}"
-        for a, b in profile.reserved_ranges
-        if a <= last and first <= b
-    ]
+    hit = [str(IdRange(a, b)) for a, b in profile.reserved_ranges if a <= last and first <= b]
     return ", ".join(hit)
 
 

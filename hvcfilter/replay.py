@@ -30,6 +30,7 @@ from hvcfilter.errors import PayloadError, SpecError
 from hvcfilter.kernel import CallResult, KvmVm, Outcome
 from hvcfilter.model import Action, VmConfig
 from hvcfilter.profiles import get_profile
+from hvcfilter.spec import DEFAULT_SPEC, load
 from hvcfilter.trace import CallKey, Progress, TraceEvent, TraceFormat, TraceTally, iter_events
 from hvcfilter.trace import tally as tally_traces
 
@@ -47,7 +48,6 @@ __all__ = [
 ]
 
 OUTCOMES: tuple[Outcome, ...] = ("handled", "not_supported", "forwarded", "rejected")
-DEFAULT_SPEC = "hvcfilter.toml"
 TableKind = Literal["spec", "payload", "none"]
 
 
@@ -112,7 +112,6 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
 def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> Table:
     # Imported here: the compiler pulls in the linter, which jsonl-only runs never need.
     from hvcfilter.compiler import compile_spec
-    from hvcfilter.spec import load
 
     loaded = load(path)
     if loaded.spec is None:
@@ -268,11 +267,13 @@ class _Emulated:
     def call(self, event: TraceEvent) -> CallResult:
         if event.x1 is None and event.x2 is None and event.x3 is None:
             return self.resolve(event.key)
+        # A register the trace did not record stays unknown (None): the emulator
+        # then leaves the answers it decides unknown instead of assuming 0.
         return self.vm.call(
             event.x0,
-            event.x1 or 0,
-            event.x2 or 0,
-            event.x3 or 0,
+            event.x1,
+            event.x2,
+            event.x3,
             conduit=event.conduit,
             imm=event.imm,
             mode=event.mode,

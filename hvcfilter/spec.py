@@ -621,7 +621,7 @@ def _vm_config(
                 )
             )
     bitmaps: dict[int, int] = {}
-    for reg_name in ("std", "std_hyp", "vendor_hyp", "vendor_hyp_2"):
+    for reg_name in _VM_FEATURE_TABLES:
         features: list[str] | None = getattr(table, reg_name)
         if features is None:
             continue

@@ -623,8 +623,6 @@ def _ftrace_events(
 
 # --------------------------------------------------------------------------- JSON Lines / CSV
 
-_FIELDS = ("x0", "conduit", "imm", "mode", "vcpu", "ts", "x1", "x2", "x3")
-
 
 class _RecordError(ValueError):
     """One field of a JSON Lines or CSV record is wrong; the message names the field."""

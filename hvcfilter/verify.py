@@ -18,7 +18,7 @@ nothing is skipped as "not modelled".
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -571,7 +571,7 @@ def verify(
         )
     table = result.table
     records = tuple(table.raw_records)
-    vm = _spec_vm(table.spec_path)
+    vm = table.vm
     chosen = list(kernels) or [lab_kernel_for(table.profile)]
     if trace is None:
         plan = probe_plan(records, table.profile, vm)
@@ -588,21 +588,15 @@ def verify(
     )
 
 
-def _spec_vm(path: str) -> SpecVmConfig:
-    """The spec's ``[vm]`` table (the compiled table does not carry it)."""
-    from hvcfilter.spec import load
-
-    loaded = load(path)
-    return loaded.spec.vm if loaded.spec is not None else SpecVmConfig()
-
-
 def _trace_plan_from_file(
     records: Sequence[Record], trace: str, vm: SpecVmConfig, max_calls: int
 ) -> Plan:
     from hvcfilter.trace import TraceTally, iter_events
 
     counts = TraceTally()
-    events = list(iter_events([trace], counts))
+    # trace_plan keeps only the distinct calls: stream the events rather than hold a
+    # whole (possibly multi-gigabyte) trace in memory. Its notes follow the trace's.
+    plan = trace_plan(records, iter_events([trace], counts), vm, source=trace, max_calls=max_calls)
     notes = []
     if counts.smc_without_id:
         notes.append(
@@ -611,7 +605,7 @@ def _trace_plan_from_file(
         )
     if counts.skipped:
         notes.append(f"{counts.skipped} unparseable trace lines skipped")
-    return trace_plan(records, events, vm, source=trace, max_calls=max_calls, extra_notes=notes)
+    return replace(plan, notes=(*notes, *plan.notes))
 
 
 def conformance(

@@ -27,8 +27,9 @@ from hvcfilter.checks import (
 )
 from hvcfilter.diagnostics import Severity
 from hvcfilter.errors import HvcFilterError, SpecError
+from hvcfilter.kernel import KvmVm
 from hvcfilter.model import Action, VmConfig
-from hvcfilter.profiles import get_profile
+from hvcfilter.profiles import PROFILES, get_profile
 from hvcfilter.spec import INPUT_RULES, loads
 
 # What the issue asks of each rule: only a table the kernel refuses is an error.
@@ -140,6 +141,22 @@ def test_kernel_calls_follow_profile_and_vm() -> None:
     assert 0x95C1_BA60 in legacy and 0x8400_0003 not in legacy
     assert 0x8400_000A not in kernel_calls(new, VmConfig(psci_version=(0, 2)))
     assert 0x8400_000E not in kernel_calls(new)  # SYSTEM_SUSPEND needs a capability
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_kernel_calls_agree_with_the_emulator(profile: str) -> None:
+    """checks.py keeps its own table of what KVM answers; it must match kernel.py's handlers.
+
+    SMC avoids the HVC-only ARCH_WORKAROUND fast path; a stolen-time IPA makes PV time answer.
+    """
+    prof = PROFILES[profile]
+    ids = sorted({e.function_id for e in smccc.catalogue().entries})
+    for psci in prof.psci_versions_accepted:
+        for bitmaps in ({}, {0: 0, 1: 0, 2: 0}):
+            vm_config = VmConfig(psci, bitmaps)
+            vm = KvmVm.from_config(prof, vm_config, stolen_time_ipa=0x1000)
+            handled = {fid for fid in ids if vm.resolve(fid, "smc").outcome == "handled"}
+            assert handled == set(kernel_calls(prof, vm_config)), (psci, bitmaps)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -372,6 +389,8 @@ def test_explain_reserved_hinted_and_fast_path() -> None:
     hinted = explain_id(0x8401_0000)
     assert any("not 0x84000000 PSCI_VERSION_32" in n for n in hinted.notes)
     assert "PSCI code" in hinted.kernel_default
+    legacy = explain_id(0x95C1_BA60)  # KVM PSCI 0.1 CPU_ON: no SMCCC call it could be a hint of
+    assert not any("bits 23:16" in n for n in legacy.notes)
     wa1 = explain_id(0x8000_8000)
     assert any("answered at EL2" in n for n in wa1.notes)
     unknown = explain_id(0xC200_0005)

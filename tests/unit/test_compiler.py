@@ -319,3 +319,12 @@ def test_dry_run_of_examples_is_clean() -> None:
         result = compiler.compile_file(path)
         assert result.table is not None, (path, result.diagnostics)
         assert compiler.dry_run(result.table).ok, path
+
+
+def test_compiled_table_carries_the_vm_table() -> None:
+    """verify configures the VM from the compiled table instead of loading the spec again."""
+    text = '[vm]\npsci_version = "1.0"\nvendor_hyp = ["ptp"]\n' + raw_entry(0xC2000000, 1, "deny")
+    table = compiler.compile_text(text, "t.toml").table
+    assert table is not None
+    assert table.vm.psci_version == (1, 0)
+    assert table.vm.bitmaps == {2: 0b10}

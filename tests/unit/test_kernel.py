@@ -258,6 +258,7 @@ def test_bad_python_arguments_raise() -> None:
 def test_lookup_and_segments() -> None:
     vm = KvmVm("6.12")
     assert vm.lookup(0x80000005) is Action.HANDLE  # reserved, even before insertion
+    assert vm.lookup(0xDEAD_0000_8000_0005) is Action.HANDLE  # only W0 counts
     assert vm.lookup(0x84000000) is None
     assert vm.set_filter(0x84000000, 0x20, 1) == 0
     assert vm.set_filter(0x84000020, 0x20, 2) == 0
@@ -569,6 +570,14 @@ def test_from_config_applies_vm_table() -> None:
     assert vm.psci_version == (1, 1)
     assert (vm.fw_bitmap(2), vm.fw_bitmap(3)) == (1, 2)
     assert vm.call(0x86000000).x2 == 2
+
+
+def test_from_config_psci_0_1_means_a_vcpu_without_psci_0_2() -> None:
+    """A spec's ``psci_version = "0.1"`` is accepted by the linter, so simulate must build it."""
+    vm = KvmVm.from_config("7.2", VmConfig(psci_version=(0, 1)))
+    assert vm.psci_version == (0, 1)
+    assert vm.call(0x95C1BA5F, 0, 0, 0).x0 == 0  # KVM PSCI 0.1 CPU_OFF
+    assert vm.call(0x84000000, 0, 0, 0).outcome == "not_supported"
 
 
 def test_from_config_refusals() -> None:

@@ -217,3 +217,14 @@ def test_payload_baseline(tmp_path: Path) -> None:
     path.write_bytes(payload.encode([Record(0x8400_0000, 1, 1), Record(0xC200_0000, 0x100, 2)]))
     report = _replayer(baseline=load_baseline(path)).replay([SAMPLE])
     assert report.summary.baseline_changes == 0
+
+
+def test_stream_keeps_registers_the_trace_did_not_record_unknown(tmp_path: Path) -> None:
+    """x1 given, x2 (the affinity level) missing: AFFINITY_INFO's answer is unknown, not level 0."""
+    path = tmp_path / "calls.jsonl"
+    path.write_text('{"x0": "0x84000004", "x1": "0x1000000"}\n{"x0": "0x84000004", "x1": 0}\n')
+    table = load_table(cwd=tmp_path)
+    records = list(Replayer(table, kernel="6.12").stream([str(path)], trace.TraceTally()))
+    # A target outside the MPIDR affinity bits fails whatever the level; vCPU 0 at an
+    # unknown level stays unknown (it was read as level 0, ON, before).
+    assert [r.result.x0 for r in records] == [0xFFFF_FFFF_FFFF_FFFE, None]
