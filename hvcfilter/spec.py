@@ -162,12 +162,14 @@ Pass: ``base = 0x84000000`` with ``nr_functions = 0x20`` or ``end = 0x8400001F``
     InputRule(
         "HVF107",
         "vm-config",
-        Severity.ERROR,
+        Severity.WARNING,
         """The ``[vm]`` table asks for something the kernel profile refuses.
 
 A firmware-bitmap register the kernel does not have (``vendor_hyp_2`` before
 Linux 6.15: ENOENT) or a PSCI version it does not accept (1.2 and 1.3 on 6.12:
-EINVAL) makes the VMM's ``KVM_SET_ONE_REG`` fail.
+EINVAL) makes a VMM's ``KVM_SET_ONE_REG`` fail. The filter table itself is
+unaffected, so this is a warning; the emulated VM of ``simulate`` and
+``explain --spec`` keeps the kernel's default for that setting.
 
 Fail: ``[filter] kernel = "6.12"`` with ``[vm] psci_version = "1.3"``.
 Pass: ``[filter] kernel = "7.2"`` with ``[vm] psci_version = "1.3"``.""",
@@ -535,7 +537,9 @@ def _resolve(document: SpecDocument, filename: str, source: _SourceMap) -> LoadR
         layout=document.filter.layout or "merged",
         allow=tuple(document.filter.allow or ()),
     )
-    return LoadResult(filename, None if diags else spec, tuple(diags))
+    # Warnings (a [vm] setting the kernel refuses) leave a usable spec; errors do not.
+    failed = any(d.severity is Severity.ERROR for d in diags)
+    return LoadResult(filename, None if failed else spec, tuple(diags))
 
 
 class _EntryProblem(Exception):
@@ -615,11 +619,13 @@ def _vm_config(
             diags.append(
                 _diag(
                     "HVF107",
-                    f"kernel {profile.name} refuses PSCI version {table.psci_version} (EINVAL)",
+                    f"kernel {profile.name} refuses PSCI version {table.psci_version} (EINVAL); "
+                    "the emulated VM keeps the default",
                     _location(filename, source, ("vm", "psci_version")),
                     f"kernel {profile.name} accepts {accepted}",
                 )
             )
+            psci = None
     bitmaps: dict[int, int] = {}
     for reg_name in _VM_FEATURE_TABLES:
         features: list[str] | None = getattr(table, reg_name)
@@ -630,7 +636,8 @@ def _vm_config(
             diags.append(
                 _diag(
                     "HVF107",
-                    f"kernel {profile.name} has no {reg_name} firmware bitmap register (ENOENT)",
+                    f"kernel {profile.name} has no {reg_name} firmware bitmap register (ENOENT); "
+                    "the emulated VM ignores it",
                     _location(filename, source, ("vm", reg_name)),
                     "remove it, or target a kernel that has it ([filter] kernel)",
                 )

@@ -358,3 +358,19 @@ def test_a_bad_spec_still_gets_the_schemas_words() -> None:
     result = loads('[[range]]\naction = "allow"\nbase = 1\nnr_functions = 1\n', "a.toml")
     (diag,) = result.diagnostics
     assert diag.code == "HVF101" and "'handle', 'deny' or 'fwd_to_user'" in diag.message
+
+
+def test_a_vm_setting_the_kernel_refuses_is_a_warning_and_the_spec_still_loads() -> None:
+    # The filter table is what SET_ATTR takes; a refused [vm] register write does
+    # not make the kernel reject it, so compile and check must still work.
+    text = (
+        '[filter]\nkernel = "6.12"\n[vm]\npsci_version = "1.3"\nvendor_hyp_2 = []\n'
+        '[[range]]\naction = "deny"\nfunction = "PSCI_MIGRATE_32"\n'
+    )
+    result = loads(text, "vm.toml")
+    assert [(d.code, d.severity) for d in result.diagnostics] == [
+        ("HVF107", Severity.WARNING),
+        ("HVF107", Severity.WARNING),
+    ]
+    assert result.spec is not None
+    assert result.spec.vm.psci_version is None and 3 not in result.spec.vm.bitmaps
