@@ -29,7 +29,7 @@ from typing import Protocol
 
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
-from hvcfilter.errors import HvcFilterError, SpecError
+from hvcfilter.errors import HvcFilterError, SpecError, errno_name
 from hvcfilter.model import (
     Action,
     FilterRange,
@@ -520,10 +520,6 @@ def _labels(fids: Sequence[int], limit: int = 6) -> str:
     return _join([cat.label(f) for f in fids], limit)
 
 
-def _errno(code: int) -> str:
-    return errno.errorcode.get(code, str(code))
-
-
 def _where(spec: FilterSpec, entry: int, key: str | None = None) -> Location:
     selector = key or _SELECTOR_KEY.get(type(spec.entries[entry]), "action")
     return locate(spec, ("range", entry, selector))
@@ -670,7 +666,7 @@ def check_empty_or_wrapping(spec: FilterSpec) -> Iterator[Diagnostic]:
                 spec,
                 rec.entry,
                 f"range[{rec.entry}] ({rec.action.label}): {what}; kernel {profile.name} "
-                f"rejects it with {_errno(profile.zero_zero_errno)} ({reason})",
+                f"rejects it with {errno_name(profile.zero_zero_errno)} ({reason})",
                 "to cover everything except the reserved ranges use 0x00000000+0x80000000, "
                 "0x80010000+0x3FFF0000 and 0xC0010000+0x3FFF0000",
                 key=key,

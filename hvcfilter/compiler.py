@@ -13,7 +13,6 @@ never per ID. Library code: nothing here prints or exits.
 from __future__ import annotations
 
 import dataclasses
-import errno as errno_module
 import hashlib
 import itertools
 import re
@@ -30,7 +29,7 @@ import tomli_w
 from hvcfilter import payload, smccc
 from hvcfilter.checks import check_spec
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
-from hvcfilter.errors import HvcFilterError, PayloadError
+from hvcfilter.errors import HvcFilterError, PayloadError, errno_name
 from hvcfilter.model import (
     Action,
     FilterSpec,
@@ -790,7 +789,7 @@ class InstallStep:
     @property
     def errno_name(self) -> str:
         """``0``, ``EEXIST``, ``EINVAL``..."""
-        return errno_module.errorcode.get(self.errno, str(self.errno)) if self.errno else "0"
+        return errno_name(self.errno)
 
 
 @dataclass(frozen=True, slots=True)

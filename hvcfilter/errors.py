@@ -6,7 +6,16 @@ escapes is an internal error (exit code 3).
 
 from __future__ import annotations
 
-__all__ = ["HvcFilterError", "LabError", "PayloadError", "SpecError", "TraceError"]
+import errno
+
+__all__ = [
+    "HvcFilterError",
+    "LabError",
+    "PayloadError",
+    "SpecError",
+    "TraceError",
+    "errno_name",
+]
 
 
 class HvcFilterError(Exception):
@@ -27,3 +36,10 @@ class TraceError(HvcFilterError):
 
 class LabError(HvcFilterError):
     """The real-kernel lab cannot be prepared or run."""
+
+
+def errno_name(code: int) -> str:
+    """The symbolic name of an errno as the kernel returns it: ``EEXIST``; ``0`` for success."""
+    if not code:
+        return "0"
+    return errno.errorcode.get(code, str(code))

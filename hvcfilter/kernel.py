@@ -25,10 +25,11 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 from hvcfilter import smccc
-from hvcfilter.errors import PayloadError, SpecError
+from hvcfilter.errors import PayloadError, SpecError, errno_name
 from hvcfilter.model import Action, VmConfig, parse_psci_version
 from hvcfilter.payload import PAD_SIZE, RECORD
 from hvcfilter.profiles import LAB_HOST, HostCpu, KernelProfile, get_profile
+from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
 
 __all__ = [
     "FAST_PATH_IDS",
@@ -44,18 +45,12 @@ __all__ = [
     "in_kernel_calls",
 ]
 
-Conduit: TypeAlias = Literal["hvc", "smc"]
-Mode: TypeAlias = Literal["a64", "a32", "t32"]
 Outcome: TypeAlias = Literal["handled", "not_supported", "forwarded", "rejected"]
 ExitKind: TypeAlias = Literal["none", "hypercall", "system_event"]
 SegmentSource: TypeAlias = Literal["reserved", "installed", "none"]
-# (x0, conduit, imm, mode): everything a trace tells about one call.
-CallKey: TypeAlias = tuple[int, Conduit, int, Mode]
 
 _U32 = 0xFFFF_FFFF
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
-_CONDUITS = ("hvc", "smc")
-_MODES = ("a64", "a32", "t32")
 
 # uapi kvm.h
 KVM_HYPERCALL_EXIT_SMC = 1 << 0
@@ -770,14 +765,14 @@ class KvmVm:
             if err:
                 raise SpecError(
                     f"kernel {vm.profile.name} refuses PSCI version {major}.{minor}: "
-                    f"{errno.errorcode.get(err, err)}"
+                    f"{errno_name(err)}"
                 )
         for index, value in sorted(vm_config.bitmaps.items()):
             err = vm.set_fw_bitmap(index, value)
             if err:
                 raise SpecError(
                     f"kernel {vm.profile.name} refuses firmware bitmap register {index} "
-                    f"= {value:#x}: {errno.errorcode.get(err, err)}"
+                    f"= {value:#x}: {errno_name(err)}"
                 )
         return vm
 
@@ -1105,10 +1100,10 @@ class KvmVm:
         imm: int,
         mode: Mode,
     ) -> CallResult:
-        if conduit not in _CONDUITS:
+        if conduit not in CONDUITS:
             raise ValueError(f"conduit must be 'hvc' or 'smc', got {conduit!r}")
-        if mode not in _MODES:
-            raise ValueError(f"mode must be one of {_MODES}, got {mode!r}")
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not 0 <= imm <= 0xFFFF:
             raise ValueError(f"imm {imm:#x} is outside 0..0xFFFF")
         for name, value in (("x0", x0), ("x1", x1), ("x2", x2), ("x3", x3)):

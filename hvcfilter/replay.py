@@ -18,7 +18,6 @@ differ from the default or the baseline); :meth:`Replayer.stream` yields one
 from __future__ import annotations
 
 import dataclasses
-import errno
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Literal
 
 from hvcfilter import payload, smccc
-from hvcfilter.errors import PayloadError, SpecError
+from hvcfilter.errors import PayloadError, SpecError, errno_name
 from hvcfilter.kernel import CallResult, KvmVm, Outcome
 from hvcfilter.model import Action, VmConfig
 from hvcfilter.profiles import get_profile
@@ -166,7 +165,7 @@ class InstallResult:
     @property
     def error(self) -> str | None:
         """``EEXIST`` and the like, or None when the record was installed."""
-        return errno.errorcode.get(self.errno, str(self.errno)) if self.errno else None
+        return errno_name(self.errno) if self.errno else None
 
     @property
     def action_label(self) -> str:

@@ -13,27 +13,32 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from functools import cache
-from typing import NewType
+from typing import Literal, NewType
 
 __all__ = [
     "ARCH_RESERVED_SMC32",
     "ARCH_RESERVED_SMC64",
     "CALL_TYPE_BIT",
+    "CONDUITS",
     "CONVENTION_BIT",
     "FUNCTION_ID_MAX",
     "FUNCTION_NUMBER_MASK",
+    "MODES",
     "OWNER_MASK",
     "OWNER_SHIFT",
     "RESERVED_BITS_MASK",
     "SERVICES",
     "SVE_HINT_BIT",
+    "CallKey",
     "CallType",
     "Catalogue",
     "CatalogueEntry",
+    "Conduit",
     "Convention",
     "DecodedId",
     "FunctionId",
     "IdRange",
+    "Mode",
     "Owner",
     "Service",
     "catalogue",
@@ -49,6 +54,14 @@ __all__ = [
 ]
 
 FunctionId = NewType("FunctionId", int)
+
+# How a guest makes a call: the instruction and the execution state it runs in.
+Conduit = Literal["hvc", "smc"]
+Mode = Literal["a64", "a32", "t32"]
+CONDUITS: tuple[Conduit, ...] = ("hvc", "smc")
+MODES: tuple[Mode, ...] = ("a64", "a32", "t32")
+# (function ID = W0, conduit, immediate, mode): everything that decides a traced call's fate.
+CallKey = tuple[int, Conduit, int, Mode]
 
 FUNCTION_ID_MAX = 0xFFFF_FFFF
 # DEN0028 section 2.5, table 2-1: the fields of a function identifier.

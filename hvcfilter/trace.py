@@ -43,9 +43,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import IO, Any, Final, Literal
+from typing import IO, Any, Final
 
 from hvcfilter.errors import TraceError
+from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
 
 __all__ = [
     "CONDUITS",
@@ -65,10 +66,6 @@ __all__ = [
     "tally",
 ]
 
-Conduit = Literal["hvc", "smc"]
-Mode = Literal["a64", "a32", "t32"]
-CONDUITS: Final[tuple[Conduit, ...]] = ("hvc", "smc")
-MODES: Final[tuple[Mode, ...]] = ("a64", "a32", "t32")
 # How many unparseable lines a tally keeps verbatim; the rest are only counted.
 MAX_BAD_LINES: Final = 5
 # Chunk size of the fast path: small enough to stay in cache across its scans.
@@ -77,8 +74,6 @@ _W0_MASK: Final = 0xFFFF_FFFF
 _GZIP_MAGIC = b"\x1f\x8b"
 _XZ_MAGIC = b"\xfd7zXZ\x00"
 
-# (function ID = W0, conduit, immediate, mode): what decides a call's fate.
-CallKey = tuple[int, Conduit, int, Mode]
 # Called with (bytes consumed so far, total bytes or None) as input is read.
 Progress = Callable[[int, int | None], None]
 

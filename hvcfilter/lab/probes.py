@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from hvcfilter.errors import errno_name
 from hvcfilter.lab.runner import LabRun
 from hvcfilter.lab.scenario import (
     Call,
@@ -220,20 +221,14 @@ def describe(step: object, res: StepResult | None) -> str:
         return "-"
     match res:
         case ErrnoResult(e):
-            return "0" if e == 0 else _errname(e)
+            return "0" if e == 0 else errno_name(e)
         case RegValue(e, v):
-            return f"{v:#x}" if e == 0 else _errname(e)
+            return f"{v:#x}" if e == 0 else errno_name(e)
         case RunResult(e, ex):
-            return ex if e == 0 else _errname(e)
+            return ex if e == 0 else errno_name(e)
         case CallOutcome():
             return _describe_call(step, res)
     return "?"  # pragma: no cover
-
-
-def _errname(e: int) -> str:
-    import errno as _errno
-
-    return _errno.errorcode.get(e, str(e))
 
 
 def _sx(v: int, bits: int) -> str:
@@ -295,7 +290,7 @@ def tabulate(scenarios: Sequence[Scenario], runs: Sequence[LabRun]) -> str:
                 if res.name != sc.name:
                     raise ValueError(f"run {run.kernel} result {k} is {res.name}, not {sc.name}")
                 if res.setup_errno:
-                    cells.append(f"VM: {_errname(res.setup_errno)}")
+                    cells.append(f"VM: {errno_name(res.setup_errno)}")
                 else:
                     cells.append(describe(step, res.steps[i] if i < len(res.steps) else None))
             lines.append(f"| {sc.name} | {_describe_step(step)} | " + " | ".join(cells) + " |")

@@ -17,9 +17,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, TypeAlias, cast
 
 from hvcfilter.errors import LabError
+from hvcfilter.smccc import CONDUITS, MODES, Conduit, Mode
 
 __all__ = [
     "CALL_MARKERS",
@@ -51,10 +52,6 @@ __all__ = [
     "to_wire",
 ]
 
-Mode: TypeAlias = Literal["a64", "a32", "t32"]
-Conduit: TypeAlias = Literal["hvc", "smc"]
-_MODES: tuple[Mode, ...] = ("a64", "a32", "t32")
-_CONDUITS: tuple[Conduit, ...] = ("hvc", "smc")
 
 # The driver writes FWD_MARKER + (index of the call within its scenario) to x0
 # after a KVM_EXIT_HYPERCALL, as the reference's sample trace did.
@@ -159,9 +156,9 @@ class Call:
     mode: Mode = "a64"
 
     def __post_init__(self) -> None:
-        if self.mode not in _MODES:
-            raise LabError(f"mode must be one of {_MODES}, got {self.mode!r}")
-        if self.conduit not in _CONDUITS:
+        if self.mode not in MODES:
+            raise LabError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.conduit not in CONDUITS:
             raise LabError(f"conduit must be 'hvc' or 'smc', got {self.conduit!r}")
         limit = _U64 if self.mode == "a64" else _U32
         for name in ("x0", "x1", "x2", "x3"):
@@ -194,8 +191,8 @@ class VmConfig:
     extra_vcpus: int = 0
 
     def __post_init__(self) -> None:
-        if self.mode is not None and self.mode not in _MODES:
-            raise LabError(f"mode must be one of {_MODES}, got {self.mode!r}")
+        if self.mode is not None and self.mode not in MODES:
+            raise LabError(f"mode must be one of {MODES}, got {self.mode!r}")
         _check_range("extra_vcpus", self.extra_vcpus, 7)
 
 

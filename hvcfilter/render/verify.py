@@ -11,12 +11,12 @@ imported lazily.
 
 from __future__ import annotations
 
-import errno as errno_module
 import io
 import json
 from collections.abc import Mapping
 from typing import Any
 
+from hvcfilter.errors import errno_name
 from hvcfilter.lab import LabStatus
 from hvcfilter.verify import DivergentStep, KernelReport, VerifyResult
 
@@ -40,7 +40,7 @@ def _value(name: str, value: object) -> str:
         return str(value)
     if isinstance(value, int):
         if name in _ERRNO_FIELDS:
-            return errno_module.errorcode.get(value, str(value)) if value else "0"
+            return errno_name(value)
         return f"{value:#x}" if value >= 0 else str(value)
     return str(value)
 
