@@ -12,6 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from hvcfilter.errors import HvcFilterError
+
 if TYPE_CHECKING:
     from hvcfilter.checks import LintReport
     from hvcfilter.compiler import CompileResult, DecompileResult, DiffResult
@@ -45,7 +47,13 @@ def compile(  # shadows the builtin on purpose: callers write api.compile
 
 
 def decompile(data: bytes, filename: str = "<payload>") -> DecompileResult:
-    """Validate a payload and turn it into a canonical spec (``hvcfilter decompile``)."""
+    """Validate a payload and turn it into a canonical spec (``hvcfilter decompile``).
+
+    Problems with the records are diagnostics in the result, not exceptions.
+
+    Raises:
+        PayloadError: ``data`` is a TOML spec, not a payload.
+    """
     from hvcfilter.compiler import decompile as _decompile
 
     return _decompile(data, filename)
@@ -55,12 +63,19 @@ def diff(a: str | Path, b: str | Path, *, kernel: str | None = None) -> DiffResu
     """Compare two specs or payloads by effective action (``hvcfilter diff``).
 
     Raises:
-        OSError: a file cannot be read.
+        HvcFilterError: a file cannot be read.
         UnknownProfileError: ``kernel`` names no profile.
     """
     from hvcfilter.compiler import diff_files
 
-    return diff_files((str(a), Path(a).read_bytes()), (str(b), Path(b).read_bytes()), kernel=kernel)
+    return diff_files(_read(a), _read(b), kernel=kernel)
+
+
+def _read(path: str | Path) -> tuple[str, bytes]:
+    try:
+        return str(path), Path(path).read_bytes()
+    except OSError as exc:
+        raise HvcFilterError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def replay(

@@ -48,3 +48,8 @@ def test_replay_counts_the_sample_trace() -> None:
 def test_replay_needs_readable_tables() -> None:
     with pytest.raises(HvcFilterError, match="missing"):
         api.replay([str(TRACES / "sample-6.12.txt")], spec="missing.toml")
+
+
+def test_diff_of_a_missing_file_is_a_library_error(tmp_path: Path) -> None:
+    with pytest.raises(HvcFilterError, match="cannot read"):
+        api.diff(EXAMPLES / "minimal.toml", tmp_path / "nope.bin")
