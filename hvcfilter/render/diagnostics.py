@@ -9,6 +9,7 @@ JSON output (``--format json``) is stable; :data:`JSON_SCHEMA` is its
 schema, and a test validates real output against it. Version 1 is::
 
     {
+      "format": "hvcfilter-check-v1",
       "version": 1,
       "tool": {"name": "hvcfilter", "version": "0.1.0"},
       "files": [
@@ -51,6 +52,8 @@ from hvcfilter.checks import (
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 
 __all__ = [
+    "CHECK_FORMAT_TAG",
+    "EXPLAIN_FORMAT_TAG",
     "JSON_SCHEMA",
     "JSON_VERSION",
     "RENDERERS",
@@ -67,6 +70,10 @@ __all__ = [
 ]
 
 JSON_VERSION = 1
+# Every JSON document hvcfilter prints names its kind and version in "format",
+# like hvcfilter-simulate-v1; "version" stays for the readers of version 1.
+CHECK_FORMAT_TAG = "hvcfilter-check-v1"
+EXPLAIN_FORMAT_TAG = "hvcfilter-explain-v1"
 SARIF_SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 
 
@@ -212,6 +219,7 @@ def _diagnostic_json(diag: Diagnostic) -> dict[str, Any]:
 def render_json(report: LintReport, *, color: bool = False) -> str:
     """The stable JSON document described by :data:`JSON_SCHEMA`; ``color`` is ignored."""
     document = {
+        "format": CHECK_FORMAT_TAG,
         "version": JSON_VERSION,
         "tool": {"name": "hvcfilter", "version": __version__},
         "files": [
@@ -362,9 +370,10 @@ JSON_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "hvcfilter check --format json, version 1",
     "type": "object",
-    "required": ["version", "tool", "files", "summary"],
+    "required": ["format", "version", "tool", "files", "summary"],
     "additionalProperties": False,
     "properties": {
+        "format": {"const": "hvcfilter-check-v1"},
         "version": {"const": JSON_VERSION},
         "tool": {
             "type": "object",
@@ -491,6 +500,7 @@ def _explanation_json(expl: RuleExplanation | FunctionExplanation) -> dict[str, 
     if isinstance(expl, RuleExplanation):
         rule = expl.rule
         return {
+            "format": EXPLAIN_FORMAT_TAG,
             "version": JSON_VERSION,
             "kind": "rule",
             "code": rule.code,
@@ -553,6 +563,7 @@ def _explanation_json(expl: RuleExplanation | FunctionExplanation) -> dict[str, 
             }
         )
     return {
+        "format": EXPLAIN_FORMAT_TAG,
         "version": JSON_VERSION,
         "kind": "function",
         "query": expl.query,

@@ -143,7 +143,7 @@ def test_json_validates_against_its_schema() -> None:
 
 def test_json_content_is_stable() -> None:
     document = json.loads(render_json(_report()))
-    assert document["version"] == 1
+    assert document["format"] == "hvcfilter-check-v1" and document["version"] == 1
     assert document["summary"] == {
         "files": 3,
         "errors": 3,
