@@ -266,6 +266,7 @@ def test_explain_rule_text_and_json() -> None:
     assert text.startswith("HVF203 empty-or-wrapping-range (error)\n\n")
     assert "Fail:" in text and "Pass:" in text
     data = json.loads(render_explanation(expl, ExplainFormat.JSON))
+    assert data["format"] == "hvcfilter-explain-v1"
     assert data["kind"] == "rule" and data["code"] == "HVF203" and data["severity"] == "error"
 
 
