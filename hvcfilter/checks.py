@@ -27,7 +27,7 @@ from itertools import accumulate, compress, count, islice, repeat
 from pathlib import Path
 from typing import Protocol
 
-from hvcfilter import smccc
+from hvcfilter import kvm_calls, smccc
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.errors import HvcFilterError, SpecError, errno_name
 from hvcfilter.model import (
@@ -42,6 +42,7 @@ from hvcfilter.model import (
     VmConfig,
 )
 from hvcfilter.profiles import KernelProfile, get_profile
+from hvcfilter.ranges import RESERVED, RangeTree, install
 from hvcfilter.smccc import format_id
 from hvcfilter.spec import INPUT_RULES, LoadResult, load, loads, locate
 
@@ -205,48 +206,15 @@ def find_rule(query: str) -> Rule | None:
 
 # --------------------------------------------------------------------------- kernel facts
 
-# PSCI calls KVM implements, with the lowest PSCI version that serves them
-# (reference sections 3.6 and 3.7; linux arch/arm64/kvm/psci.c).
-_PSCI_CALLS: tuple[tuple[int, tuple[int, int], str], ...] = (
-    (0x8400_0000, (0, 2), "answers the VM's PSCI version"),
-    (0x8400_0001, (0, 2), "suspends the vCPU (a WFI)"),
-    (0xC400_0001, (0, 2), "suspends the vCPU (a WFI)"),
-    (0x8400_0002, (0, 2), "powers the vCPU off"),
-    (0x8400_0003, (0, 2), "starts a secondary vCPU"),
-    (0xC400_0003, (0, 2), "starts a secondary vCPU"),
-    (0x8400_0004, (0, 2), "reports a vCPU's power state"),
-    (0xC400_0004, (0, 2), "reports a vCPU's power state"),
-    (0x8400_0006, (0, 2), "answers 2 (no trusted OS to migrate)"),
-    (0x8400_0008, (0, 2), "exits to the VMM with KVM_EXIT_SYSTEM_EVENT (SHUTDOWN)"),
-    (0x8400_0009, (0, 2), "exits to the VMM with KVM_EXIT_SYSTEM_EVENT (RESET)"),
-    (0x8400_000A, (1, 0), "reports which PSCI calls KVM implements"),
-    (0x8400_0012, (1, 1), "exits to the VMM with KVM_EXIT_SYSTEM_EVENT (RESET)"),
-    (0xC400_0012, (1, 1), "exits to the VMM with KVM_EXIT_SYSTEM_EVENT (RESET)"),
-)
-_SYSTEM_OFF2 = (0x8400_0015, 0xC400_0015)
-# (register index, bit) -> IDs that bit enables (reference section 3.5).
-_GATED_CALLS: tuple[tuple[int, int, int, str], ...] = (
-    (0, 0, 0x8400_0050, "answers TRNG version 1.0"),
-    (0, 0, 0x8400_0051, "answers TRNG_FEATURES"),
-    (0, 0, 0x8400_0052, "answers the TRNG UUID"),
-    (0, 0, 0x8400_0053, "returns up to 96 random bits"),
-    (0, 0, 0xC400_0053, "returns up to 192 random bits"),
-    (1, 0, 0xC500_0020, "answers PV_TIME_FEATURES"),
-    (1, 0, 0xC500_0021, "returns the stolen-time record's address"),
-    (2, 0, 0x8600_0000, "answers the KVM vendor-hypervisor feature bitmap"),
-    (2, 0, 0x8600_FF01, "answers KVM's vendor-hypervisor UID"),
-    (2, 1, 0x8600_0001, "answers the PTP wall-clock/counter pair"),
-)
-_ARCH_CALLS: tuple[tuple[int, str], ...] = (
-    (0x8000_0000, "answers SMCCC version 1.1 (0x10001)"),
-    (0x8000_0001, "answers SMCCC_ARCH_FEATURES queries"),
-)
-# Answered at EL2 for HVC before the filter or the host sees them (section 3.1 step 1).
-_HVC_FAST_PATH = frozenset({0x8000_8000, 0x8000_7FFF, 0x8000_3FFF})
-_LEGACY_PSCI = (0x95C1_BA5E, 0x95C1_BA61)
-_LEGACY_SERVED = {0x95C1_BA5F: "powers the vCPU off", 0x95C1_BA60: "starts a secondary vCPU"}
 # What a guest needs to boot and to power off or reboot (HVF302).
-_BOOT_CALLS = (0x8400_0000, 0x8400_0003, 0xC400_0003, 0x8400_0008, 0x8400_0009, 0x8400_000A)
+_BOOT_CALLS = (
+    kvm_calls.PSCI_VERSION,
+    kvm_calls.PSCI_CPU_ON,
+    kvm_calls.PSCI_CPU_ON_64,
+    kvm_calls.PSCI_SYSTEM_OFF,
+    kvm_calls.PSCI_SYSTEM_RESET,
+    kvm_calls.PSCI_FEATURES,
+)
 
 
 def _psci_version(profile: KernelProfile, vm: VmConfig) -> tuple[int, int]:
@@ -257,30 +225,18 @@ def kernel_calls(profile: KernelProfile, vm: VmConfig | None = None) -> dict[int
     """The IDs KVM itself answers for a VM with no filter entry, with what it does.
 
     Takes the VM's PSCI version and firmware bitmaps into account: a call whose
-    bitmap bit is cleared, or a PSCI call above the VM's PSCI version, is not
+    bitmap bit is cleared, or a PSCI call outside the VM's PSCI version, is not
     answered. ``SYSTEM_SUSPEND`` is left out: KVM serves it only when the VMM
-    enables ``KVM_CAP_ARM_SYSTEM_SUSPEND``.
+    enables ``KVM_CAP_ARM_SYSTEM_SUSPEND``. The facts are
+    :data:`hvcfilter.kvm_calls.KVM_CALLS`, which the emulator serves too.
     """
     vm = vm or VmConfig()
-    calls = dict(_ARCH_CALLS)
     psci = _psci_version(profile, vm)
-    if psci == (0, 1):
-        calls.update(_LEGACY_SERVED)
-    else:
-        for fid, since, answer in _PSCI_CALLS:
-            if psci >= since:
-                calls[fid] = answer
-        if profile.system_off2 and psci >= (1, 3):
-            for fid in _SYSTEM_OFF2:
-                calls[fid] = "exits to the VMM with KVM_EXIT_SYSTEM_EVENT (SHUTDOWN)"
-    for index, bit, fid, answer in _GATED_CALLS:
-        register = profile.register(index)
-        if register is None:
-            continue
-        value = vm.bitmaps.get(index, register.default)
-        if value >> bit & 1:
-            calls[fid] = answer
-    return calls
+    return {
+        call.fid: call.answer
+        for call in kvm_calls.KVM_CALLS
+        if kvm_calls.serves(call, profile, psci, vm.bitmaps)
+    }
 
 
 # --------------------------------------------------------------------------- shared analysis
@@ -315,16 +271,15 @@ class _Analysis:
 
     ``valid`` holds the records that pass the kernel's validation (not empty,
     not wrapping; ``base=0, nr=0`` is left to HVF203), sorted by base the way
-    the compiler emits them. ``accepted`` (sorted by base) is what the kernel
-    keeps when they are installed in compiled order, or in spec order for
-    ``layout = "as-written"``: the effective table that lookups use.
+    the compiler emits them. ``installed`` is what the kernel keeps when they
+    are installed in compiled order, or in spec order for
+    ``layout = "as-written"`` (:func:`hvcfilter.ranges.install`): the
+    effective table that lookups use, in ID order.
     """
 
     __slots__ = (
-        "acc_bases",
-        "acc_lasts",
-        "accepted",
         "bases",
+        "installed",
         "invalid",
         "kernel",
         "kernel_ids",
@@ -360,10 +315,12 @@ class _Analysis:
             compress(count(1), map(operator.le, islice(bases, 1, None), self.reach))
         )
         self.reserved_hits = self._reserved_hits(spec.profile)
-        if not self.overlapping and not self.reserved_hits:
-            self.accepted, self.acc_bases, self.acc_lasts = valid, bases, lasts
-        else:
-            self._install()
+        self.installed: RangeTree[FilterRange] = (
+            # Disjoint and clear of the reserved ranges: every record stays, as sorted.
+            RangeTree.from_sorted(bases, lasts, valid)
+            if not self.overlapping and not self.reserved_hits
+            else self._install()
+        )
         self.kernel = kernel_calls(spec.profile, spec.vm)
         self.kernel_ids = sorted(self.kernel)
 
@@ -383,48 +340,28 @@ class _Analysis:
         hits.sort()
         return hits
 
-    def _install(self) -> None:
-        rejected = {i for i, _ in self.reserved_hits}
+    def _install(self) -> RangeTree[FilterRange]:
+        """What the kernel keeps of the valid records, installed in payload order."""
+        bases, lasts = self.bases, self.lasts
         if self.spec.layout == "as-written":
-            keep = self._install_in_entry_order(rejected)
+            order = sorted(range(len(self.valid)), key=lambda i: self.valid[i].entry)
+            spans = zip(map(bases.__getitem__, order), map(lasts.__getitem__, order), strict=True)
+            tree, _ = install(spans, self.spec.profile)
+            kept = [order[n] for n in tree.values if n != RESERVED]
         else:
-            # Compiled payloads are sorted by base: each record only has to clear
-            # the last one kept.
-            keep = []
-            end = -1
-            for i, (base, last) in enumerate(zip(self.bases, self.lasts, strict=True)):
-                if i in rejected or base <= end:
-                    continue
-                keep.append(i)
-                end = last
-        self.accepted = [self.valid[i] for i in keep]
-        self.acc_bases = [self.bases[i] for i in keep]
-        self.acc_lasts = [self.lasts[i] for i in keep]
-
-    def _install_in_entry_order(self, rejected: set[int]) -> list[int]:
-        """Which records survive when the VMM installs them in spec order (layout as-written)."""
-        order = sorted(range(len(self.valid)), key=lambda i: self.valid[i].entry)
-        kept_bases: list[int] = []
-        kept: list[int] = []
-        for i in order:
-            if i in rejected:
-                continue
-            base, last = self.bases[i], self.lasts[i]
-            j = bisect.bisect_right(kept_bases, last)
-            # Kept records are disjoint, so only the one starting last at or
-            # before our end can reach into us.
-            if j and self.lasts[kept[j - 1]] >= base:
-                continue
-            kept_bases.insert(j, base)
-            kept.insert(j, i)
-        return kept
+            # Compiled payloads are sorted by base: install in that order.
+            tree, _ = install(zip(bases, lasts, strict=True), self.spec.profile)
+            kept = [n for n in tree.values if n != RESERVED]
+        return RangeTree.from_sorted(
+            [self.bases[i] for i in kept],
+            [self.lasts[i] for i in kept],
+            [self.valid[i] for i in kept],
+        )
 
     def lookup(self, fid: int) -> FilterRange | None:
         """The installed record that covers ``fid``, if any."""
-        i = bisect.bisect_right(self.acc_bases, fid) - 1
-        if i >= 0 and fid <= self.acc_lasts[i]:
-            return self.accepted[i]
-        return None
+        i = self.installed.find(fid)
+        return self.installed.values[i] if i >= 0 else None
 
     def action_at(self, fid: int) -> tuple[Action | None, FilterRange | None]:
         """The effective filter action at ``fid`` (None: no entry or explicit handle)."""
@@ -832,7 +769,7 @@ def check_mergeable(spec: FilterSpec) -> Iterator[Diagnostic]:
     with different actions.
     """
     a = _analysis(spec)
-    acc, bases, lasts = a.accepted, a.acc_bases, a.acc_lasts
+    acc, bases, lasts = a.installed.values, a.installed.firsts, a.installed.lasts
     touching = compress(
         count(1),
         map(operator.eq, islice(bases, 1, None), map(operator.add, lasts, repeat(1))),
@@ -985,7 +922,7 @@ def check_boot_calls(spec: FilterSpec) -> Iterator[Diagnostic]:
     a = _analysis(spec)
     boot = list(_BOOT_CALLS)
     if _psci_version(spec.profile, spec.vm) == (0, 1):
-        boot.append(0x95C1_BA60)
+        boot.append(kvm_calls.KVM_PSCI_FN_CPU_ON)
     cat = smccc.catalogue()
     groups = _Groups()
     for fid in boot:
@@ -1092,14 +1029,15 @@ def check_legacy_psci(spec: FilterSpec) -> Iterator[Diagnostic]:
         return
     a = _analysis(spec)
     filtered = None
-    for fid in (*range(0x8400_0000, 0x8400_0020), *range(0xC400_0000, 0xC400_0020)):
+    block = range(kvm_calls.PSCI_FUNCTION_NUMBER_MAX + 1)
+    for fid in (*(0x8400_0000 + n for n in block), *(0xC400_0000 + n for n in block)):
         act, rec = a.action_at(fid)
         if act is not None and rec is not None:
             filtered = rec
             break
     if filtered is None:
         return
-    first, last = _LEGACY_PSCI
+    first, last = kvm_calls.LEGACY_PSCI.first, kvm_calls.LEGACY_PSCI.last
     open_ids = [fid for fid in range(first, last + 1) if a.action_at(fid)[0] is None]
     if not open_ids:
         return
@@ -1366,16 +1304,17 @@ def _kernel_default(
         )
     if fid in calls:
         return f"handled by KVM, which {calls[fid]}", None
-    if fid in (0x8400_000E, 0xC400_000E):
+    call = kvm_calls.KVM_CALLS_BY_ID.get(fid)
+    gate = None if call is None else call.gate
+    if call is not None and isinstance(gate, kvm_calls.PsciVersion) and gate.capability:
         return (
-            "reaches KVM's PSCI code: SYSTEM_SUSPEND exits to the VMM only if it enabled "
-            "KVM_CAP_ARM_SYSTEM_SUSPEND, otherwise NOT_SUPPORTED (-1)",
+            f"reaches KVM's PSCI code: {call.name.removesuffix('_64')} exits to the VMM only "
+            f"if it enabled {gate.capability}, otherwise NOT_SUPPORTED (-1)",
             None,
         )
-    decoded = smccc.decode(fid)
-    if decoded.owner == smccc.Owner.STANDARD and decoded.function_number <= 0x1F:
+    if kvm_calls.in_psci_block(fid):
         return "reaches KVM's PSCI code, which answers NOT_SUPPORTED (-1) for it", None
-    if _LEGACY_PSCI[0] <= fid <= _LEGACY_PSCI[1]:
+    if fid in kvm_calls.LEGACY_PSCI:
         return "KVM answers NOT_SUPPORTED (-1): its legacy PSCI IDs serve only PSCI 0.1 VMs", None
     return "KVM does not implement it: the guest gets NOT_SUPPORTED (-1)", None
 
@@ -1412,12 +1351,12 @@ def explain_id(fid: int, spec: FilterSpec | None = None) -> IdExplanation:
         notes.append(
             f"bits 23:16 are set; KVM does not strip them, so this is not {cat.label(plain)}"
         )
-    if fid in _HVC_FAST_PATH:
+    if fid in kvm_calls.HVC_FAST_PATH:
         notes.append(
             "by HVC it is answered at EL2 (x0 = 0) before the filter or the host sees it; "
             "by SMC it takes the normal path"
         )
-    if _LEGACY_PSCI[0] <= fid <= _LEGACY_PSCI[1]:
+    if fid in kvm_calls.LEGACY_PSCI:
         notes.append("a KVM-private PSCI 0.1 ID, not an SMCCC function ID")
     covering: list[Coverage] = []
     outcome = None

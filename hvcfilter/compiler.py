@@ -43,6 +43,7 @@ from hvcfilter.model import (
 )
 from hvcfilter.payload import ByteOrder, Record
 from hvcfilter.profiles import KernelProfile, get_profile
+from hvcfilter.ranges import cover
 from hvcfilter.spec import INPUT_RULES, LoadResult, load, loads, locate
 
 __all__ = [
@@ -387,7 +388,6 @@ def effective_segments(
     action. Cost: a sort of the records, whatever the sizes of the ranges.
     """
     segments: list[Segment] = []
-    cursor = 0
 
     def add(first: int, last: int, action: Action) -> None:
         if segments and segments[-1].action is action:
@@ -395,13 +395,8 @@ def effective_segments(
         else:
             segments.append(Segment(first, last, action))
 
-    for first, last, action in payload.install(records, profile=profile):
-        if first > cursor:
-            add(cursor, first - 1, Action.HANDLE)
-        add(first, last, Action(action))
-        cursor = last + 1
-    if cursor <= smccc.FUNCTION_ID_MAX:
-        add(cursor, smccc.FUNCTION_ID_MAX, Action.HANDLE)
+    for first, last, action in cover(payload.install(records, profile=profile)):
+        add(first, last, Action.HANDLE if action is None else Action(action))
     return segments
 
 

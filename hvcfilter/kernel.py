@@ -7,7 +7,10 @@ bitmap gates, KVM's in-kernel services (SMCCC arch calls, PSCI, TRNG, PV time,
 the KVM vendor calls) and the registers the guest reads back. It is pure and
 deterministic: nothing here touches a real kernel, and answers that depend on
 the host (random numbers, clocks) or on an argument the caller did not give
-are ``None`` rather than guessed. Facts are marked ``[obs]`` where the
+are ``None`` rather than guessed. Which IDs KVM serves, and behind which
+gate, is data in :mod:`hvcfilter.kvm_calls`, shared with the linter: this
+module attaches a handler to each ID there. The filter tree and its install
+rules are :mod:`hvcfilter.ranges`. Facts are marked ``[obs]`` where the
 reference saw them on a real kernel and ``[src]`` where they come from the
 kernel sources (arch/arm64/kvm/{hypercalls,psci,trng,pvtime,handle_exit}.c).
 Nothing else in the module compares kernel versions: every difference is a
@@ -18,17 +21,60 @@ from __future__ import annotations
 
 import errno
 import struct
-from bisect import bisect_right
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
-from hvcfilter import smccc
+from hvcfilter import kvm_calls, smccc
 from hvcfilter.errors import PayloadError, SpecError, errno_name
+from hvcfilter.kvm_calls import (
+    HVC_FAST_PATH,
+    KVM_CALLS,
+    KVM_FEATURES,
+    KVM_PSCI_FN_CPU_OFF,
+    KVM_PSCI_FN_CPU_ON,
+    KVM_PTP,
+    KVM_UID,
+    LEGACY_PSCI,
+    PSCI_AFFINITY_INFO,
+    PSCI_AFFINITY_INFO_64,
+    PSCI_CPU_OFF,
+    PSCI_CPU_ON,
+    PSCI_CPU_ON_64,
+    PSCI_CPU_SUSPEND,
+    PSCI_CPU_SUSPEND_64,
+    PSCI_FEATURES,
+    PSCI_MIGRATE_INFO_TYPE,
+    PSCI_SYSTEM_OFF,
+    PSCI_SYSTEM_OFF2,
+    PSCI_SYSTEM_OFF2_64,
+    PSCI_SYSTEM_RESET,
+    PSCI_SYSTEM_RESET2,
+    PSCI_SYSTEM_RESET2_64,
+    PSCI_SYSTEM_SUSPEND,
+    PSCI_SYSTEM_SUSPEND_64,
+    PSCI_VERSION,
+    PV_TIME_FEATURES,
+    PV_TIME_ST,
+    SMCCC_ARCH_FEATURES,
+    SMCCC_VERSION,
+    TRNG_FEATURES,
+    TRNG_GET_UUID,
+    TRNG_RND32,
+    TRNG_RND64,
+    TRNG_VERSION,
+    WORKAROUND_1,
+    WORKAROUND_2,
+    WORKAROUND_3,
+    FirmwareBit,
+    KvmCall,
+    PsciVersion,
+)
 from hvcfilter.model import Action, VmConfig, parse_psci_version
 from hvcfilter.payload import PAD_SIZE, RECORD
 from hvcfilter.profiles import LAB_HOST, HostCpu, KernelProfile, get_profile
+from hvcfilter.ranges import RangeTree, cover, validation_errno
 from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
 
 __all__ = [
@@ -69,101 +115,28 @@ PSCI_INTERNAL_FAILURE = -6
 TRNG_INVALID_PARAMETER = -2
 PSCI_TOS_MP = 2  # MIGRATE_INFO_TYPE: Trusted OS is MP or absent
 
-SMCCC_VERSION = 0x8000_0000
-SMCCC_ARCH_FEATURES = 0x8000_0001
-WORKAROUND_1 = 0x8000_8000
-WORKAROUND_2 = 0x8000_7FFF
-WORKAROUND_3 = 0x8000_3FFF
-# HVC with these W0 values is answered at EL2 before any exit to the host
-# (hyp entry vectors) [obs 3.1 row 1 and section 9].
-FAST_PATH_IDS = frozenset({WORKAROUND_1, WORKAROUND_2, WORKAROUND_3})
-
-PV_TIME_FEATURES = 0xC500_0020
-PV_TIME_ST = 0xC500_0021
-KVM_FEATURES = 0x8600_0000
-KVM_PTP = 0x8600_0001
-KVM_UID = 0x8600_FF01
-TRNG_VERSION = 0x8400_0050
-TRNG_FEATURES = 0x8400_0051
-TRNG_GET_UUID = 0x8400_0052
-TRNG_RND32 = 0x8400_0053
-TRNG_RND64 = 0xC400_0053
-_TRNG_IDS = frozenset({TRNG_VERSION, TRNG_FEATURES, TRNG_GET_UUID, TRNG_RND32, TRNG_RND64})
-
 # UUID 28b46fb6-2ec5-11e9-a9ca-4b564d003a74, byte 0 in the low bits of w0 [obs 7.2].
 _KVM_UID_WORDS = (0xB66F_B428, 0xE911_C52E, 0x564B_CAA9, 0x743A_004D)
 # UUID 0d21e000-4384-11eb-8070-5244554e5a4c packed the same way [obs section 9; trng.c].
 _TRNG_UUID_WORDS = (0x00E0_210D, 0xEB11_8443, 0x4452_7080, 0x4C5A_4E55)
 _TRNG_VERSION_1_0 = 0x10000
+# TRNG_FEATURES answers 0 for the TRNG calls themselves [src trng.c].
+_TRNG_IDS = frozenset(call.fid for call in KVM_CALLS if call.service == "trng")
+# HVC with these W0 values is answered at EL2, before the filter (see kvm_calls).
+FAST_PATH_IDS = HVC_FAST_PATH
 
-# PSCI function IDs (DEN0022). "_64" IDs have bit 30 set.
-PSCI_VERSION = 0x8400_0000
-PSCI_CPU_SUSPEND = 0x8400_0001
-PSCI_CPU_SUSPEND_64 = 0xC400_0001
-PSCI_CPU_OFF = 0x8400_0002
-PSCI_CPU_ON = 0x8400_0003
-PSCI_CPU_ON_64 = 0xC400_0003
-PSCI_AFFINITY_INFO = 0x8400_0004
-PSCI_AFFINITY_INFO_64 = 0xC400_0004
-PSCI_MIGRATE_INFO_TYPE = 0x8400_0006
-PSCI_SYSTEM_OFF = 0x8400_0008
-PSCI_SYSTEM_RESET = 0x8400_0009
-PSCI_FEATURES = 0x8400_000A
-PSCI_SYSTEM_SUSPEND = 0x8400_000E
-PSCI_SYSTEM_SUSPEND_64 = 0xC400_000E
-PSCI_SYSTEM_RESET2 = 0x8400_0012
-PSCI_SYSTEM_RESET2_64 = 0xC400_0012
-PSCI_SYSTEM_OFF2 = 0x8400_0015
-PSCI_SYSTEM_OFF2_64 = 0xC400_0015
 _PSCI_64BIT = 1 << 30
-# KVM's own pre-SMCCC PSCI 0.1 IDs (uapi asm/kvm.h KVM_PSCI_FN_BASE + n).
-KVM_PSCI_FN_BASE = 0x95C1_BA5E
-KVM_PSCI_FN_CPU_OFF = KVM_PSCI_FN_BASE + 1
-KVM_PSCI_FN_CPU_ON = KVM_PSCI_FN_BASE + 2
 _RESET_TYPE_WARM = 0
 _RESET_TYPE_VENDOR_START = 0x8000_0000
 _OFF2_TYPE_HIBERNATE_OFF = 1
 # Aff3 | Aff2 | Aff1 | Aff0 (arm64 MPIDR_HWID_BITMASK).
 _MPIDR_HWID_BITMASK = 0xFF_00FF_FFFF
-
-_PSCI_NAMES = {
-    PSCI_VERSION: "PSCI_VERSION",
-    PSCI_CPU_SUSPEND: "CPU_SUSPEND",
-    PSCI_CPU_SUSPEND_64: "CPU_SUSPEND_64",
-    PSCI_CPU_OFF: "CPU_OFF",
-    PSCI_CPU_ON: "CPU_ON",
-    PSCI_CPU_ON_64: "CPU_ON_64",
-    PSCI_AFFINITY_INFO: "AFFINITY_INFO",
-    PSCI_AFFINITY_INFO_64: "AFFINITY_INFO_64",
-    PSCI_MIGRATE_INFO_TYPE: "MIGRATE_INFO_TYPE",
-    PSCI_SYSTEM_OFF: "SYSTEM_OFF",
-    PSCI_SYSTEM_RESET: "SYSTEM_RESET",
-    PSCI_FEATURES: "PSCI_FEATURES",
-    PSCI_SYSTEM_SUSPEND: "SYSTEM_SUSPEND",
-    PSCI_SYSTEM_SUSPEND_64: "SYSTEM_SUSPEND_64",
-    PSCI_SYSTEM_RESET2: "SYSTEM_RESET2",
-    PSCI_SYSTEM_RESET2_64: "SYSTEM_RESET2_64",
-    PSCI_SYSTEM_OFF2: "SYSTEM_OFF2",
-    PSCI_SYSTEM_OFF2_64: "SYSTEM_OFF2_64",
+# What PSCI_FEATURES answers for a call it reports, where that is not 0: the
+# SYSTEM_OFF2 types KVM supports [src psci.c].
+_PSCI_FEATURE_FLAGS = {
+    PSCI_SYSTEM_OFF2: _OFF2_TYPE_HIBERNATE_OFF,
+    PSCI_SYSTEM_OFF2_64: _OFF2_TYPE_HIBERNATE_OFF,
 }
-# PSCI_FEATURES answers 0 for these in every 1.x version [src psci.c].
-_PSCI_FEATURES_ALWAYS = frozenset(
-    {
-        PSCI_VERSION,
-        PSCI_CPU_SUSPEND,
-        PSCI_CPU_SUSPEND_64,
-        PSCI_CPU_OFF,
-        PSCI_CPU_ON,
-        PSCI_CPU_ON_64,
-        PSCI_AFFINITY_INFO,
-        PSCI_AFFINITY_INFO_64,
-        PSCI_MIGRATE_INFO_TYPE,
-        PSCI_SYSTEM_OFF,
-        PSCI_SYSTEM_RESET,
-        PSCI_FEATURES,
-        SMCCC_VERSION,
-    }
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -473,198 +446,247 @@ def _affinity_info(vm: KvmVm, target: int | None, level: int | None) -> int | No
     return PSCI_INVALID_PARAMS if matching == 0 else 1  # OFF
 
 
+def _psci_args(c: _Call) -> tuple[int | None, int | None, int | None]:
+    """x1-x3 as KVM's PSCI code reads them: narrowed to 32 bits for a 32-bit ID [src psci.c]."""
+    if c.fid & _PSCI_64BIT:
+        return c.x1, c.x2, c.x3
+    return _narrow(c.x1), _narrow(c.x2), _narrow(c.x3)
+
+
 def _psci(vm: KvmVm, c: _Call) -> CallResult:
-    """kvm_psci_call: PSCI 0.1, 0.2 and 1.x by the VM's PSCI version [src psci.c]."""
+    """kvm_psci_call: what the VM's PSCI version serves, by the gates in kvm_calls [src psci.c]."""
     fid = c.fid
     if fid & _PSCI_64BIT and c.aarch32:
         return _not_supported(c, "64-bit PSCI function from an AArch32 vCPU", "psci")
+    call = _PSCI_CALLS.get(fid)
+    if call is not None and vm._serves(call):
+        return _HANDLERS[fid](vm, c)
+    return _not_supported(c, _psci_refusal(vm, fid, call), "psci")
+
+
+def _psci_refusal(vm: KvmVm, fid: int, call: KvmCall | None) -> str:
+    """Why KVM's PSCI code answers NOT_SUPPORTED for ``fid`` on this VM."""
     major, minor = vm.psci_version
     if (major, minor) == (0, 1):
-        return _psci_0_1(vm, c)
-    if major == 1:
-        done = _psci_1_x(vm, c, minor)
-        if done is not None:
-            return done
-    return _psci_0_2(vm, c)
+        return f"{smccc.format_id(fid)} is not served by KVM's PSCI 0.1"
+    gate = None if call is None else call.gate
+    # For a call the kernel has but this VM's setup does not open, say what is
+    # missing; RESET2 and OFF2 keep the two wordings simulate has always printed.
+    if (
+        call is not None
+        and isinstance(gate, PsciVersion)
+        and major == 1
+        and gate.implemented_by(vm.profile)
+    ):
+        short = call.name.removesuffix("_64")  # both widths share the wording
+        need = f"PSCI {gate.first[0]}.{gate.first[1]}"
+        if (major, minor) < gate.first and gate.kernel_feature is not None:
+            return f"{short} needs {need} (the VM has {major}.{minor})"
+        if (major, minor) < gate.first:
+            return f"{short} needs {need} or later"
+        if gate.capability is not None:
+            return f"{short} needs {gate.capability}"
+    # KVM's PSCI 0.1 IDs have no PSCI name: they are not SMCCC function IDs.
+    what = (
+        f"PSCI {call.name}" if call is not None and fid not in LEGACY_PSCI else smccc.format_id(fid)
+    )
+    return f"{what} is not implemented by KVM (PSCI {major}.{minor})"
 
 
-def _psci_0_1(vm: KvmVm, c: _Call) -> CallResult:
-    if c.fid == KVM_PSCI_FN_CPU_OFF:
-        return _result(c, "psci", "KVM PSCI 0.1 CPU_OFF: the vCPU stops", (0, 0, 0, 0))
-    if c.fid == KVM_PSCI_FN_CPU_ON:
-        val = _cpu_on(vm, c, c.x1, psci01=True)
-        return _result(c, "psci", "KVM PSCI 0.1 CPU_ON", (val, 0, 0, 0))
-    return _not_supported(c, f"{smccc.format_id(c.fid)} is not served by KVM's PSCI 0.1", "psci")
+def _psci_0_1_cpu_off(vm: KvmVm, c: _Call) -> CallResult:
+    return _result(c, "psci", "KVM PSCI 0.1 CPU_OFF: the vCPU stops", (0, 0, 0, 0))
 
 
-def _psci_0_2(vm: KvmVm, c: _Call) -> CallResult:
-    fid = c.fid
-    name = _PSCI_NAMES.get(fid)
-    narrow = not fid & _PSCI_64BIT
-    x1 = _narrow(c.x1) if narrow else c.x1
-    x2 = _narrow(c.x2) if narrow else c.x2
-    if fid == PSCI_VERSION:  # only reached for PSCI 0.2
-        return _result(c, "psci", "PSCI_VERSION: 0.2", (2, 0, 0, 0))
-    if fid in (PSCI_CPU_SUSPEND, PSCI_CPU_SUSPEND_64):
-        return _result(c, "psci", f"PSCI {name}: a WFI; 0 on wake-up", (0, 0, 0, 0))
-    if fid == PSCI_CPU_OFF:
-        return _result(c, "psci", "PSCI CPU_OFF: the vCPU stops until a CPU_ON", (0, 0, 0, 0))
-    if fid in (PSCI_CPU_ON, PSCI_CPU_ON_64):
-        val = _cpu_on(vm, c, x1, psci01=False)
-        return _result(c, "psci", f"PSCI {name}", (val, 0, 0, 0))
-    if fid in (PSCI_AFFINITY_INFO, PSCI_AFFINITY_INFO_64):
-        return _result(c, "psci", f"PSCI {name}", (_affinity_info(vm, x1, x2), 0, 0, 0))
-    if fid == PSCI_MIGRATE_INFO_TYPE:
-        return _result(
-            c, "psci", "PSCI MIGRATE_INFO_TYPE: 2 (MP or no Trusted OS)", (PSCI_TOS_MP, 0, 0, 0)
-        )
-    if fid == PSCI_SYSTEM_OFF:
-        return _psci_system_event(c, "SYSTEM_OFF", KVM_SYSTEM_EVENT_SHUTDOWN, 0)
-    if fid == PSCI_SYSTEM_RESET:
-        return _psci_system_event(c, "SYSTEM_RESET", KVM_SYSTEM_EVENT_RESET, 0)
-    what = f"PSCI {name}" if name else f"{smccc.format_id(fid)}"
+def _psci_0_1_cpu_on(vm: KvmVm, c: _Call) -> CallResult:
+    val = _cpu_on(vm, c, c.x1, psci01=True)
+    return _result(c, "psci", "KVM PSCI 0.1 CPU_ON", (val, 0, 0, 0))
+
+
+def _psci_version(vm: KvmVm, c: _Call) -> CallResult:
     major, minor = vm.psci_version
-    return _not_supported(c, f"{what} is not implemented by KVM (PSCI {major}.{minor})", "psci")
+    return _result(c, "psci", f"PSCI_VERSION: {major}.{minor}", ((major << 16) | minor, 0, 0, 0))
 
 
-def _psci_1_x(vm: KvmVm, c: _Call, minor: int) -> CallResult | None:
-    """The PSCI 1.x additions; None falls back to the 0.2 functions [src psci.c]."""
-    fid = c.fid
-    if fid == PSCI_VERSION:
-        return _result(c, "psci", f"PSCI_VERSION: 1.{minor}", ((1 << 16) | minor, 0, 0, 0))
-    if fid == PSCI_FEATURES:
-        return _result(c, "psci", "PSCI_FEATURES", (_psci_features(vm, c, minor), 0, 0, 0))
-    narrow = not fid & _PSCI_64BIT
-    x1 = _narrow(c.x1) if narrow else c.x1
-    x2 = _narrow(c.x2) if narrow else c.x2
-    x3 = _narrow(c.x3) if narrow else c.x3
-    if fid in (PSCI_SYSTEM_SUSPEND, PSCI_SYSTEM_SUSPEND_64):
-        if not vm.system_suspend:
-            return _not_supported(c, "SYSTEM_SUSPEND needs KVM_CAP_ARM_SYSTEM_SUSPEND", "psci")
-        # The exit leaves every register as the guest set it (x1-x3 narrowed).
-        return _result(
-            c,
+def _psci_cpu_suspend(vm: KvmVm, c: _Call) -> CallResult:
+    name = _PSCI_CALLS[c.fid].name
+    return _result(c, "psci", f"PSCI {name}: a WFI; 0 on wake-up", (0, 0, 0, 0))
+
+
+def _psci_cpu_off(vm: KvmVm, c: _Call) -> CallResult:
+    return _result(c, "psci", "PSCI CPU_OFF: the vCPU stops until a CPU_ON", (0, 0, 0, 0))
+
+
+def _psci_cpu_on(vm: KvmVm, c: _Call) -> CallResult:
+    x1, _, _ = _psci_args(c)
+    val = _cpu_on(vm, c, x1, psci01=False)
+    return _result(c, "psci", f"PSCI {_PSCI_CALLS[c.fid].name}", (val, 0, 0, 0))
+
+
+def _psci_affinity_info(vm: KvmVm, c: _Call) -> CallResult:
+    x1, x2, _ = _psci_args(c)
+    name = _PSCI_CALLS[c.fid].name
+    return _result(c, "psci", f"PSCI {name}", (_affinity_info(vm, x1, x2), 0, 0, 0))
+
+
+def _psci_migrate_info_type(vm: KvmVm, c: _Call) -> CallResult:
+    return _result(
+        c, "psci", "PSCI MIGRATE_INFO_TYPE: 2 (MP or no Trusted OS)", (PSCI_TOS_MP, 0, 0, 0)
+    )
+
+
+def _psci_system_off(vm: KvmVm, c: _Call) -> CallResult:
+    return _psci_system_event(c, "SYSTEM_OFF", KVM_SYSTEM_EVENT_SHUTDOWN, 0)
+
+
+def _psci_system_reset(vm: KvmVm, c: _Call) -> CallResult:
+    return _psci_system_event(c, "SYSTEM_RESET", KVM_SYSTEM_EVENT_RESET, 0)
+
+
+def _psci_features_call(vm: KvmVm, c: _Call) -> CallResult:
+    return _result(c, "psci", "PSCI_FEATURES", (_psci_features(vm, c), 0, 0, 0))
+
+
+def _psci_system_suspend(vm: KvmVm, c: _Call) -> CallResult:
+    x1, x2, x3 = _psci_args(c)
+    # The exit leaves every register as the guest set it (x1-x3 narrowed).
+    return _result(
+        c,
+        "psci",
+        "PSCI SYSTEM_SUSPEND: KVM_EXIT_SYSTEM_EVENT SUSPEND",
+        (c.x0, x1, x2, x3),
+        exit="system_event",
+        event=(KVM_SYSTEM_EVENT_SUSPEND, 0, 0),
+    )
+
+
+def _psci_system_reset2(vm: KvmVm, c: _Call) -> CallResult:
+    x1, x2, x3 = _psci_args(c)
+    if x1 is None:
+        return CallResult(
+            "handled",
+            c.action,
+            "PSCI SYSTEM_RESET2: depends on x1 (type)",
+            c.fid,
             "psci",
-            "PSCI SYSTEM_SUSPEND: KVM_EXIT_SYSTEM_EVENT SUSPEND",
-            (c.x0, x1, x2, x3),
-            exit="system_event",
-            event=(KVM_SYSTEM_EVENT_SUSPEND, 0, 0),
+            exit=None,
+            matched=c.matched,
         )
-    if fid in (PSCI_SYSTEM_RESET2, PSCI_SYSTEM_RESET2_64):
-        if minor < 1:
-            return _not_supported(c, "SYSTEM_RESET2 needs PSCI 1.1 or later", "psci")
-        if x1 is None:
-            return CallResult(
-                "handled",
-                c.action,
-                "PSCI SYSTEM_RESET2: depends on x1 (type)",
-                c.fid,
-                "psci",
-                exit=None,
-                matched=c.matched,
-            )
-        kind = x1 & _U32
-        if kind <= _RESET_TYPE_WARM or kind >= _RESET_TYPE_VENDOR_START:
-            # Only x0 is written before this exit [src psci.c].
-            return _psci_system_event(
-                c,
-                "SYSTEM_RESET2",
-                KVM_SYSTEM_EVENT_RESET,
-                KVM_SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2,
-                (x1, x2, x3),
-            )
+    kind = x1 & _U32
+    if kind <= _RESET_TYPE_WARM or kind >= _RESET_TYPE_VENDOR_START:
+        # Only x0 is written before this exit [src psci.c].
+        return _psci_system_event(
+            c,
+            "SYSTEM_RESET2",
+            KVM_SYSTEM_EVENT_RESET,
+            KVM_SYSTEM_EVENT_RESET_FLAG_PSCI_RESET2,
+            (x1, x2, x3),
+        )
+    return _result(
+        c,
+        "psci",
+        f"PSCI SYSTEM_RESET2: reset type {kind:#x} is invalid",
+        (PSCI_INVALID_PARAMS, 0, 0, 0),
+    )
+
+
+def _psci_system_off2(vm: KvmVm, c: _Call) -> CallResult:
+    x1, x2, _ = _psci_args(c)
+    if x1 is None or x2 is None:
+        return CallResult(
+            "handled",
+            c.action,
+            "PSCI SYSTEM_OFF2: depends on x1 and x2",
+            c.fid,
+            "psci",
+            exit=None,
+            x0=None,
+            x1=0,
+            x2=0,
+            x3=0,
+            matched=c.matched,
+        )
+    kind = x1 & _U32
+    if (kind and kind != _OFF2_TYPE_HIBERNATE_OFF) or x2 != 0:
         return _result(
             c,
             "psci",
-            f"PSCI SYSTEM_RESET2: reset type {kind:#x} is invalid",
+            "PSCI SYSTEM_OFF2: invalid type or nonzero cookie",
             (PSCI_INVALID_PARAMS, 0, 0, 0),
         )
-    if fid in (PSCI_SYSTEM_OFF2, PSCI_SYSTEM_OFF2_64) and vm.profile.system_off2:
-        if minor < 3:
-            return _not_supported(c, f"SYSTEM_OFF2 needs PSCI 1.3 (the VM has 1.{minor})", "psci")
-        if x1 is None or x2 is None:
-            return CallResult(
-                "handled",
-                c.action,
-                "PSCI SYSTEM_OFF2: depends on x1 and x2",
-                c.fid,
-                "psci",
-                exit=None,
-                x0=None,
-                x1=0,
-                x2=0,
-                x3=0,
-                matched=c.matched,
-            )
-        kind = x1 & _U32
-        if (kind and kind != _OFF2_TYPE_HIBERNATE_OFF) or x2 != 0:
-            return _result(
-                c,
-                "psci",
-                "PSCI SYSTEM_OFF2: invalid type or nonzero cookie",
-                (PSCI_INVALID_PARAMS, 0, 0, 0),
-            )
-        return _psci_system_event(
-            c, "SYSTEM_OFF2", KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SHUTDOWN_FLAG_PSCI_OFF2
-        )
-    return None
+    return _psci_system_event(
+        c, "SYSTEM_OFF2", KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SHUTDOWN_FLAG_PSCI_OFF2
+    )
 
 
-def _psci_features(vm: KvmVm, c: _Call, minor: int) -> int | None:
+def _psci_features(vm: KvmVm, c: _Call) -> int | None:
+    """PSCI_FEATURES(x1): 0 (or the call's flags) for each PSCI call this VM serves [src psci.c]."""
     if c.x1 is None:
         return None
     arg = c.x1 & _U32
     if arg & _PSCI_64BIT and c.aarch32:
         return NOT_SUPPORTED
-    if arg in _PSCI_FEATURES_ALWAYS:
-        return 0
-    if arg in (PSCI_SYSTEM_SUSPEND, PSCI_SYSTEM_SUSPEND_64):
-        return 0 if vm.system_suspend else NOT_SUPPORTED
-    if arg in (PSCI_SYSTEM_RESET2, PSCI_SYSTEM_RESET2_64):
-        return 0 if minor >= 1 else NOT_SUPPORTED
-    if arg in (PSCI_SYSTEM_OFF2, PSCI_SYSTEM_OFF2_64) and vm.profile.system_off2:
-        return _OFF2_TYPE_HIBERNATE_OFF if minor >= 3 else NOT_SUPPORTED
-    return NOT_SUPPORTED
+    if arg == SMCCC_VERSION:
+        return 0  # PSCI_FEATURES is how a guest learns that SMCCC_VERSION exists
+    call = _PSCI_CALLS.get(arg)
+    if call is None or not vm._serves(call):
+        return NOT_SUPPORTED
+    return _PSCI_FEATURE_FLAGS.get(arg, 0)
 
 
-def _psci_allowed(fid: int) -> bool:
-    """The default allow-list's PSCI part: owner 4 with function number <= 0x1F, or KVM PSCI 0.1.
+# Each ID of kvm_calls.KVM_CALLS and the function that answers it here.
+_HANDLERS: dict[int, _Handler] = {
+    SMCCC_VERSION: _smccc_version,
+    SMCCC_ARCH_FEATURES: _arch_features,
+    TRNG_VERSION: _trng,
+    TRNG_FEATURES: _trng,
+    TRNG_GET_UUID: _trng,
+    TRNG_RND32: _trng,
+    TRNG_RND64: _trng,
+    PV_TIME_FEATURES: _pv_time_features,
+    PV_TIME_ST: _pv_time_st,
+    KVM_FEATURES: _kvm_features,
+    KVM_UID: _kvm_uid,
+    KVM_PTP: _kvm_ptp,
+    KVM_PSCI_FN_CPU_OFF: _psci_0_1_cpu_off,
+    KVM_PSCI_FN_CPU_ON: _psci_0_1_cpu_on,
+    PSCI_VERSION: _psci_version,
+    PSCI_CPU_SUSPEND: _psci_cpu_suspend,
+    PSCI_CPU_SUSPEND_64: _psci_cpu_suspend,
+    PSCI_CPU_OFF: _psci_cpu_off,
+    PSCI_CPU_ON: _psci_cpu_on,
+    PSCI_CPU_ON_64: _psci_cpu_on,
+    PSCI_AFFINITY_INFO: _psci_affinity_info,
+    PSCI_AFFINITY_INFO_64: _psci_affinity_info,
+    PSCI_MIGRATE_INFO_TYPE: _psci_migrate_info_type,
+    PSCI_SYSTEM_OFF: _psci_system_off,
+    PSCI_SYSTEM_RESET: _psci_system_reset,
+    PSCI_FEATURES: _psci_features_call,
+    PSCI_SYSTEM_SUSPEND: _psci_system_suspend,
+    PSCI_SYSTEM_SUSPEND_64: _psci_system_suspend,
+    PSCI_SYSTEM_RESET2: _psci_system_reset2,
+    PSCI_SYSTEM_RESET2_64: _psci_system_reset2,
+    PSCI_SYSTEM_OFF2: _psci_system_off2,
+    PSCI_SYSTEM_OFF2_64: _psci_system_off2,
+}
+# PSCI calls are gated by version and reached through the allow-list (kvm_psci_call);
+# the others are matched exactly, behind a firmware bit or none.
+_PSCI_CALLS: dict[int, KvmCall] = {
+    call.fid: call for call in KVM_CALLS if isinstance(call.gate, PsciVersion)
+}
 
-    Bits 31, 30 and 23:16 are ignored [src hypercalls.c kvm_smccc_default_allowed].
-    """
-    if (fid & smccc.OWNER_MASK) >> smccc.OWNER_SHIFT == smccc.Owner.STANDARD and (
-        fid & smccc.FUNCTION_NUMBER_MASK
-    ) <= 0x1F:
-        return True
-    return KVM_PSCI_FN_BASE <= fid <= KVM_PSCI_FN_BASE + 3
+
+def _bitmap_gate(call: KvmCall) -> tuple[str, str] | None:
+    gate = call.gate
+    return (gate.register, gate.feature) if isinstance(gate, FirmwareBit) else None
 
 
+# A KeyError here means kvm_calls lists a call that has no handler.
 _IN_KERNEL: dict[int, InKernelCall] = {
-    call.fid: call
-    for call in (
-        InKernelCall(SMCCC_VERSION, "SMCCC_VERSION", "arch", None, _smccc_version),
-        InKernelCall(SMCCC_ARCH_FEATURES, "SMCCC_ARCH_FEATURES", "arch", None, _arch_features),
-        InKernelCall(TRNG_VERSION, "TRNG_VERSION", "trng", ("std", "trng"), _trng),
-        InKernelCall(TRNG_FEATURES, "TRNG_FEATURES", "trng", ("std", "trng"), _trng),
-        InKernelCall(TRNG_GET_UUID, "TRNG_GET_UUID", "trng", ("std", "trng"), _trng),
-        InKernelCall(TRNG_RND32, "TRNG_RND32", "trng", ("std", "trng"), _trng),
-        InKernelCall(TRNG_RND64, "TRNG_RND64", "trng", ("std", "trng"), _trng),
-        InKernelCall(
-            PV_TIME_FEATURES,
-            "PV_TIME_FEATURES",
-            "pv-time",
-            ("std_hyp", "pv-time"),
-            _pv_time_features,
-        ),
-        InKernelCall(PV_TIME_ST, "PV_TIME_ST", "pv-time", ("std_hyp", "pv-time"), _pv_time_st),
-        InKernelCall(
-            KVM_FEATURES, "KVM_FEATURES", "kvm-vendor", ("vendor_hyp", "func-feat"), _kvm_features
-        ),
-        InKernelCall(
-            KVM_UID, "VENDOR_HYP_CALL_UID", "kvm-vendor", ("vendor_hyp", "func-feat"), _kvm_uid
-        ),
-        InKernelCall(KVM_PTP, "KVM_PTP", "kvm-vendor", ("vendor_hyp", "ptp"), _kvm_ptp),
+    call.fid: InKernelCall(
+        call.fid, call.name, call.service, _bitmap_gate(call), _HANDLERS[call.fid]
     )
+    for call in KVM_CALLS
+    if call.fid not in _PSCI_CALLS
 }
 
 
@@ -729,12 +751,10 @@ class KvmVm:
         self._psci_reg = (major << 16) | minor
         self._ran = False
         self._vcpus_created = False
-        # The filter tree as sorted parallel lists (disjoint inclusive ranges).
-        self._starts: list[int] = []
-        self._lasts: list[int] = []
-        self._actions: list[Action] = []
-        self._sources: list[SegmentSource] = []
-        self._orders: list[int | None] = []
+        # The filter tree: reserved and installed ranges, each with (action, install
+        # order); the order is None for a reserved range. Plain tuples, not Segments:
+        # they are built once per install, and a frozen dataclass costs ~10x more.
+        self._tree: RangeTree[tuple[Action, int | None]] = RangeTree()
         self._installed = 0
         self._reserved_inserted = False
         if self.profile.reserved_insertion == "create":
@@ -814,21 +834,19 @@ class KvmVm:
         prof = self.profile
         if self.protected and prof.protected_filter_errno is not None:
             return prof.protected_filter_errno  # [obs section 10]
-        if any(pad):
-            return errno.EINVAL  # wins over EEXIST and EBUSY [obs 7.1]
-        end = (base + nr_functions - 1) & _U32  # u32 arithmetic [src]
-        if end < base or action >= prof.filter_actions:
-            return errno.EINVAL
-        if base == 0 and nr_functions == 0 and prof.zero_zero_is_validation:
-            # 7.2 rejects (0, 0) before the EBUSY test [obs section 10].
-            return prof.zero_zero_errno
+        # EINVAL for the pad wins over EEXIST and EBUSY [obs 7.1]; 7.2 rejects
+        # (0, 0) before the EBUSY test [obs section 10].
+        err = validation_errno(prof, base, nr_functions, action, pad)
+        if err:
+            return err
         if self._ran:
             return errno.EBUSY  # VM-wide, also for would-be EEXIST [obs 7.1]
         if not self._reserved_inserted:
             self._insert_reserved()  # stays inserted even if this SET fails [src]
-        if self._overlaps(base, end):
+        end = (base + nr_functions - 1) & _U32  # u32 arithmetic: (0, 0) is the full range [src]
+        if self._tree.conflict(base, end) >= 0:
             return errno.EEXIST
-        self._insert(base, end, Action(action), "installed", self._installed)
+        self._tree.insert(base, end, (Action(action), self._installed))
         self._installed += 1
         self._cache.clear()
         return 0
@@ -868,22 +886,8 @@ class KvmVm:
 
     def _insert_reserved(self) -> None:
         for first, last in self.profile.reserved_ranges:
-            self._insert(first, last, Action.HANDLE, "reserved", None)
+            self._tree.insert(first, last, (Action.HANDLE, None))
         self._reserved_inserted = True
-
-    def _overlaps(self, first: int, last: int) -> bool:
-        i = bisect_right(self._starts, last) - 1
-        return i >= 0 and self._lasts[i] >= first
-
-    def _insert(
-        self, first: int, last: int, action: Action, source: SegmentSource, order: int | None
-    ) -> None:
-        i = bisect_right(self._starts, first)
-        self._starts.insert(i, first)
-        self._lasts.insert(i, last)
-        self._actions.insert(i, action)
-        self._sources.insert(i, source)
-        self._orders.insert(i, order)
 
     @property
     def reserved_inserted(self) -> bool:
@@ -891,12 +895,6 @@ class KvmVm:
         return self._reserved_inserted
 
     # ------------------------------------------------------------------ the effective table
-
-    def _find(self, fid: int) -> int:
-        i = bisect_right(self._starts, fid) - 1
-        if i >= 0 and fid <= self._lasts[i]:
-            return i
-        return -1
 
     def lookup(self, fid: int) -> Action | None:
         """The filter's entry for a 32-bit ID; None where no range covers it.
@@ -907,9 +905,10 @@ class KvmVm:
         they always behave as HANDLE. Only W0 counts, as for a call.
         """
         fid &= _U32
-        i = self._find(fid)
+        tree = self._tree
+        i = tree.find(fid)
         if i >= 0:
-            return self._actions[i]
+            return tree.values[i][0]
         for first, last in self.profile.reserved_ranges:
             if first <= fid <= last:
                 return Action.HANDLE
@@ -919,28 +918,23 @@ class KvmVm:
         """The ranges successfully installed, in ID order (reserved ranges excluded)."""
         return tuple(s for s in self._entries() if s.source == "installed")
 
-    def _entries(self) -> Iterator[Segment]:
-        entries = list(
-            zip(self._starts, self._lasts, self._actions, self._sources, self._orders, strict=True)
-        )
+    def _entries(self) -> list[Segment]:
+        entries = [
+            Segment(first, last, action, "reserved" if order is None else "installed", order)
+            for first, last, (action, order) in self._tree.items()
+        ]
         if not self._reserved_inserted:
+            # Not in the tree yet (6.7+ lazy insertion), but they behave as HANDLE already.
             entries += [
-                (f, la, Action.HANDLE, "reserved", None) for f, la in self.profile.reserved_ranges
+                Segment(f, la, Action.HANDLE, "reserved") for f, la in self.profile.reserved_ranges
             ]
-            entries.sort(key=lambda e: e[0])
-        for first, last, action, source, order in entries:
-            yield Segment(first, last, action, source, order)
+            entries.sort(key=lambda s: s.first)
+        return entries
 
     def effective_segments(self) -> Iterator[Segment]:
         """The whole 32-bit space in order: reserved, installed and uncovered stretches."""
-        nxt = 0
-        for seg in self._entries():
-            if seg.first > nxt:
-                yield Segment(nxt, seg.first - 1, None, "none")
-            yield seg
-            nxt = seg.last + 1
-        if nxt <= _U32:
-            yield Segment(nxt, _U32, None, "none")
+        for first, last, seg in cover((s.first, s.last, s) for s in self._entries()):
+            yield seg if seg is not None else Segment(first, last, None, "none")
 
     # ------------------------------------------------------------------ firmware registers
 
@@ -990,7 +984,17 @@ class KvmVm:
         reg = self.profile.register_by_name(register)
         if reg is None or feature not in reg.bits:
             return False
-        return bool(self._bitmaps[reg.index] >> reg.bits[feature] & 1)
+        return kvm_calls.firmware_bit_set(self.profile, self._bitmaps, register, feature)
+
+    def _serves(self, call: KvmCall) -> bool:
+        """Whether this VM's setup opens ``call``'s gate (see :func:`kvm_calls.serves`)."""
+        return kvm_calls.serves(
+            call,
+            self.profile,
+            self.psci_version,
+            self._bitmaps,
+            system_suspend=self.system_suspend,
+        )
 
     def set_psci_version(self, version: str | tuple[int, int] | int) -> int:
         """``KVM_SET_ONE_REG`` of the PSCI_VERSION register: 0 or EINVAL.
@@ -1141,11 +1145,12 @@ class KvmVm:
                 x2=x2,
                 x3=x3,
             )
-        i = self._find(fid)
-        matched = (self._starts[i], self._lasts[i]) if i >= 0 else None
-        action = self._actions[i] if i >= 0 else Action.HANDLE
+        tree = self._tree
+        i = tree.find(fid)
+        matched = (tree.firsts[i], tree.lasts[i]) if i >= 0 else None
+        action, order = tree.values[i] if i >= 0 else (Action.HANDLE, None)
         c = _Call(x0, fid, x1, x2, x3, conduit, aarch32, mask, action, matched)
-        where = "" if matched is None else self._describe(i)
+        where = "" if matched is None else self._describe(matched, installed=order is not None)
         if action is Action.DENY:
             return _not_supported(c, f"{where} denies it")
         if action is Action.FWD_TO_USER:
@@ -1163,9 +1168,7 @@ class KvmVm:
                 matched=matched,
             )
         # HANDLE (explicit or no entry): the bitmaps and the allow-list decide [src; obs 3.3].
-        prefix = (
-            f"{where} leaves it to KVM; " if matched and self._sources[i] == "installed" else ""
-        )
+        prefix = f"{where} leaves it to KVM; " if order is not None else ""
         known = _IN_KERNEL.get(fid)
         if known is not None:
             if known.gate is not None and not self.feature_enabled(*known.gate):
@@ -1175,13 +1178,15 @@ class KvmVm:
                     c, f"{prefix}{label} disabled in the {reg} firmware bitmap", known.service
                 )
             return known.handler(self, c)
-        if _psci_allowed(fid):
+        if kvm_calls.default_allowed(fid):
+            # Allowed IDs without a handler of their own go to KVM's PSCI code [src hypercalls.c].
             return _psci(self, c)
         label = smccc.catalogue().label(fid)
         return _not_supported(c, f"{prefix}nothing in KVM implements or enables {label}")
 
-    def _describe(self, i: int) -> str:
-        span = smccc.IdRange(self._starts[i], self._lasts[i])
-        if self._sources[i] == "reserved":
+    @staticmethod
+    def _describe(matched: tuple[int, int], *, installed: bool) -> str:
+        span = smccc.IdRange(*matched)
+        if not installed:
             return f"reserved range {span}"
         return f"filter range {span}"

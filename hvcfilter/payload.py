@@ -6,20 +6,23 @@ call, in the order a VMM issues them: no header and no container of our own
 for well-formed records; :func:`validate` reports *every* problem in a
 payload as an ``HVF4xx`` diagnostic with the record index and byte offset,
 including the ones that only show when the records are installed in order
-(an overlap with an earlier record or with a reserved range gives EEXIST).
+(an overlap with an earlier record or with a reserved range gives EEXIST),
+judged by the shared install model of :mod:`hvcfilter.ranges` and the
+profile's rules.
 """
 
 from __future__ import annotations
 
-import bisect
 import struct
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.errors import PayloadError
 from hvcfilter.profiles import KernelProfile, get_profile
+from hvcfilter.ranges import RESERVED, RangeTree
+from hvcfilter.ranges import install as install_ranges
 from hvcfilter.smccc import FUNCTION_ID_MAX, IdRange, format_id
 
 __all__ = [
@@ -55,8 +58,9 @@ RECORD_BE = struct.Struct(">IIB15s")
 RECORD_SIZE = RECORD.size
 assert RECORD_SIZE == RECORD_BE.size == 24
 PAD_SIZE = 15
-# The kernel's NR_SMCCC_FILTER_ACTIONS: an action byte of 3 or more gives EINVAL.
-ACTION_COUNT = 3
+# The newest kernel's NR_SMCCC_FILTER_ACTIONS, for checks without a profile
+# (decode, Record.is_well_formed); an action byte >= this gives EINVAL.
+ACTION_COUNT = get_profile(None).filter_actions
 _ZERO_PAD = bytes(PAD_SIZE)
 # Byte offsets of the fields inside a record, for diagnostics.
 _OFF_NR = 4
@@ -149,7 +153,7 @@ def decode(data: bytes, byte_order: ByteOrder = "little", *, strict: bool = True
     records = [Record(*fields) for fields in layout.iter_unpack(data)]
     if strict:
         for index, rec in enumerate(records):
-            problem = next(_field_problems(rec, index), None)
+            problem = next(_field_problems(rec, index, ACTION_COUNT), None)
             if problem is not None:
                 raise PayloadError(f"{problem.message} (offset {problem.offset:#x})")
     return records
@@ -254,8 +258,11 @@ class _Problem:
     hint: str | None = None
 
 
-def _field_problems(rec: Record, index: int) -> Iterator[_Problem]:
-    """The problems one record has on its own, in the kernel's order of checks."""
+def _field_problems(rec: Record, index: int, filter_actions: int) -> Iterator[_Problem]:
+    """The problems one record has on its own, in the kernel's order of checks.
+
+    ``filter_actions`` is the profile's number of actions (3: 0..2).
+    """
     start = index * RECORD_SIZE
     if rec.pad != _ZERO_PAD:
         nonzero = [i for i, b in enumerate(rec.pad) if b]
@@ -269,7 +276,7 @@ def _field_problems(rec: Record, index: int) -> Iterator[_Problem]:
             f"record[{index}].pad",
             "bytes 9-23 of every record must be zero",
         )
-    if rec.action >= ACTION_COUNT:
+    if rec.action >= filter_actions:
         yield _Problem(
             "HVF402",
             f"record {index}: action {rec.action} is not 0 (handle), 1 (deny) or "
@@ -293,37 +300,6 @@ def _field_problems(rec: Record, index: int) -> Iterator[_Problem]:
         )
 
 
-class _Installed:
-    """Disjoint inclusive ranges already in the (emulated) filter tree, sorted by first ID.
-
-    Records arrive in install order, so an overlap test must look at whatever
-    was inserted before, not only at sorted neighbours; each test and insert
-    is a binary search in the sorted list.
-    """
-
-    def __init__(self) -> None:
-        self.firsts: list[int] = []
-        self.lasts: list[int] = []
-        self.owners: list[int] = []
-
-    def conflict(self, first: int, last: int) -> int | None:
-        """The owner of an installed range that meets ``first..last``, if any."""
-        pos = bisect.bisect_right(self.firsts, last)
-        if pos and self.lasts[pos - 1] >= first:
-            return self.owners[pos - 1]
-        return None
-
-    def insert(self, first: int, last: int, owner: int) -> None:
-        """Add a range known not to meet any installed one."""
-        pos = bisect.bisect_left(self.firsts, first)
-        self.firsts.insert(pos, first)
-        self.lasts.insert(pos, last)
-        self.owners.insert(pos, owner)
-
-
-_RESERVED_OWNER = -1
-
-
 @dataclass(frozen=True, slots=True)
 class RecordProblem:
     """Why one record of a table would not install: its index, the rule, and the words."""
@@ -342,24 +318,34 @@ class RecordProblem:
 
 
 def _install(
-    records: Iterable[Record], profile: KernelProfile
-) -> tuple[list[RecordProblem], _Installed]:
-    """Install records one by one as the kernel does (section 2.1, rows 4-8, before any run)."""
+    records: Sequence[Record], profile: KernelProfile
+) -> tuple[list[RecordProblem], RangeTree[int]]:
+    """Install records one by one as the kernel does (section 2.1, rows 4-8, before any run).
+
+    The tree's values are record indices, :data:`~hvcfilter.ranges.RESERVED`
+    for the reserved ranges.
+    """
+    own: dict[int, list[RecordProblem]] = {}
+
+    def spans() -> Iterator[tuple[int, int] | None]:
+        for index, rec in enumerate(records):
+            found = [_at(p, index) for p in _field_problems(rec, index, profile.filter_actions)]
+            if found:
+                own[index] = found
+                yield None  # a record the kernel rejects as invalid is never inserted
+            else:
+                yield rec.base, rec.base + rec.nr_functions - 1
+
+    tree, refused = install_ranges(spans(), profile)
     problems: list[RecordProblem] = []
-    tree = _Installed()
-    for first, last in profile.reserved_ranges:
-        tree.insert(first, last, _RESERVED_OWNER)
-    for index, rec in enumerate(records):
-        own = [_at(p, index) for p in _field_problems(rec, index)]
-        problems.extend(own)
-        if own:
-            # A record the kernel rejects as invalid is never inserted.
-            continue
-        last = rec.base + rec.nr_functions - 1
-        owner = tree.conflict(rec.base, last)
+    for index in sorted(own.keys() | refused.keys()):
+        problems.extend(own.get(index, ()))
+        owner = refused.get(index)
         if owner is None:
-            tree.insert(rec.base, last, index)
-        elif owner == _RESERVED_OWNER:
+            continue
+        rec = records[index]
+        last = rec.base + rec.nr_functions - 1
+        if owner == RESERVED:
             problems.append(
                 RecordProblem(
                     index,
@@ -399,7 +385,7 @@ def record_problems(
     Uses ``profile``'s reserved ranges (default: the newest kernel). A record
     that fails validation is never inserted, so it causes no later EEXIST.
     """
-    return _install(records, profile or get_profile(None))[0]
+    return _install(list(records), profile or get_profile(None))[0]
 
 
 def install(
@@ -416,8 +402,8 @@ def install(
     tree = _install(listed, prof)[1]
     return [
         (first, last, listed[owner].action)
-        for first, last, owner in zip(tree.firsts, tree.lasts, tree.owners, strict=True)
-        if owner != _RESERVED_OWNER
+        for first, last, owner in tree.items()
+        if owner != RESERVED
     ]
 
 

@@ -145,7 +145,7 @@ def test_kernel_calls_follow_profile_and_vm() -> None:
 
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_kernel_calls_agree_with_the_emulator(profile: str) -> None:
-    """checks.py keeps its own table of what KVM answers; it must match kernel.py's handlers.
+    """The linter's view of what KVM answers (kvm_calls data) must match the emulator's handlers.
 
     SMC avoids the HVC-only ARCH_WORKAROUND fast path; a stolen-time IPA makes PV time answer.
     """
