@@ -179,14 +179,14 @@ def test_text_has_no_colour_off_a_terminal(tmp_path: Path) -> None:
 
 
 def test_no_color_wins_even_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hvcfilter.cli import check as check_module
+    from hvcfilter.cli import _common
 
     monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
     monkeypatch.setenv("NO_COLOR", "1")
-    assert check_module._use_color(None) is False
+    assert _common.use_color(None) is False
     monkeypatch.delenv("NO_COLOR")
-    assert check_module._use_color(None) is True
-    assert check_module._use_color("out.txt") is False
+    assert _common.use_color(None) is True
+    assert _common.use_color("out.txt") is False
 
 
 def test_output_file(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -154,14 +153,17 @@ def test_trace_format_override() -> None:
     assert json.loads(out)["summary"]["skipped_lines"] == 58
 
 
-def test_no_color_wins_even_on_a_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_text_colour_follows_the_shared_terminal_and_no_color_rule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The rule itself (terminal only, NO_COLOR wins) is tested in test_cli_check.py.
     from hvcfilter.cli import simulate as simulate_module
 
-    monkeypatch.setattr(sys.stdout, "isatty", lambda: True, raising=False)
-    monkeypatch.setenv("NO_COLOR", "1")
-    assert simulate_module._use_color() is False
-    monkeypatch.delenv("NO_COLOR")
-    assert simulate_module._use_color() is True
+    monkeypatch.setattr(simulate_module, "use_color", lambda: True)
+    code, coloured, _ = _run("--spec", SPEC, SAMPLE)
+    monkeypatch.setattr(simulate_module, "use_color", lambda: False)
+    _, plain, _ = _run("--spec", SPEC, SAMPLE)
+    assert code == 0 and "\x1b[" in coloured and "\x1b[" not in plain
 
 
 def test_refused_records_exit_1(tmp_path: Path) -> None:

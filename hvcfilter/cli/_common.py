@@ -25,6 +25,7 @@ __all__ = [
     "ExitCode",
     "guarded",
     "kernel_profile",
+    "use_color",
     "write_output",
 ]
 
@@ -125,3 +126,10 @@ def kernel_profile(_ctx: click.Context, _param: click.Parameter, value: str | No
         return get_profile(value).name
     except UnknownProfileError as exc:
         raise click.BadParameter(str(exc)) from None
+
+
+def use_color(output: str | None = None) -> bool:
+    """Colour only for a terminal on stdout, never with NO_COLOR set (https://no-color.org)."""
+    if output not in (None, "-") or os.environ.get("NO_COLOR"):
+        return False
+    return sys.stdout.isatty()

@@ -9,25 +9,15 @@ documented code: 0 clean, 1 findings, 2 usage error or unreadable file,
 
 from __future__ import annotations
 
-import os
-import sys
-
 import click
 
 from hvcfilter.checks import LintReport, lint
 from hvcfilter.checks import explain as explain_query
-from hvcfilter.cli._common import ExitCode, guarded, write_output
+from hvcfilter.cli._common import ExitCode, guarded, use_color, write_output
 from hvcfilter.render.diagnostics import ExplainFormat, Format, render_explanation, renderer
 from hvcfilter.spec import DEFAULT_SPEC
 
 __all__ = ["check", "exit_code", "explain"]
-
-
-def _use_color(output: str | None) -> bool:
-    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org)."""
-    if output not in (None, "-") or os.environ.get("NO_COLOR"):
-        return False
-    return sys.stdout.isatty()
 
 
 def exit_code(report: LintReport, *, strict: bool) -> ExitCode:
@@ -61,7 +51,7 @@ def check(
     do what was meant? Every file is checked, even after one fails."""
     paths = specs or (DEFAULT_SPEC,)
     report = lint(paths)
-    text = renderer(Format(fmt))(report, color=_use_color(output))
+    text = renderer(Format(fmt))(report, color=use_color(output))
     write_output(text.encode("utf-8"), output, binary=False, inputs=paths)
     ctx.exit(int(exit_code(report, strict=strict)))
 
@@ -88,5 +78,5 @@ def explain(ctx: click.Context, query: str, spec_path: str | None, fmt: str) -> 
     """Print the documentation of a diagnostic code (HVF201) or rule name, or decode a
     function ID (0x84000003) or catalogue name (PSCI_CPU_ON_32)."""
     result = explain_query(query, spec_path)
-    click.echo(render_explanation(result, ExplainFormat(fmt), color=_use_color(None)), nl=False)
+    click.echo(render_explanation(result, ExplainFormat(fmt), color=use_color(None)), nl=False)
     ctx.exit(int(ExitCode.OK))

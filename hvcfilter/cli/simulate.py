@@ -8,14 +8,13 @@ meets an unparseable line, 2 for usage errors and unreadable input.
 
 from __future__ import annotations
 
-import os
 import sys
 from enum import StrEnum
 from typing import assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, kernel_profile
+from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, use_color
 from hvcfilter.replay import Replayer, load_baseline, load_table
 from hvcfilter.trace import TraceFormat, TraceTally
 
@@ -28,11 +27,6 @@ class ReportFormat(StrEnum):
     TEXT = "text"
     JSON = "json"
     JSONL = "jsonl"
-
-
-def _use_color() -> bool:
-    """Colour only on a terminal, never with NO_COLOR set (https://no-color.org)."""
-    return sys.stdout.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _emit(text: str) -> None:
@@ -63,7 +57,7 @@ def _run(
     if fmt is ReportFormat.JSON:
         _emit(render.report_json(report))
     elif fmt is ReportFormat.TEXT:
-        _emit(render.report_text(report, color=_use_color()))
+        _emit(render.report_text(report, color=use_color()))
     else:
         assert_never(fmt)
     return report.changed, report.tally
