@@ -1415,7 +1415,7 @@ def _load_for_explain(path: str | Path) -> FilterSpec:
 def explain(
     query: str, spec_path: str | Path | None = None
 ) -> RuleExplanation | FunctionExplanation:
-    """Explain a diagnostic code or rule name, or decode a function ID or catalogue name.
+    """Explain a diagnostic code or rule name, or decode a function ID, catalogue name or service.
 
     With ``spec_path``, function explanations say which record and action apply.
 
@@ -1450,7 +1450,7 @@ def explain(
             fids = [cat.by_name(text).function_id]
         except KeyError:
             stem = text.upper()
-            fids = [e.function_id for e in cat.entries if e.stem == stem]
+            fids = [e.function_id for e in cat.entries if e.stem == stem] or _service_ids(text)
             if not fids:
                 names = [r.name for r in all_rules()] + [e.name for e in cat.entries]
                 raise UnknownQueryError(
@@ -1459,6 +1459,18 @@ def explain(
                 ) from None
     spec = _load_for_explain(spec_path) if spec_path is not None else None
     return FunctionExplanation(text, tuple(explain_id(fid, spec) for fid in fids))
+
+
+def _service_ids(name: str) -> list[int]:
+    """The catalogue's IDs in a service family's blocks (``explain trng``), if it is one."""
+    try:
+        service = smccc.parse_service(name)
+    except ValueError:
+        return []
+    ids: list[int] = []
+    for block in smccc.service_ranges(service, service.conventions):
+        ids += [e.function_id for e in smccc.catalogue().in_range(block.first, block.last)]
+    return ids
 
 
 def _suggestion(word: str, candidates: Sequence[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -242,6 +243,13 @@ def test_explain_function_id() -> None:
 def test_explain_function_name() -> None:
     result = _run("explain", "PSCI_SYSTEM_OFF_32")
     assert result.exit_code == 0 and "0x84000008" in result.output
+
+
+def test_explain_a_service_lists_its_well_known_calls() -> None:
+    result = _run("explain", "trng")
+    assert result.exit_code == 0
+    names = re.findall(r"^0x[0-9A-F]{8}  (\w+)", result.output, flags=re.MULTILINE)
+    assert names == ["TRNG_VERSION", "TRNG_FEATURES", "TRNG_GET_UUID", "TRNG_RND32", "TRNG_RND64"]
 
 
 def test_explain_with_spec(tmp_path: Path) -> None:
