@@ -54,7 +54,7 @@ def main() -> None:
         f" target <= 150 ms total: {'ok' if check.median <= 0.150 else 'MISSED'}"
     )
 
-    from hvcfilter.checks import lint_text
+    from hvcfilter.lint import lint_text
 
     text = generate_spec(args.ranges)
     with tempfile.TemporaryDirectory() as tmp:

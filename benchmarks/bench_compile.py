@@ -26,9 +26,9 @@ from _harness import ROOT, ratio, time_call
 
 sys.path.insert(0, str(ROOT))
 
-from hvcfilter import compiler
-from hvcfilter.checks import lint_text
 from hvcfilter.emit import OutputFormat, emit
+from hvcfilter.lint import lint_text
+from hvcfilter.table import compiler, decompiler, files
 
 
 def generate_spec(count: int) -> str:
@@ -70,11 +70,11 @@ def main() -> None:
     sha = time_call("compile --format sha256", lambda: _compile(text, OutputFormat.SHA256), n)
     header = time_call("compile --format c", lambda: _compile(text, OutputFormat.C), n)
     back = time_call(
-        f"decompile ({len(data) // 24:,} records)", lambda: compiler.decompile(data), n
+        f"decompile ({len(data) // 24:,} records)", lambda: decompiler.decompile(data), n
     )
     diff = time_call(
         "diff spec payload",
-        lambda: compiler.diff_files(("big.toml", text.encode()), ("big.bin", data)),
+        lambda: files.diff_files(("big.toml", text.encode()), ("big.bin", data)),
         n,
     )
     print(f"{label}: {len(text) / 1e6:.1f} MB of TOML, {len(data) // 24:,} records after merging")

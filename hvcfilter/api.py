@@ -15,20 +15,22 @@ from typing import TYPE_CHECKING
 from hvcfilter.errors import HvcFilterError
 
 if TYPE_CHECKING:
-    from hvcfilter.checks import LintReport
-    from hvcfilter.compiler import CompileResult, DecompileResult, DiffResult
+    from hvcfilter.lint import LintReport
     from hvcfilter.replay import ReplayReport
+    from hvcfilter.table.compiler import CompileResult
+    from hvcfilter.table.decompiler import DecompileResult
+    from hvcfilter.table.files import DiffResult
     from hvcfilter.verify import VerifyResult
 
 __all__ = ["compile", "decompile", "diff", "lint", "replay", "verify"]
 
 
 def lint(paths: Iterable[str | Path]) -> LintReport:
-    """Lint spec files (``hvcfilter check``); see :class:`hvcfilter.checks.LintReport`.
+    """Lint spec files (``hvcfilter check``); see :class:`hvcfilter.lint.LintReport`.
 
     Bad input never raises: unreadable files and syntax errors are diagnostics.
     """
-    from hvcfilter.checks import lint as _lint
+    from hvcfilter.lint import lint as _lint
 
     return _lint(paths)
 
@@ -41,7 +43,7 @@ def compile(  # shadows the builtin on purpose: callers write api.compile
     Raises:
         UnknownProfileError: ``kernel`` names no profile.
     """
-    from hvcfilter.compiler import compile_file
+    from hvcfilter.table.compiler import compile_file
 
     return compile_file(path, merge=merge, kernel=kernel)
 
@@ -54,7 +56,7 @@ def decompile(data: bytes, filename: str = "<payload>") -> DecompileResult:
     Raises:
         PayloadError: ``data`` is a TOML spec, not a payload.
     """
-    from hvcfilter.compiler import decompile as _decompile
+    from hvcfilter.table.decompiler import decompile as _decompile
 
     return _decompile(data, filename)
 
@@ -66,7 +68,7 @@ def diff(a: str | Path, b: str | Path, *, kernel: str | None = None) -> DiffResu
         HvcFilterError: a file cannot be read.
         UnknownProfileError: ``kernel`` names no profile.
     """
-    from hvcfilter.compiler import diff_files
+    from hvcfilter.table.files import diff_files
 
     return diff_files(_read(a), _read(b), kernel=kernel)
 
@@ -94,7 +96,8 @@ def replay(
     Raises:
         HvcFilterError: a table or trace cannot be read (SpecError, PayloadError, TraceError).
     """
-    from hvcfilter.replay import Replayer, load_baseline, load_table
+    from hvcfilter.replay import Replayer
+    from hvcfilter.table.files import load_baseline, load_table
 
     table = load_table(spec, payload, kernel=kernel)
     base = load_baseline(baseline, kernel=kernel) if baseline is not None else None

@@ -5,23 +5,27 @@ Two layers live here. ``SpecDocument`` and its parts (``FilterTable``,
 checked on its own; ``FilterRange`` and ``FilterSpec`` are the resolved form
 every later stage works on, one ``FilterRange`` per record the kernel will
 receive. The schema that checks the fields, and explains what is wrong with
-them, is :mod:`hvcfilter.schema`. Checks that relate several fields or ranges
-belong in ``checks.py``.
+them, is :mod:`hvcfilter.spec.schema`. Checks that relate several fields or
+ranges belong in :mod:`hvcfilter.rules`. ``Action`` (the record's action
+byte) and ``VmConfig`` (the VM's firmware setup) are the kernel's own types,
+re-exported here because every spec speaks of them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import IntEnum
 from typing import Literal, NamedTuple
 
 from hvcfilter import smccc
-from hvcfilter.profiles import KernelProfile
+from hvcfilter.kernel.abi import Action
+from hvcfilter.kernel.firmware import VmConfig, parse_psci_version
+from hvcfilter.kernel.profiles import KernelProfile
 
 __all__ = [
     "ENTRY_TYPES",
     "SELECTOR_KEYS",
+    "VM_BITMAP_KEYS",
     "Action",
     "ActionName",
     "FilterRange",
@@ -37,35 +41,8 @@ __all__ = [
     "SpecEntry",
     "VmConfig",
     "VmTable",
+    "parse_psci_version",
 ]
-
-
-class Action(IntEnum):
-    """``KVM_SMCCC_FILTER_*``: the action byte of a filter record (uapi kvm.h)."""
-
-    HANDLE = 0
-    DENY = 1
-    FWD_TO_USER = 2
-
-    @property
-    def label(self) -> str:
-        """The spelling used in specs and output: ``handle``, ``deny``, ``fwd_to_user``."""
-        return self.name.lower()
-
-    @classmethod
-    def parse(cls, text: str) -> Action:
-        """The action a spec spells ``text``.
-
-        Raises:
-            ValueError: not one of the three action names.
-        """
-        try:
-            return _ACTIONS_BY_LABEL[text]
-        except KeyError:
-            raise ValueError(f"unknown action {text!r}") from None
-
-
-_ACTIONS_BY_LABEL = {action.name.lower(): action for action in Action}
 
 
 ActionName = Literal["handle", "deny", "fwd_to_user"]
@@ -171,6 +148,10 @@ class VmTable:
     vendor_hyp_2: tuple[str, ...] | None = None
 
 
+# The [vm] keys that list firmware-bitmap features, by register name.
+VM_BITMAP_KEYS = ("std", "std_hyp", "vendor_hyp", "vendor_hyp_2")
+
+
 @dataclass(frozen=True, slots=True)
 class SpecDocument:
     """The whole TOML document, each field checked on its own, before resolution."""
@@ -178,21 +159,6 @@ class SpecDocument:
     filter: FilterTable = FilterTable()
     vm: VmTable = VmTable()
     range: tuple[SpecEntry, ...] = ()
-
-
-def parse_psci_version(text: str) -> tuple[int, int]:
-    """``"1.1"`` -> ``(1, 1)``.
-
-    Raises:
-        ValueError: not ``MAJOR.MINOR`` with small numbers.
-    """
-    parts = text.strip().split(".")
-    if len(parts) != 2 or not all(p.isdigit() for p in parts):
-        raise ValueError(f'PSCI version {text!r} is not MAJOR.MINOR, e.g. "1.1"')
-    major, minor = int(parts[0]), int(parts[1])
-    if major > 0x7FFF or minor > 0xFFFF:
-        raise ValueError(f"PSCI version {text!r} is out of range")
-    return major, minor
 
 
 class FilterRange(NamedTuple):
@@ -225,14 +191,6 @@ class FilterRange(NamedTuple):
 
     def __str__(self) -> str:
         return str(smccc.IdRange(self.base, self.end32))
-
-
-@dataclass(frozen=True, slots=True)
-class VmConfig:
-    """The emulated VM's firmware setup: PSCI version and bitmap values by register index."""
-
-    psci_version: tuple[int, int] | None = None
-    bitmaps: dict[int, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

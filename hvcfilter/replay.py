@@ -1,9 +1,8 @@
 """Replay: what every traced guest call would get under a filter table, from the emulated kernel.
 
-A :class:`Table` is a filter as the kernel receives it: the *encoded* 24-byte
-records (compiled from a spec by :mod:`hvcfilter.compiler`, or read from a
-payload with :func:`hvcfilter.payload.decode`), each with the spec entries it
-came from. :class:`Replayer` installs those bytes into a
+A :class:`~hvcfilter.table.files.Table` is a filter as the kernel receives
+it: the *encoded* 24-byte records (compiled from a spec, or read from a
+payload), each with the spec entries it came from. :class:`Replayer` installs those bytes into a
 :class:`hvcfilter.kernel.KvmVm` with ``set_filter_record`` (so every replay
 exercises the compiler and the kernel's install checks), plus a second VM with
 no filter (the kernel's default behaviour) and optionally a baseline table,
@@ -21,15 +20,14 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
 
-from hvcfilter import payload, smccc
-from hvcfilter.errors import PayloadError, SpecError, errno_name
+from hvcfilter import smccc
+from hvcfilter.errors import errno_name
 from hvcfilter.kernel import CallResult, KvmVm, Outcome
-from hvcfilter.model import Action, VmConfig
-from hvcfilter.profiles import get_profile
-from hvcfilter.spec import DEFAULT_SPEC, load
+from hvcfilter.kernel.profiles import get_profile
+from hvcfilter.model import Action
+from hvcfilter.table import payload
+from hvcfilter.table.files import Table
 from hvcfilter.trace import CallKey, Progress, TraceEvent, TraceFormat, TraceTally, iter_events
 from hvcfilter.trace import tally as tally_traces
 
@@ -41,109 +39,9 @@ __all__ = [
     "ReplayReport",
     "Replayer",
     "Summary",
-    "Table",
-    "load_baseline",
-    "load_table",
 ]
 
 OUTCOMES: tuple[Outcome, ...] = ("handled", "not_supported", "forwarded", "rejected")
-TableKind = Literal["spec", "payload", "none"]
-
-
-@dataclass(frozen=True, slots=True)
-class Table:
-    """A filter table as the kernel receives it: encoded records and where each came from."""
-
-    kind: TableKind
-    path: str | None
-    records: tuple[bytes, ...]
-    origins: tuple[str, ...]
-    kernel: str | None = None
-    vm: VmConfig = dataclasses.field(default_factory=VmConfig)
-
-    @property
-    def label(self) -> str:
-        """How output names the table: ``spec hvcfilter.toml``, ``payload f.bin``, ``no filter``."""
-        if self.kind == "none":
-            return "no filter (the kernel's default behaviour)"
-        return f"{self.kind} {self.path}"
-
-
-def load_table(
-    spec: str | Path | None = None,
-    payload_path: str | Path | None = None,
-    *,
-    kernel: str | None = None,
-    cwd: str | Path = ".",
-) -> Table:
-    """The table to replay: a spec, a payload, else ``hvcfilter.toml`` in ``cwd``, else none.
-
-    Raises:
-        SpecError: the spec cannot be read or understood.
-        PayloadError: the payload cannot be read or is not whole records.
-        UnknownProfileError: ``kernel`` names no profile.
-    """
-    if spec is not None and payload_path is not None:
-        raise SpecError("give a spec or a payload, not both")
-    if payload_path is not None:
-        return _payload_table(Path(payload_path))
-    if spec is not None:
-        return _spec_table(Path(spec), kernel)
-    default = Path(cwd) / DEFAULT_SPEC
-    if default.is_file():
-        return _spec_table(default, kernel, shown=DEFAULT_SPEC)
-    return Table("none", None, (), ())
-
-
-def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
-    """A baseline table: a ``.toml`` spec, or else a payload of whole records.
-
-    Raises:
-        SpecError: the spec cannot be read or understood.
-        PayloadError: the payload cannot be read or is not whole records.
-    """
-    target = Path(path)
-    if target.suffix.lower() == ".toml":
-        return _spec_table(target, kernel)
-    return _payload_table(target)
-
-
-def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> Table:
-    # Imported here: the compiler pulls in the linter, which jsonl-only runs never need.
-    from hvcfilter.compiler import compile_spec
-
-    loaded = load(path)
-    if loaded.spec is None:
-        first = loaded.diagnostics[0] if loaded.diagnostics else None
-        detail = f"{first.location}: {first.message}" if first else "unknown problem"
-        raise SpecError(f"cannot use spec {path}: {detail}")
-    spec = loaded.spec
-    if kernel is not None:
-        spec = dataclasses.replace(spec, profile=get_profile(kernel))
-    compiled = compile_spec(spec)
-    records = tuple(payload.encode([c.record]) for c in compiled.records)
-    origins = tuple(", ".join(str(s) for s in c.sources) for c in compiled.records)
-    return Table("spec", shown or str(path), records, origins, spec.profile.name, spec.vm)
-
-
-def _payload_table(path: Path) -> Table:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PayloadError(f"cannot read payload {path}: {exc.strerror or exc}") from exc
-    # The kernel (emulated) judges the fields; only the framing must be whole records.
-    try:
-        records = payload.decode(data, strict=False)
-    except PayloadError as exc:
-        hint = (
-            "pass a spec with --spec"
-            if path.suffix.lower() == ".toml"
-            else f"`hvcfilter decompile {path}` lists every problem"
-        )
-        raise PayloadError(f"cannot use payload {path}: {exc}; {hint}") from exc
-    encoded = tuple(payload.encode([r]) for r in records)
-    origins = tuple(f"record {i} @ {i * payload.RECORD_SIZE:#x}" for i in range(len(records)))
-    return Table("payload", str(path), encoded, origins)
 
 
 @dataclass(frozen=True, slots=True)

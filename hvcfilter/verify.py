@@ -25,6 +25,7 @@ from typing import Any
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.errors import LabError
+from hvcfilter.kernel.profiles import KernelProfile, get_profile
 from hvcfilter.lab import DEFAULT_KERNELS, KERNELS, LabRun, LabStatus, lab_status, run_scenarios
 from hvcfilter.lab.compare import Divergence, compare, default_vm_factory, replay
 from hvcfilter.lab.scenario import (
@@ -38,8 +39,7 @@ from hvcfilter.lab.scenario import (
     Step,
 )
 from hvcfilter.model import VmConfig as SpecVmConfig
-from hvcfilter.payload import Record
-from hvcfilter.profiles import KernelProfile, get_profile
+from hvcfilter.table.payload import Record
 
 __all__ = [
     "CALLS_PER_SCENARIO",
@@ -562,7 +562,7 @@ def verify(
         TraceError: the trace cannot be read.
         UnknownProfileError, SpecError: from compiling the spec.
     """
-    from hvcfilter.compiler import compile_file
+    from hvcfilter.table.compiler import compile_file
 
     result = compile_file(spec_path)
     if result.table is None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from hvcfilter import checks
+from hvcfilter import lint
 from hvcfilter.cli import cli
 from hvcfilter.cli._common import ExitCode
 from hvcfilter.cli.check import exit_code
@@ -115,7 +115,7 @@ def test_internal_error_exits_3_without_traceback(
     def broken(spec: object) -> list[object]:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(checks, "check_spec", broken)
+    monkeypatch.setattr(lint, "check_spec", broken)
     result = CliRunner().invoke(cli, ["check", _write(tmp_path, "ok.toml", CLEAN)])
     assert result.exit_code == 3
     assert "internal error: RuntimeError: boom" in result.output
@@ -133,9 +133,9 @@ def test_default_spec_is_hvcfilter_toml(tmp_path: Path, monkeypatch: pytest.Monk
 
 
 def test_exit_code_function() -> None:
-    unreadable = checks.lint(["/nonexistent/x.toml"])
+    unreadable = lint.lint(["/nonexistent/x.toml"])
     assert exit_code(unreadable, strict=False) is ExitCode.USAGE
-    warn = checks.LintReport((checks.lint_text(WARNING_ONLY),))
+    warn = lint.LintReport((lint.lint_text(WARNING_ONLY),))
     assert exit_code(warn, strict=False) is ExitCode.OK
     assert exit_code(warn, strict=True) is ExitCode.FINDINGS
 

@@ -118,7 +118,7 @@ def write_output(
 
 def kernel_profile(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Click callback of ``--kernel``: the profile name, or a usage error listing the known ones."""
-    from hvcfilter.profiles import UnknownProfileError, get_profile
+    from hvcfilter.kernel.profiles import UnknownProfileError, get_profile
 
     if value is None:
         return None

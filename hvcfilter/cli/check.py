@@ -1,7 +1,7 @@
 """The ``check`` and ``explain`` commands: lint specs, document codes, decode function IDs.
 
 Each command parses its options, calls one library function
-(:func:`hvcfilter.checks.lint` or :func:`hvcfilter.checks.explain`), renders
+(:func:`hvcfilter.lint.lint` or :func:`hvcfilter.explain.explain`), renders
 the result with :mod:`hvcfilter.render.diagnostics` and exits with the
 documented code: 0 clean, 1 findings, 2 usage error or unreadable file,
 3 internal error.
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import click
 
-from hvcfilter.checks import LintReport, lint
-from hvcfilter.checks import explain as explain_query
 from hvcfilter.cli._common import ExitCode, guarded, use_color, write_output
+from hvcfilter.explain import explain as explain_query
+from hvcfilter.lint import LintReport, lint
 from hvcfilter.render.diagnostics import ExplainFormat, Format, render_explanation, renderer
 from hvcfilter.spec import DEFAULT_SPEC
 

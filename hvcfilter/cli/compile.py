@@ -1,6 +1,6 @@
 """``hvcfilter compile``, ``decompile`` and ``diff``: option parsing, one library call, rendering.
 
-The work happens in :mod:`hvcfilter.compiler` and :mod:`hvcfilter.emit`;
+The work happens in :mod:`hvcfilter.table` and :mod:`hvcfilter.emit`;
 this module maps outcomes to exit codes (0 clean or equivalent, 1 findings,
 a refused record or a difference, 2 usage or unreadable input).
 """
@@ -13,14 +13,14 @@ from typing import assert_never
 
 import click
 
-from hvcfilter import compiler
 from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, write_output
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.errors import PayloadError
-from hvcfilter.payload import ByteOrder
 from hvcfilter.render import compile as render
 from hvcfilter.spec import DEFAULT_SPEC
+from hvcfilter.table import compiler, decompiler, dryrun, files
+from hvcfilter.table.payload import ByteOrder
 
 __all__ = ["compile_", "decompile", "diff"]
 
@@ -109,7 +109,7 @@ def compile_(
         ctx.exit(ExitCode.USAGE if result.unreadable else ExitCode.FINDINGS)
     assert result.table is not None
     if dry_run:
-        outcome = compiler.dry_run(result.table, kernel=kernel)
+        outcome = dryrun.dry_run(result.table, kernel=kernel)
         shown = render.dry_run_json if fmt == OutputFormat.JSON else render.dry_run_text
         click.echo(shown(outcome), nl=False)
         ctx.exit(ExitCode.OK if outcome.ok and not result.has_errors else ExitCode.FINDINGS)
@@ -144,7 +144,7 @@ def decompile(
 ) -> None:
     """Validate PAYLOAD (a file, or - for stdin) and write it back as a canonical spec."""
     name = "<stdin>" if payload_path == "-" else payload_path
-    result = compiler.decompile(_read(payload_path), name, kernel=kernel, byte_order=byte_order)
+    result = decompiler.decompile(_read(payload_path), name, kernel=kernel, byte_order=byte_order)
     _report(result.diagnostics)
     if result.text is None:
         ctx.exit(ExitCode.FINDINGS)
@@ -178,7 +178,7 @@ def diff(
     """
     if a == "-" and b == "-":
         raise click.UsageError("only one of A and B can be - (stdin)")
-    result = compiler.diff_files((a, _read(a)), (b, _read(b)), kernel=kernel, byte_order=byte_order)
+    result = files.diff_files((a, _read(a)), (b, _read(b)), kernel=kernel, byte_order=byte_order)
     if result.changes is None:
         # Lint warnings do not matter to a comparison; only what stopped it is shown.
         _report(result.a.diagnostics + result.b.diagnostics)

@@ -15,7 +15,8 @@ from typing import assert_never
 import click
 
 from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, use_color
-from hvcfilter.replay import Replayer, load_baseline, load_table
+from hvcfilter.replay import Replayer
+from hvcfilter.table.files import load_baseline, load_table
 from hvcfilter.trace import TraceFormat, TraceTally
 
 __all__ = ["ReportFormat", "simulate"]

@@ -1,6 +1,6 @@
 """Output formats of ``hvcfilter compile``: one module per format, one dispatch here.
 
-Every emitter takes a :class:`~hvcfilter.compiler.CompiledTable` and returns
+Every emitter takes a :class:`~hvcfilter.table.compiler.CompiledTable` and returns
 the exact bytes of the output, so the CLI only decides where they go. Output
 is deterministic: the same spec gives the same bytes, with no timestamps,
 absolute paths or tool versions in it.
@@ -11,9 +11,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import assert_never
 
-from hvcfilter.compiler import CompiledTable
 from hvcfilter.emit import binary, c, digest, hextext, jsondoc, rust
-from hvcfilter.payload import ByteOrder
+from hvcfilter.table.compiler import CompiledTable
+from hvcfilter.table.payload import ByteOrder
 
 __all__ = ["OutputFormat", "emit"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hvcfilter.compiler import CompiledRecord, CompiledTable
+from hvcfilter.table.compiler import CompiledRecord, CompiledTable
 
 __all__ = ["one_line", "preamble", "provenance"]
 

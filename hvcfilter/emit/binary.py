@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hvcfilter.compiler import CompiledTable
-from hvcfilter.payload import ByteOrder
+from hvcfilter.table.compiler import CompiledTable
+from hvcfilter.table.payload import ByteOrder
 
 __all__ = ["emit"]
 

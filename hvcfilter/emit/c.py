@@ -9,8 +9,8 @@ macro could not test for.
 
 from __future__ import annotations
 
-from hvcfilter.compiler import CompiledTable
 from hvcfilter.emit._text import preamble, provenance
+from hvcfilter.table.compiler import CompiledTable
 
 __all__ = ["ARRAY", "DIGEST_MACRO", "GUARD", "LEN_MACRO", "emit"]
 

@@ -1,12 +1,12 @@
 """The ``sha256`` format: the canonical digest of the effective table, for migration checks.
 
-See :func:`hvcfilter.compiler.digest` for the canonical form a VMM can
+See :func:`hvcfilter.table.effective.digest` for the canonical form a VMM can
 recompute. Equivalent tables get the same digest whatever their layout.
 """
 
 from __future__ import annotations
 
-from hvcfilter.compiler import CompiledTable
+from hvcfilter.table.compiler import CompiledTable
 
 __all__ = ["emit"]
 

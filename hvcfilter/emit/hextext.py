@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hvcfilter import payload
-from hvcfilter.compiler import CompiledTable
-from hvcfilter.payload import ByteOrder
+from hvcfilter.table import payload
+from hvcfilter.table.compiler import CompiledTable
+from hvcfilter.table.payload import ByteOrder
 
 __all__ = ["emit"]
 

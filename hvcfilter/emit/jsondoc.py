@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hvcfilter.compiler import CompiledTable
+from hvcfilter.table.compiler import CompiledTable
 
 __all__ = ["FORMAT_TAG", "emit"]
 

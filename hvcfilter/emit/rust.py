@@ -6,8 +6,8 @@ differently across kvm-bindings releases.
 
 from __future__ import annotations
 
-from hvcfilter.compiler import CompiledTable
 from hvcfilter.emit._text import preamble, provenance
+from hvcfilter.table.compiler import CompiledTable
 
 __all__ = ["emit"]
 

@@ -13,11 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from hvcfilter import smccc
-from hvcfilter.checks import FileReport, LintReport
-from hvcfilter.compiler import Change, DiffResult, DryRunResult, covered_calls
 from hvcfilter.diagnostics import Diagnostic
+from hvcfilter.lint import FileReport, LintReport
 from hvcfilter.model import Action
 from hvcfilter.render.diagnostics import render_text
+from hvcfilter.table.dryrun import DryRunResult
+from hvcfilter.table.effective import Change, covered_calls
+from hvcfilter.table.files import DiffResult
 
 __all__ = [
     "DIFF_FORMAT_TAG",

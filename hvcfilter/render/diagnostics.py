@@ -25,7 +25,7 @@ schema, and a test validates real output against it. Version 1 is::
 Files appear in the order given, diagnostics sorted by line, column and code.
 Fields are only ever added, never renamed or removed, within a version.
 SARIF output is SARIF 2.1.0 with ``tool.driver.rules[]`` built from the rule
-registry (:func:`hvcfilter.checks.all_rules`); ``github`` prints workflow
+registry (:func:`hvcfilter.rules.all_rules`); ``github`` prints workflow
 commands (``::error file=...,line=...,col=...,title=...::message``).
 """
 
@@ -40,16 +40,11 @@ from typing import Any, Protocol, assert_never
 from urllib.parse import quote
 
 from hvcfilter import __version__, smccc
-from hvcfilter.checks import (
-    FunctionExplanation,
-    IdExplanation,
-    LintReport,
-    Rule,
-    RuleExplanation,
-    all_rules,
-    record_label,
-)
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
+from hvcfilter.explain import FunctionExplanation, IdExplanation, RuleExplanation
+from hvcfilter.lint import LintReport
+from hvcfilter.rules import Rule, all_rules
+from hvcfilter.rules.wording import record_label
 
 __all__ = [
     "CHECK_FORMAT_TAG",

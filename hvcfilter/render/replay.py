@@ -39,7 +39,8 @@ from collections.abc import Iterator
 from typing import Any
 
 from hvcfilter import smccc
-from hvcfilter.replay import CallRecord, FunctionRow, InstallResult, ReplayReport, Table
+from hvcfilter.replay import CallRecord, FunctionRow, InstallResult, ReplayReport
+from hvcfilter.table.files import Table
 from hvcfilter.trace import Progress, TraceTally
 
 __all__ = [

@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from hvcfilter.checks import CHECKS, all_rules, lint_text
+from hvcfilter.lint import lint_text
+from hvcfilter.rules import CHECKS, all_rules
 
 CASE_DIR = Path(__file__).parent
 CASE_FILES = sorted(CASE_DIR.glob("HVF*.toml"))

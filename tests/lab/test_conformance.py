@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter.compiler import compile_file
 from hvcfilter.lab import LabStatus, Scenario
 from hvcfilter.render.verify import verify_text
 from hvcfilter.spec import load
+from hvcfilter.table.compiler import compile_file
 from hvcfilter.verify import Plan, VerifyResult, conformance, probe_plan, run_plan
 
 pytestmark = pytest.mark.lab

@@ -9,13 +9,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hvcfilter import compiler, payload
-from hvcfilter.compiler import compile_spec, diff_segments, digest, effective_segments
 from hvcfilter.kernel import KvmVm
+from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import Action
-from hvcfilter.payload import Record
-from hvcfilter.profiles import get_profile
 from hvcfilter.spec import loads
+from hvcfilter.table import decompiler, payload
+from hvcfilter.table.compiler import compile_spec
+from hvcfilter.table.effective import diff_segments, digest, effective_segments
+from hvcfilter.table.payload import Record
 
 pytestmark = pytest.mark.property
 
@@ -75,7 +76,7 @@ def test_decode_encode_round_trip(records: list[Record], order: payload.ByteOrde
 def test_compile_decompile_round_trip(records: list[Record]) -> None:
     data = payload.encode(records)
     assert payload.validate(data) == []
-    result = compiler.decompile(data, "p.bin")
+    result = decompiler.decompile(data, "p.bin")
     assert result.text is not None
     assert compile_back(result.text) == data
 
@@ -83,8 +84,8 @@ def test_compile_decompile_round_trip(records: list[Record]) -> None:
 @given(accepted_records())
 def test_decompile_is_deterministic_and_canonical(records: list[Record]) -> None:
     data = payload.encode(records)
-    first = compiler.decompile(data).text
-    assert first == compiler.decompile(data).text
+    first = decompiler.decompile(data).text
+    assert first == decompiler.decompile(data).text
     assert first is not None
     document = tomllib.loads(first)
     for entry in document.get("range", []):
@@ -138,6 +139,6 @@ def test_diff_laws(a_records: list[Record], b_records: list[Record]) -> None:
 
 @given(accepted_records())
 def test_compile_is_deterministic(records: list[Record]) -> None:
-    text = compiler.decompile(payload.encode(records)).text
+    text = decompiler.decompile(payload.encode(records)).text
     assert text is not None
     assert compile_back(text) == compile_back(text)

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hvcfilter.kernel import KvmVm
+from hvcfilter.kernel.profiles import PROFILES
 from hvcfilter.model import Action
-from hvcfilter.profiles import PROFILES
 
 pytestmark = pytest.mark.property
 

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hvcfilter.profiles import PROFILES
-from hvcfilter.ranges import RESERVED, install
+from hvcfilter.kernel.filter import RESERVED, install
+from hvcfilter.kernel.profiles import PROFILES
 
 pytestmark = pytest.mark.property
 

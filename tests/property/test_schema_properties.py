@@ -1,4 +1,4 @@
-"""The fast spec reader (spec.read_document) against the schema of record (hvcfilter.schema).
+"""The fast spec reader (reader.read_document) against the schema of record (hvcfilter.schema).
 
 The reader may decline anything, but what it returns must be exactly what the
 pydantic schema returns, and it must not decline well-formed documents (or
@@ -14,9 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from hvcfilter import schema
 from hvcfilter.model import SpecDocument
-from hvcfilter.spec import read_document
+from hvcfilter.spec import schema
+from hvcfilter.spec.reader import read_document
 
 pytestmark = pytest.mark.property
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter import api, payload
+from hvcfilter import api
 from hvcfilter.errors import HvcFilterError
+from hvcfilter.table import payload
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"

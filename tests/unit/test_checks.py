@@ -8,28 +8,31 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter import checks, smccc
-from hvcfilter.checks import (
-    CHECKS,
-    FunctionExplanation,
-    Rule,
-    RuleExplanation,
-    UnknownQueryError,
-    all_rules,
-    explain,
-    explain_id,
-    find_rule,
-    kernel_calls,
-    lint,
-    lint_file,
-    lint_text,
-    register_rules,
-)
+from hvcfilter import rules, smccc
 from hvcfilter.diagnostics import Severity
 from hvcfilter.errors import HvcFilterError, SpecError
+from hvcfilter.explain import (
+    FunctionExplanation,
+    RuleExplanation,
+    UnknownQueryError,
+    explain,
+    explain_id,
+)
 from hvcfilter.kernel import KvmVm
+from hvcfilter.kernel.profiles import PROFILES, get_profile
+from hvcfilter.lint import LintReport, lint, lint_file, lint_text
 from hvcfilter.model import Action, VmConfig
-from hvcfilter.profiles import PROFILES, get_profile
+from hvcfilter.rules import (
+    CHECKS,
+    Rule,
+    all_rules,
+    analysis,
+    find_rule,
+    kernel_calls,
+    owners,
+    register_rules,
+    registry,
+)
 from hvcfilter.spec import INPUT_RULES, loads
 
 # What the issue asks of each rule: only a table the kernel refuses is an error.
@@ -64,7 +67,7 @@ def test_checks_have_the_expected_codes_and_severities() -> None:
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.code)
-def test_check_docstring_is_documentation_with_examples(check: checks.Check) -> None:
+def test_check_docstring_is_documentation_with_examples(check: rules.Check) -> None:
     doc = check.doc
     assert doc.splitlines()[0].endswith(".")
     assert "Fail:" in doc and "Pass:" in doc
@@ -93,7 +96,7 @@ def test_all_rules_reads_provider_modules() -> None:
 
 
 def test_register_rules_adds_and_refuses_reuse(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checks, "_REGISTERED", [])
+    monkeypatch.setattr(registry, "_REGISTERED", [])
     register_rules([Rule("HVF599", "test-only-rule", Severity.NOTE, "Only for a test.")])
     assert find_rule("HVF599") is not None
     register_rules([Rule("HVF599", "test-only-rule", Severity.NOTE, "Same again.")])  # idempotent
@@ -106,7 +109,7 @@ def test_register_rules_adds_and_refuses_reuse(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_missing_provider_module_is_skipped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(checks, "RULE_PROVIDERS", [("hvcfilter.no_such_module", "RULES")])
+    monkeypatch.setattr(registry, "RULE_PROVIDERS", [("hvcfilter.no_such_module", "RULES")])
     assert {r.code for r in all_rules()} == {r.code for r in INPUT_RULES} | {c.code for c in CHECKS}
 
 
@@ -201,7 +204,7 @@ def test_lookup_uses_the_installed_table() -> None:
         )
     ).spec
     assert spec is not None
-    a = checks._analysis(spec)
+    a = analysis.analyse(spec)
     assert a.lookup(0xC200_0009) is spec.ranges[0]  # the second overlaps, so it is not installed
     assert a.lookup(0xC200_0019) is spec.ranges[2]  # installed: it only overlaps a rejected one
     assert a.lookup(0xC200_0010) is None
@@ -217,11 +220,11 @@ def test_as_written_layout_installs_in_spec_order() -> None:
     assert sorted_spec is not None and written is not None
     # Compiled by base, range[1] goes in first and range[0] is refused; in spec order
     # range[0] goes in first and range[1] is refused. range[2] is adjacent: kept either way.
-    assert checks._analysis(sorted_spec).lookup(0xC200_0009) is sorted_spec.ranges[1]
-    assert checks._analysis(sorted_spec).lookup(0xC200_0019) is sorted_spec.ranges[2]
-    assert checks._analysis(written).lookup(0xC200_0009) is written.ranges[0]
-    assert checks._analysis(written).lookup(0xC200_0019) is written.ranges[2]
-    assert checks._analysis(written).lookup(0xC200_0001) is None
+    assert analysis.analyse(sorted_spec).lookup(0xC200_0009) is sorted_spec.ranges[1]
+    assert analysis.analyse(sorted_spec).lookup(0xC200_0019) is sorted_spec.ranges[2]
+    assert analysis.analyse(written).lookup(0xC200_0009) is written.ranges[0]
+    assert analysis.analyse(written).lookup(0xC200_0019) is written.ranges[2]
+    assert analysis.analyse(written).lookup(0xC200_0001) is None
 
 
 def test_unsorted_and_sorted_inputs_give_the_same_findings() -> None:
@@ -237,9 +240,9 @@ def test_unsorted_and_sorted_inputs_give_the_same_findings() -> None:
 def test_analysis_is_cached_per_spec_and_released() -> None:
     spec = loads(_raw((0xC200_0000, 1, "deny"))).spec
     assert spec is not None
-    assert checks._analysis(spec) is checks._analysis(spec)
-    checks.check_spec(spec)
-    assert id(spec) not in checks._CACHE
+    assert analysis.analyse(spec) is analysis.analyse(spec)
+    rules.check_spec(spec)
+    assert id(spec) not in analysis._CACHE
 
 
 # --------------------------------------------------------------------------- lint API
@@ -273,14 +276,14 @@ def test_lint_checks_every_file_even_after_failures(tmp_path: Path) -> None:
 
 def test_report_counts_and_failed() -> None:
     warn_only = lint_text('[[range]]\nfunction = "PSCI_CPU_ON_64"\naction = "fwd_to_user"\n')
-    report = checks.LintReport((warn_only,))
+    report = LintReport((warn_only,))
     assert report.count(Severity.ERROR) == 0
     assert report.count(Severity.WARNING) == 2  # HVF301 and HVF303
     assert not report.failed()
     assert report.failed(strict=True)
-    erroneous = checks.LintReport((lint_text(_raw((0x8000_0000, 1, "deny"))),))
+    erroneous = LintReport((lint_text(_raw((0x8000_0000, 1, "deny"))),))
     assert erroneous.failed()
-    assert not checks.LintReport(()).failed(strict=True)
+    assert not LintReport(()).failed(strict=True)
 
 
 def test_diagnostics_are_sorted_by_position() -> None:
@@ -437,7 +440,7 @@ def test_explain_id_rejects_out_of_range() -> None:
 
 
 def test_twin_pairs_include_name_pairs_with_different_stems() -> None:
-    pairs = {(t.one, t.other) for t in checks._twin_pairs()}
+    pairs = {(t.one, t.other) for t in owners._twin_pairs()}
     assert (0x8400_0003, 0xC400_0003) in pairs
     assert (0x8400_0053, 0xC400_0053) in pairs  # TRNG_RND32 / TRNG_RND64
     assert (0x8600_0000, 0xC600_0000) not in pairs  # unrelated calls that share bits

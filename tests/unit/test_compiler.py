@@ -10,11 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter import compiler, payload
-from hvcfilter.compiler import Segment, compile_spec, decompile, dump_document, effective_segments
 from hvcfilter.model import Action, FilterSpec
-from hvcfilter.payload import Record
-from hvcfilter.spec import loads
+from hvcfilter.spec import dump_document, loads
+from hvcfilter.table import compiler, dryrun, effective, files, payload
+from hvcfilter.table.compiler import compile_spec
+from hvcfilter.table.decompiler import decompile
+from hvcfilter.table.effective import Segment, effective_segments
+from hvcfilter.table.payload import Record
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -116,7 +118,7 @@ def test_compile_not_strict_keeps_the_table_for_a_dry_run(tmp_path: Path) -> Non
 
 def test_install_model_backs_up_the_linter(monkeypatch: pytest.MonkeyPatch) -> None:
     # Even if the checks missed a reserved-range overlap, compile must not emit the table.
-    monkeypatch.setattr(compiler, "_lint", lambda spec: [])
+    monkeypatch.setattr(compiler, "check_spec", lambda spec: [])
     result = compiler.compile_text(raw_entry(0x7FFFFFFF, 2, "deny"), "t.toml")
     assert result.table is None
     (diag,) = result.diagnostics
@@ -168,15 +170,19 @@ def test_digest_of_empty_table_by_the_documented_form() -> None:
     expected = hashlib.sha256(
         b"hvcfilter-effective-table-v1\x00" + struct.pack("<IIB", 0, 0xFFFFFFFF, 0)
     ).hexdigest()
-    assert compiler.digest(effective_segments([])) == f"sha256:{expected}"
+    assert effective.digest(effective_segments([])) == f"sha256:{expected}"
 
 
 def test_digest_ignores_layout_and_explicit_handle() -> None:
     split = [Record(0x84000010, 0x10, 1), Record(0x84000000, 0x10, 1)]
     whole = [Record(0x84000000, 0x20, 1), Record(0x85000000, 0x10, 0)]
-    assert compiler.digest(effective_segments(split)) == compiler.digest(effective_segments(whole))
+    assert effective.digest(effective_segments(split)) == effective.digest(
+        effective_segments(whole)
+    )
     other = [Record(0x84000000, 0x20, 2)]
-    assert compiler.digest(effective_segments(other)) != compiler.digest(effective_segments(whole))
+    assert effective.digest(effective_segments(other)) != effective.digest(
+        effective_segments(whole)
+    )
 
 
 def test_diff_segments() -> None:
@@ -184,20 +190,20 @@ def test_diff_segments() -> None:
     b = effective_segments(
         [Record(0x84000000, 3, 1), Record(0x84000003, 1, 2), Record(0x84000004, 0x1C, 1)]
     )
-    (change,) = compiler.diff_segments(a, b)
+    (change,) = effective.diff_segments(a, b)
     assert (change.first, change.last, change.before, change.after) == (
         0x84000003,
         0x84000003,
         Action.DENY,
         Action.FWD_TO_USER,
     )
-    assert compiler.diff_segments(a, a) == []
+    assert effective.diff_segments(a, a) == []
 
 
 def test_diff_merges_neighbouring_changes_with_the_same_actions() -> None:
     a = effective_segments([])
     b = effective_segments([Record(0x84000000, 0x10, 1), Record(0x84000010, 0x10, 1)])
-    assert len(compiler.diff_segments(a, b)) == 1
+    assert len(effective.diff_segments(a, b)) == 1
 
 
 # --------------------------------------------------------------------------- reading and diffing
@@ -206,21 +212,21 @@ def test_diff_merges_neighbouring_changes_with_the_same_actions() -> None:
 def test_read_table_tells_specs_from_payloads() -> None:
     data = payload.encode([Record(0xC2000000, 0x100, 2)])
     spec_text = (EXAMPLES / "minimal.toml").read_bytes()
-    left = compiler.read_table("p.bin", data)
-    right = compiler.read_table("minimal", spec_text)  # no suffix: sniffed as TOML
+    left = files.read_table("p.bin", data)
+    right = files.read_table("minimal", spec_text)  # no suffix: sniffed as TOML
     assert left.table is not None and left.table.kind == "payload"
     assert right.table is not None and right.table.kind == "spec"
     assert left.table.digest == right.table.digest
 
 
 def test_diff_files_refuses_bad_input() -> None:
-    result = compiler.diff_files(("a.bin", b"\x01" * 5), ("b.bin", b""))
+    result = files.diff_files(("a.bin", b"\x01" * 5), ("b.bin", b""))
     assert result.changes is None and not result.equivalent
     assert [d.code for d in result.a.diagnostics] == ["HVF401"]
 
 
 def test_empty_spec_and_empty_payload_are_equivalent() -> None:
-    assert compiler.diff_files(("a.toml", b""), ("b.bin", b"")).equivalent
+    assert files.diff_files(("a.toml", b""), ("b.bin", b"")).equivalent
 
 
 # --------------------------------------------------------------------------- decompile
@@ -301,7 +307,7 @@ def test_dry_run_reports_each_errno() -> None:
         + raw_entry(0x80000000, 1)
     )
     table = compile_spec(spec, layout="as-written")
-    result = compiler.dry_run(table)
+    result = dryrun.dry_run(table)
     assert [s.errno for s in result.steps] == [0, errno.EEXIST, errno.EEXIST]
     assert [s.errno_name for s in result.steps] == ["0", "EEXIST", "EEXIST"]
     assert not result.ok
@@ -310,7 +316,7 @@ def test_dry_run_reports_each_errno() -> None:
 @pytest.mark.parametrize(("kernel", "expected"), [("6.12", errno.EEXIST), ("7.2", errno.EINVAL)])
 def test_dry_run_zero_zero_per_kernel(kernel: str, expected: int) -> None:
     spec = spec_of(raw_entry(0, 0))
-    result = compiler.dry_run(compile_spec(spec), kernel=kernel)
+    result = dryrun.dry_run(compile_spec(spec), kernel=kernel)
     assert [s.errno for s in result.steps] == [expected]
 
 
@@ -318,7 +324,7 @@ def test_dry_run_of_examples_is_clean() -> None:
     for path in sorted(EXAMPLES.glob("*.toml")):
         result = compiler.compile_file(path)
         assert result.table is not None, (path, result.diagnostics)
-        assert compiler.dry_run(result.table).ok, path
+        assert dryrun.dry_run(result.table).ok, path
 
 
 def test_compiled_table_carries_the_vm_table() -> None:

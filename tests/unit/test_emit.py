@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter import compiler, payload
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.emit.rust import _grouped
+from hvcfilter.table import compiler, payload
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter import compiler
 from hvcfilter.emit import OutputFormat, emit
+from hvcfilter.table import compiler, decompiler
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
@@ -65,7 +65,7 @@ def test_golden_big_endian_and_no_merge(example: Path) -> None:
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_golden_decompile(example: Path) -> None:
-    result = compiler.decompile(
+    result = decompiler.decompile(
         (GOLDEN / f"{example.stem}.bin").read_bytes(), f"{example.stem}.bin"
     )
     assert result.text is not None, result.diagnostics

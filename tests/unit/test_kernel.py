@@ -22,8 +22,8 @@ from hvcfilter.kernel import (
     Mode,
     in_kernel_calls,
 )
+from hvcfilter.kernel.profiles import PROFILES, HostCpu, UnknownProfileError
 from hvcfilter.model import Action, VmConfig
-from hvcfilter.profiles import PROFILES, HostCpu, UnknownProfileError
 
 CASES_DIR = Path(__file__).resolve().parent.parent / "kernel_cases"
 OBSERVED = ("6.12", "7.2")

@@ -7,11 +7,19 @@ import struct
 
 import pytest
 
-from hvcfilter import payload
 from hvcfilter.diagnostics import Severity
 from hvcfilter.errors import PayloadError
-from hvcfilter.payload import PAYLOAD_RULES, RECORD, RECORD_BE, Record, decode, encode, validate
-from hvcfilter.profiles import get_profile
+from hvcfilter.kernel.profiles import get_profile
+from hvcfilter.table import payload
+from hvcfilter.table.payload import (
+    PAYLOAD_RULES,
+    RECORD,
+    RECORD_BE,
+    Record,
+    decode,
+    encode,
+    validate,
+)
 
 
 def raw(base: int, nr: int, action: int, pad: bytes = bytes(15), fmt: str = "<IIB15s") -> bytes:

@@ -8,7 +8,7 @@ from dataclasses import fields
 import pytest
 
 from hvcfilter.errors import HvcFilterError
-from hvcfilter.profiles import (
+from hvcfilter.kernel.profiles import (
     DEFAULT_PROFILE,
     LAB_HOST,
     PROFILES,

@@ -6,8 +6,8 @@ import errno
 
 import pytest
 
-from hvcfilter.profiles import PROFILES, get_profile
-from hvcfilter.ranges import RESERVED, RangeTree, cover, install, validation_errno
+from hvcfilter.kernel.filter import RESERVED, RangeTree, cover, install, validation_errno
+from hvcfilter.kernel.profiles import PROFILES, get_profile
 
 U32 = 0xFFFF_FFFF
 ZERO_PAD = bytes(15)

@@ -10,8 +10,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from hvcfilter.checks import FileReport, LintReport, all_rules, explain, lint_text
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
+from hvcfilter.explain import explain
+from hvcfilter.lint import FileReport, LintReport, lint_text
 from hvcfilter.render.diagnostics import (
     JSON_SCHEMA,
     RENDERERS,
@@ -24,6 +25,7 @@ from hvcfilter.render.diagnostics import (
     render_text,
     renderer,
 )
+from hvcfilter.rules import all_rules
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter import payload, replay, trace
+from hvcfilter import replay, trace
 from hvcfilter.errors import PayloadError, SpecError
 from hvcfilter.kernel import KvmVm
-from hvcfilter.payload import Record
-from hvcfilter.replay import Replayer, load_baseline, load_table
+from hvcfilter.replay import Replayer
+from hvcfilter.table import payload
+from hvcfilter.table.files import load_baseline, load_table
+from hvcfilter.table.payload import Record
 
 TRACES = Path(__file__).resolve().parent.parent / "traces"
 SAMPLE = str(TRACES / "sample-6.12.txt")

@@ -19,6 +19,7 @@ from lab_fakes import console_run, emulator_run, fake_run, fake_status
 
 from hvcfilter import smccc
 from hvcfilter.errors import LabError
+from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.lab import LabRun, lab_status
 from hvcfilter.lab.probes import probe_scenarios
 from hvcfilter.lab.scenario import (
@@ -30,8 +31,6 @@ from hvcfilter.lab.scenario import (
     SetPsciVersion,
 )
 from hvcfilter.model import VmConfig
-from hvcfilter.payload import Record
-from hvcfilter.profiles import get_profile
 from hvcfilter.render.verify import (
     LAB_STATUS_FORMAT_TAG,
     VERIFY_FORMAT_TAG,
@@ -40,6 +39,7 @@ from hvcfilter.render.verify import (
     verify_json,
     verify_text,
 )
+from hvcfilter.table.payload import Record
 from hvcfilter.verify import (
     CALLS_PER_SCENARIO,
     Plan,

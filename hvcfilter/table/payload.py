@@ -7,7 +7,7 @@ for well-formed records; :func:`validate` reports *every* problem in a
 payload as an ``HVF4xx`` diagnostic with the record index and byte offset,
 including the ones that only show when the records are installed in order
 (an overlap with an earlier record or with a reserved range gives EEXIST),
-judged by the shared install model of :mod:`hvcfilter.ranges` and the
+judged by the shared install model of :mod:`hvcfilter.kernel.filter` and the
 profile's rules.
 """
 
@@ -20,9 +20,10 @@ from typing import Literal
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.errors import PayloadError
-from hvcfilter.profiles import KernelProfile, get_profile
-from hvcfilter.ranges import RESERVED, RangeTree
-from hvcfilter.ranges import install as install_ranges
+from hvcfilter.kernel.abi import PAD_SIZE, RECORD, RECORD_BE, RECORD_SIZE
+from hvcfilter.kernel.filter import RESERVED, RangeTree
+from hvcfilter.kernel.filter import install as install_ranges
+from hvcfilter.kernel.profiles import KernelProfile, get_profile
 from hvcfilter.smccc import FUNCTION_ID_MAX, IdRange, format_id
 
 __all__ = [
@@ -45,19 +46,6 @@ __all__ = [
 
 ByteOrder = Literal["little", "big"]
 
-# struct kvm_smccc_filter (uapi asm/kvm.h, arm64), reference section 1.2:
-RECORD = struct.Struct(
-    "<"  # little-endian: every arm64 KVM host the filter exists on
-    "I"  # base: first function ID (u32)
-    "I"  # nr_functions: number of IDs, the range is [base, base + nr_functions) (u32)
-    "B"  # action: KVM_SMCCC_FILTER_HANDLE 0, DENY 1, FWD_TO_USER 2 (u8)
-    "15s"  # pad[15]: must be all zero, or SET_ATTR fails with EINVAL
-)
-# The same layout for a big-endian host (``--byte-order big``).
-RECORD_BE = struct.Struct(">IIB15s")
-RECORD_SIZE = RECORD.size
-assert RECORD_SIZE == RECORD_BE.size == 24
-PAD_SIZE = 15
 # The newest kernel's NR_SMCCC_FILTER_ACTIONS, for checks without a profile
 # (decode, Record.is_well_formed); an action byte >= this gives EINVAL.
 ACTION_COUNT = get_profile(None).filter_actions
@@ -322,7 +310,7 @@ def _install(
 ) -> tuple[list[RecordProblem], RangeTree[int]]:
     """Install records one by one as the kernel does (section 2.1, rows 4-8, before any run).
 
-    The tree's values are record indices, :data:`~hvcfilter.ranges.RESERVED`
+    The tree's values are record indices, :data:`~hvcfilter.kernel.filter.RESERVED`
     for the reserved ranges.
     """
     own: dict[int, list[RecordProblem]] = {}

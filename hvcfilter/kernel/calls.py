@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Literal, NamedTuple, TypeAlias, assert_never
 
 from hvcfilter import smccc
-from hvcfilter.profiles import KernelProfile
+from hvcfilter.kernel.profiles import KernelProfile
 
 __all__ = [
     "HVC_FAST_PATH",
@@ -147,7 +147,7 @@ class Always(NamedTuple):
 class FirmwareBit(NamedTuple):
     """Answered while a firmware-bitmap feature bit is set (reference 3.5).
 
-    ``register`` is a :class:`~hvcfilter.profiles.BitmapRegister` name and
+    ``register`` is a :class:`~hvcfilter.kernel.profiles.BitmapRegister` name and
     ``feature`` a key of its ``bits``; a profile without them never answers.
     """
 

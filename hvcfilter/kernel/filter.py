@@ -1,4 +1,4 @@
-"""The kernel's SMCCC filter tree: disjoint inclusive ID ranges, filled one record at a time.
+"""The kernel's SMCCC filter: a tree of disjoint inclusive ID ranges, filled one record at a time.
 
 KVM keeps a VM's filter in one tree of disjoint ranges keyed by function ID:
 the profile's reserved ranges go in as HANDLE, and each
@@ -9,10 +9,11 @@ kvm_smccc_set_filter). :class:`RangeTree` is that set, with binary-search
 lookups and inserts; :func:`install` replays records in order into a tree
 seeded with a profile's reserved ranges; :func:`validation_errno` is the
 field validation by profile; :func:`cover` walks a sorted table over the
-whole 32-bit space, gaps included. The linter (``checks.py``), the payload
-validator (``payload.py``), the compiler's effective table and the emulator
-(``kernel.py``) all build on it, so they cannot disagree about which records
-a kernel keeps. Pure: no I/O, no state outside the objects.
+whole 32-bit space, gaps included; :class:`FilterTable` is one emulated VM's
+filter, with ``KVM_SET_DEVICE_ATTR``'s checks in the kernel's order. The
+linter (:mod:`hvcfilter.rules`), the payload validator, the effective table
+and the emulator all build on it, so they cannot disagree about which
+records a kernel keeps. Pure: no I/O, no state outside the objects.
 """
 
 from __future__ import annotations
@@ -22,10 +23,12 @@ from bisect import bisect_right
 from collections.abc import Iterable, Iterator
 from typing import Generic, TypeVar
 
-from hvcfilter.profiles import KernelProfile
+from hvcfilter.kernel.abi import PAD_SIZE, Action
+from hvcfilter.kernel.profiles import KernelProfile
+from hvcfilter.kernel.results import Segment
 from hvcfilter.smccc import FUNCTION_ID_MAX
 
-__all__ = ["RESERVED", "RangeTree", "cover", "install", "validation_errno"]
+__all__ = ["RESERVED", "FilterTable", "RangeTree", "cover", "install", "validation_errno"]
 
 V = TypeVar("V")
 
@@ -169,3 +172,113 @@ def cover(spans: Iterable[tuple[int, int, V]]) -> Iterator[tuple[int, int, V | N
         nxt = last + 1
     if nxt <= FUNCTION_ID_MAX:
         yield nxt, FUNCTION_ID_MAX, None
+
+
+class FilterTable:
+    """One VM's filter: the reserved and installed ranges, each with (action, install order).
+
+    The order is None for a reserved range. Plain tuples, not Segments: they
+    are built once per install, and a frozen dataclass costs ~10x more.
+    """
+
+    __slots__ = ("_installed", "_reserved_inserted", "profile", "tree")
+
+    def __init__(self, profile: KernelProfile) -> None:
+        self.profile = profile
+        self.tree: RangeTree[tuple[Action, int | None]] = RangeTree()
+        self._installed = 0
+        self._reserved_inserted = False
+        if profile.reserved_insertion == "create":
+            self._insert_reserved()
+
+    def set(
+        self,
+        base: int,
+        nr_functions: int,
+        action: int,
+        pad: bytes,
+        *,
+        locked: bool,
+        protected: bool = False,
+    ) -> int:
+        """``KVM_SET_DEVICE_ATTR`` of one range: 0 or the errno the kernel returns.
+
+        Checks in the kernel's order (reference 2.1): pad, then the 32-bit
+        end and the action byte, then EBUSY once ``locked`` (a vCPU has run),
+        then the lazy insertion of the reserved ranges, then overlap (EEXIST).
+        ``protected`` is a pKVM protected VM.
+
+        Raises:
+            ValueError: a field does not fit its C type (u32, u32, u8, 15 bytes).
+        """
+        if not (
+            0 <= base <= FUNCTION_ID_MAX
+            and 0 <= nr_functions <= FUNCTION_ID_MAX
+            and 0 <= action <= 0xFF
+        ):
+            raise ValueError("base and nr_functions must fit u32 and action u8")
+        if len(pad) != PAD_SIZE:
+            raise ValueError(f"pad must be {PAD_SIZE} bytes, got {len(pad)}")
+        prof = self.profile
+        if protected and prof.protected_filter_errno is not None:
+            return prof.protected_filter_errno  # [obs section 10]
+        # EINVAL for the pad wins over EEXIST and EBUSY [obs 7.1]; 7.2 rejects
+        # (0, 0) before the EBUSY test [obs section 10].
+        err = validation_errno(prof, base, nr_functions, action, pad)
+        if err:
+            return err
+        if locked:
+            return errno.EBUSY  # VM-wide, also for would-be EEXIST [obs 7.1]
+        if not self._reserved_inserted:
+            self._insert_reserved()  # stays inserted even if this SET fails [src]
+        # u32 arithmetic: (0, 0) is the full range [src]
+        end = (base + nr_functions - 1) & FUNCTION_ID_MAX
+        if self.tree.conflict(base, end) >= 0:
+            return errno.EEXIST
+        self.tree.insert(base, end, (Action(action), self._installed))
+        self._installed += 1
+        return 0
+
+    def _insert_reserved(self) -> None:
+        for first, last in self.profile.reserved_ranges:
+            self.tree.insert(first, last, (Action.HANDLE, None))
+        self._reserved_inserted = True
+
+    @property
+    def reserved_inserted(self) -> bool:
+        """Whether the reserved ranges are in the tree yet (internal state, 6.7+ lazy)."""
+        return self._reserved_inserted
+
+    def lookup(self, fid: int) -> Action | None:
+        """The entry for a 32-bit ID; None where no range covers it. Reserved ranges are HANDLE.
+
+        O(log n). The reserved ranges count even before their lazy insertion:
+        they always behave as HANDLE.
+        """
+        tree = self.tree
+        i = tree.find(fid)
+        if i >= 0:
+            return tree.values[i][0]
+        for first, last in self.profile.reserved_ranges:
+            if first <= fid <= last:
+                return Action.HANDLE
+        return None
+
+    def entries(self) -> list[Segment]:
+        """Every reserved and installed range, in ID order."""
+        entries = [
+            Segment(first, last, action, "reserved" if order is None else "installed", order)
+            for first, last, (action, order) in self.tree.items()
+        ]
+        if not self._reserved_inserted:
+            # Not in the tree yet (6.7+ lazy insertion), but they behave as HANDLE already.
+            entries += [
+                Segment(f, la, Action.HANDLE, "reserved") for f, la in self.profile.reserved_ranges
+            ]
+            entries.sort(key=lambda s: s.first)
+        return entries
+
+    def effective_segments(self) -> Iterator[Segment]:
+        """The whole 32-bit space in order: reserved, installed and uncovered stretches."""
+        for first, last, seg in cover((s.first, s.last, s) for s in self.entries()):
+            yield seg if seg is not None else Segment(first, last, None, "none")

@@ -1,11 +1,12 @@
 """The spec schema of record, as pydantic models: the full check of every field, with its errors.
 
 :func:`hvcfilter.spec.loads` reads well-formed documents with a small
-hand-written reader and comes here only when that reader declines, so that
-the common case never imports pydantic (it is most of a cold start). These
-models define what a spec may say; ``tests/property/test_schema_properties.py``
-holds the fast reader to them. Their errors become diagnostics in
-``spec.py``; :func:`to_document` converts a valid document
+hand-written reader (:mod:`.reader`) and comes here only when that reader
+declines, so that the common case never imports pydantic (it is most of a
+cold start). These models define what a spec may say;
+``tests/property/test_schema_properties.py`` holds the fast reader to them.
+Their errors become diagnostics in :mod:`.schema_errors`; :func:`to_document`
+converts a valid document
 to the plain value types of :mod:`hvcfilter.model`.
 """
 
@@ -16,6 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator
 
 from hvcfilter import smccc
+from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import (
     ENTRY_TYPES,
     SELECTOR_KEYS,
@@ -25,7 +27,6 @@ from hvcfilter.model import (
     VmTable,
     parse_psci_version,
 )
-from hvcfilter.profiles import get_profile
 
 __all__ = [
     "ALLOW_PATTERN",

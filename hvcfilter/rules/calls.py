@@ -1,0 +1,145 @@
+"""Rules about the calls a table takes from KVM: boot-critical PSCI, kernel calls, PSCI 0.1.
+
+Each is a warning: the kernel accepts the table, but a guest may not boot
+or power off (HVF302), the VMM must now implement what KVM answered
+(HVF303), or a PSCI 0.1 guest"s calls slip past a policy written for the
+standard PSCI IDs (HVF305).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hvcfilter import smccc
+from hvcfilter.diagnostics import Diagnostic, Severity
+from hvcfilter.kernel import calls as kvm_calls
+from hvcfilter.model import Action, FilterSpec
+from hvcfilter.rules.analysis import analyse, psci_version_of
+from hvcfilter.rules.registry import Check, check
+from hvcfilter.rules.wording import Groups, join, labels, record_label
+
+__all__ = ["CHECKS", "denies_boot_call", "forwards_kernel_call", "legacy_psci_gap"]
+
+
+# What a guest needs to boot and to power off or reboot (HVF302).
+_BOOT_CALLS = (
+    kvm_calls.PSCI_VERSION,
+    kvm_calls.PSCI_CPU_ON,
+    kvm_calls.PSCI_CPU_ON_64,
+    kvm_calls.PSCI_SYSTEM_OFF,
+    kvm_calls.PSCI_SYSTEM_RESET,
+    kvm_calls.PSCI_FEATURES,
+)
+
+
+@check("HVF302", "denies-boot-call", Severity.WARNING)
+def denies_boot_call(spec: FilterSpec) -> Iterator[Diagnostic]:
+    """A ``deny`` covers calls a guest needs to boot, power off or reboot.
+
+    Linux probes PSCI with PSCI_VERSION and PSCI_FEATURES, starts secondary
+    CPUs with CPU_ON (either width), and powers off and reboots with
+    SYSTEM_OFF and SYSTEM_RESET. Denied, the guest runs on one CPU and cannot
+    shut down cleanly. A VM on PSCI 0.1 uses KVM's legacy CPU_ON 0x95C1BA60
+    instead. To take these calls over, forward them and implement them in the
+    VMM.
+
+    Fail: ``service = "psci", action = "deny"``.
+    Pass: ``function = "PSCI_MIGRATE_32", action = "deny"``, or the PSCI
+    service with ``action = "fwd_to_user"``.
+    """
+    a = analyse(spec)
+    boot = list(_BOOT_CALLS)
+    if psci_version_of(spec.profile, spec.vm) == (0, 1):
+        boot.append(kvm_calls.KVM_PSCI_FN_CPU_ON)
+    cat = smccc.catalogue()
+    groups = Groups()
+    for fid in boot:
+        act, rec = a.action_at(fid)
+        if act is Action.DENY and rec is not None:
+            groups.add(rec, cat.label(fid))
+    for entry, label, items in groups:
+        yield denies_boot_call.finding(
+            spec,
+            entry,
+            f"{label} denies calls a guest needs to boot or power off: "
+            f"{join(items)}; the guest cannot probe PSCI, start secondary CPUs, "
+            "or power off and reboot",
+            "leave them to KVM, or forward them (fwd_to_user) to a VMM that implements them",
+        )
+
+
+@check("HVF303", "forwards-kernel-call", Severity.WARNING)
+def forwards_kernel_call(spec: FilterSpec) -> Iterator[Diagnostic]:
+    """A ``fwd_to_user`` range takes over calls KVM would answer itself.
+
+    Forwarded calls exit to the VMM, which must now implement them: PSCI
+    (CPU_ON, SYSTEM_OFF...), TRNG, PV time or the KVM vendor calls that KVM
+    answers for this VM (its PSCI version and firmware bitmaps are taken into
+    account). That can be the intent (a VMM that implements PSCI itself), so
+    this is a warning that names every call taken over.
+
+    Fail: ``base = 0x84000000, nr_functions = 0x20, action = "fwd_to_user"``.
+    Pass: ``owner = "sip", action = "fwd_to_user"`` (KVM implements no SiP calls).
+    """
+    a = analyse(spec)
+    cat = smccc.catalogue()
+    groups = Groups()
+    for fid in a.kernel_ids:
+        act, rec = a.action_at(fid)
+        if act is Action.FWD_TO_USER and rec is not None:
+            groups.add(rec, cat.label(fid))
+    for entry, label, items in groups:
+        count_text = "a call" if len(items) == 1 else f"{len(items)} calls"
+        yield forwards_kernel_call.finding(
+            spec,
+            entry,
+            f"{label} forwards {count_text} that KVM would answer itself: "
+            f"{join(items)}; the VMM must now implement {'it' if len(items) == 1 else 'them'}",
+            "narrow the range to the calls the VMM implements, or make sure it implements these",
+        )
+
+
+@check("HVF305", "legacy-psci-gap", Severity.WARNING)
+def legacy_psci_gap(spec: FilterSpec) -> Iterator[Diagnostic]:
+    """A PSCI 0.1 VM filters the standard PSCI IDs but not KVM's legacy ones.
+
+    With ``[vm] psci_version = "0.1"`` KVM serves only its private PSCI 0.1
+    IDs 0x95C1BA5E-0x95C1BA61 (CPU_SUSPEND, CPU_OFF, CPU_ON, MIGRATE) and
+    answers the standard 0x84000000 block with NOT_SUPPORTED. Such a guest
+    calls the legacy IDs, so a policy on the standard PSCI IDs does not reach
+    it.
+
+    Fail: ``[vm] psci_version = "0.1"`` with ``service = "psci", action = "fwd_to_user"``.
+    Pass: the same plus ``base = 0x95C1BA5E, nr_functions = 4, action = "fwd_to_user"``.
+    """
+    if psci_version_of(spec.profile, spec.vm) != (0, 1):
+        return
+    a = analyse(spec)
+    filtered = None
+    block = range(kvm_calls.PSCI_FUNCTION_NUMBER_MAX + 1)
+    for fid in (*(0x8400_0000 + n for n in block), *(0xC400_0000 + n for n in block)):
+        act, rec = a.action_at(fid)
+        if act is not None and rec is not None:
+            filtered = rec
+            break
+    if filtered is None:
+        return
+    first, last = kvm_calls.LEGACY_PSCI.first, kvm_calls.LEGACY_PSCI.last
+    open_ids = [fid for fid in range(first, last + 1) if a.action_at(fid)[0] is None]
+    if not open_ids:
+        return
+    yield legacy_psci_gap.finding(
+        spec,
+        filtered.entry,
+        f"{record_label(filtered)} filters standard PSCI IDs, but the VM uses PSCI 0.1 "
+        f"([vm] psci_version), whose guests call KVM's legacy IDs: {labels(open_ids)} "
+        "are left to KVM",
+        f"filter {smccc.IdRange(first, last)} as well, or raise the VM's PSCI version",
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    denies_boot_call,
+    forwards_kernel_call,
+    legacy_psci_gap,
+)

@@ -1,0 +1,152 @@
+"""Loading: spec files and text in, a resolved :class:`~hvcfilter.model.FilterSpec` and findings.
+
+``load()`` never raises for bad input: unreadable files, TOML syntax errors and
+schema errors all become diagnostics with a line and column. Well-formed
+documents go through the fast reader (:mod:`.reader`), the rest through the
+schema (:mod:`.schema`) for its errors (:mod:`.schema_errors`); either way the
+document is then resolved into records (:mod:`.resolve`).
+"""
+
+from __future__ import annotations
+
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from hvcfilter.diagnostics import Diagnostic, Location
+from hvcfilter.model import FilterSpec
+from hvcfilter.spec.input_rules import diag
+from hvcfilter.spec.reader import read_document
+from hvcfilter.spec.resolve import resolve
+from hvcfilter.spec.schema_errors import one_per_key, schema_diagnostic
+from hvcfilter.spec.source import SourceMap, split_toml_error
+
+__all__ = ["DEFAULT_SPEC", "LoadResult", "is_toml", "load", "load_bytes", "loads"]
+
+DEFAULT_SPEC = "hvcfilter.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """What loading one spec gave: the spec (None when it could not be understood) and findings."""
+
+    path: str
+    spec: FilterSpec | None
+    diagnostics: tuple[Diagnostic, ...]
+
+    @property
+    def unreadable(self) -> bool:
+        """The file itself could not be read (exit code 2 territory)."""
+        return any(d.code == "HVF001" for d in self.diagnostics)
+
+
+def load(path: str | Path) -> LoadResult:
+    """Read and resolve one spec file (``-`` is stdin); never raises for bad input."""
+    name = str(path)
+    try:
+        if name == "-":
+            name, data = "<stdin>", sys.stdin.buffer.read()
+        else:
+            data = Path(path).read_bytes()
+    except FileNotFoundError:
+        return _unreadable(
+            name, "no such file", f"create it, or pass a spec path (default {DEFAULT_SPEC})"
+        )
+    except IsADirectoryError:
+        return _unreadable(name, "is a directory", "pass the path of a .toml spec file")
+    except OSError as exc:
+        return _unreadable(name, exc.strerror or str(exc), None)
+    return load_bytes(data, name)
+
+
+def load_bytes(data: bytes, filename: str) -> LoadResult:
+    """Decode and resolve the bytes of a spec file; never raises for bad input.
+
+    Bytes that are not UTF-8 are HVF001 at the offending byte: replacement
+    characters would turn a broken spec into a valid, different one.
+    """
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        return LoadResult(
+            filename,
+            None,
+            (
+                diag(
+                    "HVF001",
+                    f"not UTF-8 text: byte {data[exc.start]:#04x} at offset {exc.start}",
+                    Location(filename, line, column),
+                    "save the spec as UTF-8",
+                ),
+            ),
+        )
+    return loads(text, filename)
+
+
+def is_toml(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8 TOML (a spec, as opposed to a binary payload)."""
+    try:
+        tomllib.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        return False
+    return True
+
+
+def loads(text: str, filename: str = "<string>") -> LoadResult:
+    """Parse and resolve spec text; never raises for bad input."""
+    # Editors on Windows start UTF-8 files with a byte-order mark; TOML has no place for it.
+    text = text.removeprefix("\ufeff")
+    source = SourceMap(text)
+    try:
+        raw = tomllib.loads(text)
+    except RecursionError:
+        return LoadResult(
+            filename,
+            None,
+            (
+                diag(
+                    "HVF002",
+                    "TOML syntax error: arrays or tables nested too deeply",
+                    Location(filename),
+                    "a spec nests at most [[range]] tables and lists of names",
+                ),
+            ),
+        )
+    except tomllib.TOMLDecodeError as exc:
+        message, line, column = split_toml_error(str(exc))
+        return LoadResult(
+            filename,
+            None,
+            (
+                diag(
+                    "HVF002",
+                    f"TOML syntax error: {message}",
+                    Location(filename, line, column),
+                    "fix the TOML syntax; hex numbers are written 0x84000000",
+                ),
+            ),
+        )
+    document = read_document(raw)
+    if document is None:
+        # The fast reader declined: let the schema of record find and word the errors.
+        from pydantic import ValidationError
+
+        from hvcfilter.spec import schema
+
+        try:
+            document = schema.to_document(schema.SpecDocumentModel.model_validate(raw))
+        except ValidationError as exc:
+            errors = exc.errors()
+            found = one_per_key(schema_diagnostic(err, raw, filename, source) for err in errors)
+            return LoadResult(filename, None, tuple(sorted(found, key=Diagnostic.sort_key)))
+    spec, diags = resolve(document, filename, source)
+    return LoadResult(filename, spec, diags)
+
+
+def _unreadable(name: str, reason: str, hint: str | None) -> LoadResult:
+    return LoadResult(
+        name, None, (diag("HVF001", f"cannot read {name}: {reason}", Location(name), hint),)
+    )

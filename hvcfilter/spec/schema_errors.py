@@ -1,0 +1,174 @@
+"""Schema errors in our words: each pydantic error as one diagnostic with a position.
+
+Only documents the fast reader declines reach the schema; when it rejects
+them, :func:`schema_diagnostic` words each error as the spec format speaks
+(keys, TOML types, hex IDs) with the closest known key or name, and
+:func:`one_per_key` keeps the useful complaint where a union field fails
+once per member type.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import fields
+from typing import Any
+
+from hvcfilter import smccc
+from hvcfilter.diagnostics import Diagnostic
+from hvcfilter.model import ENTRY_TYPES, SELECTOR_KEYS, FilterTable, SpecDocument, VmTable
+from hvcfilter.spec.input_rules import diag
+from hvcfilter.spec.source import KeyPath, SourceMap, format_key_path, location
+
+__all__ = ["one_per_key", "schema_diagnostic"]
+
+_ALLOWED_KEYS: dict[str, Sequence[str]] = {
+    "": tuple(f.name for f in fields(SpecDocument)),
+    "filter": tuple(f.name for f in fields(FilterTable)),
+    "vm": tuple(f.name for f in fields(VmTable)),
+    **{kind: cls._fields for kind, cls in ENTRY_TYPES.items()},
+}
+_TAGS = frozenset(SELECTOR_KEYS.values())
+# Labels pydantic gives union members in error locations; spec keys are snake_case words.
+_UNION_MEMBER = re.compile(r"^(?:str|int|bool|float|constrained-\w+|function-\w+|.*\[.*\])$")
+
+
+def schema_diagnostic(
+    err: Any, raw: dict[str, Any], filename: str, source: SourceMap
+) -> Diagnostic:
+    """Turn one pydantic error into a diagnostic with our words and a position."""
+    loc: tuple[str | int, ...] = tuple(err["loc"])
+    tag = None
+    # Drop the union tag pydantic puts after "range", N: it is our type, not a key.
+    if len(loc) >= 3 and loc[0] == "range" and loc[2] in _TAGS:
+        tag = str(loc[2])
+        loc = loc[:2] + loc[3:]
+    # ... and the member-type labels of union fields ("owner.constrained-int").
+    loc = tuple(part for part in loc if not (isinstance(part, str) and _UNION_MEMBER.match(part)))
+    key = format_key_path(loc)
+    where = location(filename, source, loc)
+    kind = err["type"]
+    value = err.get("input")
+    if kind == "extra_forbidden":
+        table = tag or (str(loc[0]) if len(loc) > 1 else "")
+        allowed = _ALLOWED_KEYS.get(table, ())
+        close = smccc.suggest(str(loc[-1]), list(allowed))
+        return diag(
+            "HVF102",
+            f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+            where,
+            f"allowed here: {', '.join(allowed)}" if allowed else None,
+        )
+    if kind in ("union_tag_not_found", "union_tag_invalid"):
+        entry = _dig(raw, loc)
+        found = [k for k in SELECTOR_KEYS if isinstance(entry, dict) and k in entry]
+        if not isinstance(entry, dict):
+            return diag("HVF101", f"{key} must be a table, not {type(entry).__name__}", where, None)
+        return diag(
+            "HVF103",
+            f"{key} has {'no selector' if not found else 'several selectors: ' + ', '.join(found)}",
+            where,
+            "give exactly one of base, function, functions, service, owner",
+        )
+    if kind in ("less_than_equal", "greater_than_equal", "too_long"):
+        # Owner numbers are small and documented in decimal; IDs and counts in hex.
+        number = "{}" if loc[-1] == "owner" else "{:#x}"
+        shown = number.format(value) if isinstance(value, int) else repr(value)
+        ctx = err.get("ctx", {})
+        bound = (
+            "at most " + number.format(ctx["le"])
+            if "le" in ctx
+            else "at least " + number.format(ctx["ge"])
+            if "ge" in ctx
+            else _describe(err["msg"])
+        )
+        return diag(
+            "HVF105",
+            f"{key} = {shown} is out of range: it must be {bound}",
+            where,
+            "u32 fields hold 0..0xFFFFFFFF; KVM compares W0 only"
+            if loc[-1] != "owner"
+            else "owner numbers are 0..63",
+        )
+    if kind == "value_error":
+        message = str(err["ctx"]["error"]) if "ctx" in err else err["msg"]
+        return diag("HVF104", f"{key}: {message}", where, None)
+    if kind in ("model_type", "dict_type"):
+        return diag(
+            "HVF101",
+            f"{key} must be a table, not {_toml_type(value)}",
+            where,
+            f"write it as a [{key}] table" if len(loc) == 1 else None,
+        )
+    if kind == "missing":
+        return diag("HVF101", f"{key} is required", where, _missing_hint(str(loc[-1])))
+    if kind == "too_short":
+        return diag("HVF101", f"{key} must not be empty", where, None)
+    return diag(
+        "HVF101",
+        f"{key}: {_describe(err['msg'])} (got {_show(value)})",
+        where,
+        _missing_hint(str(loc[-1])),
+    )
+
+
+def one_per_key(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Keep one diagnostic per key: a union field fails once per member type.
+
+    ``owner = 64`` fails both as a number (too big) and as a name (not a
+    string); the specific complaint is the useful one, the type mismatch
+    against the other member is noise.
+    """
+    best: dict[str | None, Diagnostic] = {}
+    for finding in diags:
+        key = finding.location.key
+        kept = best.get(key)
+        if kept is None or (kept.code == "HVF101" and finding.code != "HVF101"):
+            best[key] = finding
+    return list(best.values())
+
+
+def _missing_hint(key: str) -> str | None:
+    return {
+        "action": 'action is one of "handle", "deny", "fwd_to_user"',
+        "base": "write IDs as TOML integers: base = 0x84000000",
+        "nr_functions": "write counts as TOML integers: nr_functions = 0x20",
+        "end": "write IDs as TOML integers: end = 0x8400001F",
+        "convention": 'convention is "smc32" or "smc64"',
+        "call": 'call is "fast" or "yield"',
+        "kernel": 'write the kernel profile as a string: kernel = "6.12"',
+        "psci_version": 'write the version as a string: psci_version = "1.1"',
+        "name": 'write it as a string: name = "my-vmm"',
+        "description": "write it as a string",
+        "comment": "write it as a string",
+        "layout": 'layout is "merged", "sorted" or "as-written"',
+        "range": "write each entry as a [[range]] table",
+    }.get(key)
+
+
+def _toml_type(value: object) -> str:
+    """How TOML calls a value's type, for messages: table, array, string, integer..."""
+    if isinstance(value, bool):
+        return "a boolean"
+    return {dict: "a table", list: "an array", str: "a string", int: "an integer"}.get(
+        type(value), f"a {type(value).__name__}"
+    )
+
+
+def _describe(msg: str) -> str:
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _dig(raw: Any, loc: KeyPath) -> Any:
+    node = raw
+    for part in loc:
+        try:
+            node = node[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node

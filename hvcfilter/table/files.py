@@ -1,0 +1,244 @@
+"""Tables from files: a spec or a payload, read as the table a command works on.
+
+Two readers, for two kinds of work. :func:`read_table` reads a spec or a
+payload (told apart by suffix, else by content) as an effective table, for
+``diff``; an input with errors gives no table. :func:`load_table` and
+:func:`load_baseline` read one as a :class:`Table`, the encoded records the
+kernel receives, for replays: specs are compiled without the linter (the
+emulated kernel judges them), payloads need only be whole records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from hvcfilter.diagnostics import Diagnostic, Severity
+from hvcfilter.errors import PayloadError, SpecError
+from hvcfilter.kernel.profiles import get_profile
+from hvcfilter.model import VmConfig
+from hvcfilter.spec import DEFAULT_SPEC, is_toml, load, load_bytes
+from hvcfilter.table import payload
+from hvcfilter.table.compiler import compile_loaded
+from hvcfilter.table.effective import Change, Segment, diff_segments, digest, effective_segments
+from hvcfilter.table.payload import ByteOrder, Record
+
+__all__ = [
+    "DiffResult",
+    "ReadResult",
+    "Table",
+    "TableView",
+    "diff_files",
+    "load_baseline",
+    "load_table",
+    "read_table",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TableView:
+    """One side of a diff: where it came from, its records and its effective table."""
+
+    path: str
+    kind: Literal["spec", "payload"]
+    records: tuple[Record, ...]
+    segments: tuple[Segment, ...]
+
+    @property
+    def digest(self) -> str:
+        """The canonical digest of the effective table."""
+        return digest(self.segments)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    """A spec or payload read for comparison: its table, or why it could not be used."""
+
+    path: str
+    table: TableView | None
+    diagnostics: tuple[Diagnostic, ...]
+
+
+def _looks_like_spec(path: str, data: bytes) -> bool:
+    suffix = Path(path).suffix.lower()
+    if suffix == ".toml":
+        return True
+    if suffix in (".bin", ".payload"):
+        return False
+    return is_toml(data)
+
+
+def read_table(
+    path: str,
+    data: bytes,
+    *,
+    kernel: str | None = None,
+    byte_order: ByteOrder = "little",
+    merge: bool = True,
+) -> ReadResult:
+    """Read a spec or a payload (told apart by suffix, else by content) as an effective table.
+
+    A ``.toml`` file, or any other file that parses as TOML, is a spec and is
+    compiled; anything else is a payload and is validated. Either way an
+    input with error diagnostics yields no table. An empty file is the empty
+    table either way.
+
+    Raises:
+        UnknownProfileError: ``kernel`` names no profile.
+        PayloadError: unknown byte order.
+    """
+    profile = get_profile(kernel) if kernel is not None else None
+    if _looks_like_spec(path, data):
+        compiled = compile_loaded(load_bytes(data, path), merge=merge, kernel=kernel)
+        if compiled.table is None:
+            return ReadResult(path, None, compiled.diagnostics)
+        records = tuple(compiled.table.raw_records)
+        used = compiled.table.profile
+        kind: Literal["spec", "payload"] = "spec"
+        diags = compiled.diagnostics
+    else:
+        diags = tuple(payload.validate(data, path, profile=profile, byte_order=byte_order))
+        if any(d.severity is Severity.ERROR for d in diags):
+            return ReadResult(path, None, diags)
+        records = tuple(payload.decode(data, byte_order))
+        used = profile or get_profile(None)
+        kind = "payload"
+    segments = tuple(effective_segments(records, used))
+    return ReadResult(path, TableView(path, kind, records, segments), diags)
+
+
+@dataclass(frozen=True, slots=True)
+class DiffResult:
+    """Two tables compared: the changes, or the diagnostics that stopped the comparison."""
+
+    a: ReadResult
+    b: ReadResult
+    changes: tuple[Change, ...] | None
+
+    @property
+    def equivalent(self) -> bool:
+        """Both tables were read and every ID has the same effective action."""
+        return self.changes is not None and not self.changes
+
+
+def diff_files(
+    a: tuple[str, bytes],
+    b: tuple[str, bytes],
+    *,
+    kernel: str | None = None,
+    byte_order: ByteOrder = "little",
+) -> DiffResult:
+    """Compare two specs or payloads, in any mix, by effective action per function ID.
+
+    Each input is ``(name, content)``.
+
+    Raises:
+        UnknownProfileError: ``kernel`` names no profile.
+        PayloadError: unknown byte order.
+    """
+    left = read_table(*a, kernel=kernel, byte_order=byte_order)
+    right = read_table(*b, kernel=kernel, byte_order=byte_order)
+    if left.table is None or right.table is None:
+        return DiffResult(left, right, None)
+    return DiffResult(left, right, tuple(diff_segments(left.table.segments, right.table.segments)))
+
+
+TableKind = Literal["spec", "payload", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Table:
+    """A filter table as the kernel receives it: encoded records and where each came from."""
+
+    kind: TableKind
+    path: str | None
+    records: tuple[bytes, ...]
+    origins: tuple[str, ...]
+    kernel: str | None = None
+    vm: VmConfig = dataclasses.field(default_factory=VmConfig)
+
+    @property
+    def label(self) -> str:
+        """How output names the table: ``spec hvcfilter.toml``, ``payload f.bin``, ``no filter``."""
+        if self.kind == "none":
+            return "no filter (the kernel's default behaviour)"
+        return f"{self.kind} {self.path}"
+
+
+def load_table(
+    spec: str | Path | None = None,
+    payload_path: str | Path | None = None,
+    *,
+    kernel: str | None = None,
+    cwd: str | Path = ".",
+) -> Table:
+    """The table to replay: a spec, a payload, else ``hvcfilter.toml`` in ``cwd``, else none.
+
+    Raises:
+        SpecError: the spec cannot be read or understood.
+        PayloadError: the payload cannot be read or is not whole records.
+        UnknownProfileError: ``kernel`` names no profile.
+    """
+    if spec is not None and payload_path is not None:
+        raise SpecError("give a spec or a payload, not both")
+    if payload_path is not None:
+        return _payload_table(Path(payload_path))
+    if spec is not None:
+        return _spec_table(Path(spec), kernel)
+    default = Path(cwd) / DEFAULT_SPEC
+    if default.is_file():
+        return _spec_table(default, kernel, shown=DEFAULT_SPEC)
+    return Table("none", None, (), ())
+
+
+def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
+    """A baseline table: a ``.toml`` spec, or else a payload of whole records.
+
+    Raises:
+        SpecError: the spec cannot be read or understood.
+        PayloadError: the payload cannot be read or is not whole records.
+    """
+    target = Path(path)
+    if target.suffix.lower() == ".toml":
+        return _spec_table(target, kernel)
+    return _payload_table(target)
+
+
+def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> Table:
+    # Imported here: the compiler pulls in the linter, which jsonl-only runs never need.
+    from hvcfilter.table.compiler import compile_spec
+
+    loaded = load(path)
+    if loaded.spec is None:
+        first = loaded.diagnostics[0] if loaded.diagnostics else None
+        detail = f"{first.location}: {first.message}" if first else "unknown problem"
+        raise SpecError(f"cannot use spec {path}: {detail}")
+    spec = loaded.spec
+    if kernel is not None:
+        spec = dataclasses.replace(spec, profile=get_profile(kernel))
+    compiled = compile_spec(spec)
+    records = tuple(payload.encode([c.record]) for c in compiled.records)
+    origins = tuple(", ".join(str(s) for s in c.sources) for c in compiled.records)
+    return Table("spec", shown or str(path), records, origins, spec.profile.name, spec.vm)
+
+
+def _payload_table(path: Path) -> Table:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise PayloadError(f"cannot read payload {path}: {exc.strerror or exc}") from exc
+    # The kernel (emulated) judges the fields; only the framing must be whole records.
+    try:
+        records = payload.decode(data, strict=False)
+    except PayloadError as exc:
+        hint = (
+            "pass a spec with --spec"
+            if path.suffix.lower() == ".toml"
+            else f"`hvcfilter decompile {path}` lists every problem"
+        )
+        raise PayloadError(f"cannot use payload {path}: {exc}; {hint}") from exc
+    encoded = tuple(payload.encode([r]) for r in records)
+    origins = tuple(f"record {i} @ {i * payload.RECORD_SIZE:#x}" for i in range(len(records)))
+    return Table("payload", str(path), encoded, origins)
