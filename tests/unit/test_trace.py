@@ -13,7 +13,7 @@ import pytest
 
 from hvcfilter import trace
 from hvcfilter.errors import TraceError
-from hvcfilter.trace import TraceFormat, TraceTally
+from hvcfilter.trace import TraceFormat, TraceTally, parallel, sources
 
 TRACES = Path(__file__).resolve().parent.parent / "traces"
 SAMPLE = TRACES / "sample-6.12.txt"
@@ -286,7 +286,7 @@ def test_fast_path_counts_exactly_what_the_line_parser_counts(
 ) -> None:
     path = tmp_path / "noisy.txt"
     _noisy_trace(path, 20_000, seed=7)
-    monkeypatch.setattr(trace, "_CHUNK", 4096)  # many chunks, most of them clean
+    monkeypatch.setattr(sources, "CHUNK", 4096)  # many chunks, most of them clean
     fast = trace.tally([str(path)])
     slow = TraceTally()
     for _ in trace.iter_events([str(path)], slow):
@@ -308,20 +308,20 @@ def test_parallel_scan_matches_the_serial_one(
 ) -> None:
     path = tmp_path / "noisy.txt"
     _noisy_trace(path, 30_000, seed=11)
-    monkeypatch.setattr(trace, "_CHUNK", 8192)
+    monkeypatch.setattr(sources, "CHUNK", 8192)
     serial = trace.tally([str(path)])
-    monkeypatch.setattr(trace, "_PARALLEL_MIN", 1)
-    monkeypatch.setattr(trace, "_SPLIT_GUARD", 0)
-    monkeypatch.setattr(trace, "_workers", lambda: 3)
-    parallel = trace.tally([str(path)])
-    assert parallel.calls == serial.calls
-    assert (parallel.lines, parallel.events, parallel.skipped, parallel.smc_without_id) == (
+    monkeypatch.setattr(parallel, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(parallel, "_SPLIT_GUARD", 0)
+    monkeypatch.setattr(parallel, "_workers", lambda: 3)
+    split = trace.tally([str(path)])
+    assert split.calls == serial.calls
+    assert (split.lines, split.events, split.skipped, split.smc_without_id) == (
         serial.lines,
         serial.events,
         serial.skipped,
         serial.smc_without_id,
     )
-    assert parallel.bad_lines == serial.bad_lines
+    assert split.bad_lines == serial.bad_lines
 
 
 def test_split_points_avoid_hvc32_traps(tmp_path: Path) -> None:
@@ -331,7 +331,7 @@ def test_split_points_avoid_hvc32_traps(tmp_path: Path) -> None:
 
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         # Every candidate cut follows an HVC32 trap within the guard: no split at all.
-        assert trace._split_points(mm, 2) == [0, len(mm)]
+        assert parallel.split_points(mm, 2) == [0, len(mm)]
 
 
 def test_immediate_wider_than_16_bits_is_malformed(tmp_path: Path) -> None:

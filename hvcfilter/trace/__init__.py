@@ -1,0 +1,103 @@
+"""The trace room: what guests really called, read from ftrace text, JSON Lines or CSV.
+
+Three formats, one model (:mod:`.events`). ftrace text (:mod:`.ftrace`)
+yields ``kvm_hvc_arm64`` events as HVC calls; ``kvm_exit`` traps with EC
+0x17/0x13 are SMCs whose function ID ftrace never records, so they are only
+counted (reference section 6). JSON Lines and CSV (:mod:`.records`) carry
+every field explicitly. Inputs may be ``-`` (stdin), plain, gzip or xz; the
+format and the compression are detected from the content (:mod:`.sources`).
+Two ways in: :func:`iter_events` yields one :class:`TraceEvent` per call in
+trace order, and :func:`tally` counts distinct calls without materialising
+one object per line, on every core for large files (:mod:`.parallel`).
+Memory is bounded by the chunk size and the number of distinct calls,
+whatever the trace length.
+
+Imports: :mod:`hvcfilter.smccc` and :mod:`hvcfilter.errors` only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
+from hvcfilter.trace.events import (
+    MAX_BAD_LINES,
+    BadLine,
+    Progress,
+    TraceEvent,
+    TraceFormat,
+    TraceTally,
+)
+from hvcfilter.trace.ftrace import ftrace_events
+from hvcfilter.trace.parallel import ftrace_tally
+from hvcfilter.trace.records import csv_events, jsonl_events
+from hvcfilter.trace.sources import detect_format, open_trace, resolve_format
+
+__all__ = [
+    "CONDUITS",
+    "MAX_BAD_LINES",
+    "MODES",
+    "BadLine",
+    "CallKey",
+    "Conduit",
+    "Mode",
+    "Progress",
+    "TraceEvent",
+    "TraceFormat",
+    "TraceTally",
+    "detect_format",
+    "iter_events",
+    "open_trace",
+    "tally",
+]
+
+
+def iter_events(
+    paths: list[str],
+    tally: TraceTally,
+    fmt: TraceFormat = TraceFormat.AUTO,
+    *,
+    progress: Progress | None = None,
+) -> Iterator[TraceEvent]:
+    """Yield every call of the traces, in order, counting everything else into ``tally``.
+
+    SMC traps without a function ID (ftrace) are counted, not yielded.
+
+    Raises:
+        TraceError: a trace cannot be read, or a CSV trace has no usable header.
+    """
+    for path in paths:
+        with open_trace(path) as source:
+            resolved = resolve_format(source, fmt)
+            tally.formats[source.name] = resolved.value
+            if resolved is TraceFormat.FTRACE:
+                yield from ftrace_events(source, tally, progress)
+            elif resolved is TraceFormat.JSONL:
+                yield from jsonl_events(source, tally, progress)
+            else:
+                yield from csv_events(source, tally, progress)
+
+
+def tally(
+    paths: list[str],
+    fmt: TraceFormat = TraceFormat.AUTO,
+    *,
+    progress: Progress | None = None,
+) -> TraceTally:
+    """Count the distinct calls of the traces, and everything else, without keeping events.
+
+    Raises:
+        TraceError: a trace cannot be read, or a CSV trace has no usable header.
+    """
+    result = TraceTally()
+    for path in paths:
+        with open_trace(path) as source:
+            resolved = resolve_format(source, fmt)
+            result.formats[source.name] = resolved.value
+            if resolved is TraceFormat.FTRACE:
+                ftrace_tally(source, result, progress)
+            else:
+                reader = jsonl_events if resolved is TraceFormat.JSONL else csv_events
+                for _ in reader(source, result, progress):
+                    pass
+    return result

@@ -1,0 +1,182 @@
+"""The ftrace text parser: ``kvm_hvc_arm64`` events as HVC calls, ``kvm_exit`` SMC traps counted.
+
+Reads ``/sys/kernel/tracing/trace``, ``trace_pipe`` and ``trace-cmd report``
+in all their layouts (reference section 6). :class:`FtraceParser` works a
+chunk at a time with whole-chunk C scans (a regex with a literal prefix for
+the events it needs, ``bytes.count`` for lines, one possessive regex that
+proves every line of the chunk is a well-formed event line); a chunk that
+fails any of those proofs, holds comments, or needs AArch32 inference is
+re-read line by line by the same code :func:`ftrace_events` uses, so both
+paths count exactly the same things.
+
+AArch32: ``kvm_hvc_arm64`` prints the same for every guest state, so the mode
+of an HVC is inferred from the ``kvm_exit`` that precedes it on the same task
+(EC 0x12, HVC32, gives ``a32``; A32 and T32 cannot be told apart, and KVM
+treats them the same); otherwise it is ``a64``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterator
+
+from hvcfilter.smccc import Mode
+from hvcfilter.trace.events import W0_MASK, Progress, TraceEvent, TraceTally
+from hvcfilter.trace.sources import Source, chunks
+
+__all__ = ["FtraceParser", "ftrace_events", "split_lines"]
+
+# comm may hold spaces and dashes (the pid follows the last dash before the
+# columns); record-tgid adds "(tgid)"; trace-cmd report has no flags column.
+_LINE = re.compile(
+    rb"[ \t]*(?P<comm>[^\n\[]*?)-(?P<pid>\d+)[ \t]+"
+    rb"(?:\([ \t]*[\d-]+\)[ \t]+)?"
+    rb"\[(?P<cpu>\d+)\][ \t]+"
+    rb"(?:[^\s\d]\S*[ \t]+)?"
+    rb"(?P<ts>\d+(?:\.\d+)?):[ \t]+"
+    rb"(?P<event>\w+):(?P<msg>[^\n]*)"
+)
+# The same language as _LINE, repeated over a whole chunk with possessive
+# quantifiers: one C-level pass proves every line of the chunk is an event.
+_LINES = re.compile(
+    rb"(?:[ \t]*+(?:[^\n\[-]*+-)+\d++[ \t]++"
+    rb"(?:\([ \t]*+[\d-]++\)[ \t]++)?"
+    rb"\[\d++\][ \t]++"
+    rb"(?:[^\s\d]\S*+[ \t]++)?"
+    rb"\d++(?:\.\d++)?:[ \t]++"
+    rb"\w++:[^\n]*+\n)*+"
+)
+# Old kernels print 8-digit hex, new ones 16; accept 1-16 (section 6.1).
+_HVC_MSG = re.compile(
+    rb"[ \t]+HVC at 0x[0-9a-fA-F]{1,16} \(r0: 0x(?P<r0>[0-9a-fA-F]{1,16}), "
+    rb"imm: 0x(?P<imm>[0-9a-fA-F]{1,4})\)[ \t\r]*"
+)
+_EXIT_MSG = re.compile(rb"[ \t]+TRAP: HSR_EC: 0x0*(?P<ec>[0-9a-fA-F]+)\b")
+# The fast path's event scan: a valid kvm_hvc_arm64 payload (group 1), a
+# malformed one (both groups empty), or a kvm_exit trap of interest (group 2).
+_EVENTS = re.compile(
+    rb"kvm_(?:hvc_arm64:[ \t]+(?:HVC at 0x[0-9a-fA-F]{1,16} \((r0: 0x[0-9a-fA-F]{1,16}, "
+    rb"imm: 0x[0-9a-fA-F]{1,4})\)[ \t\r]*\n)?"
+    rb"|exit:[ \t]+TRAP: HSR_EC: 0x0*(1[237])\b)"
+)
+_FAST_KEY = re.compile(rb"r0: 0x([0-9a-fA-F]+), imm: 0x([0-9a-fA-F]+)")
+# trace-cmd report's header lines.
+_HEADER = re.compile(rb"[ \t]*(?:cpus=\d+|CPU \d+ is empty|version = \d+)[ \t\r]*")
+_EC_SMC64, _EC_SMC32, _EC_HVC32 = 0x17, 0x13, 0x12
+
+
+def split_lines(chunk: bytes) -> list[bytes]:
+    # Only "\n" ends a line, as for the line counts (splitlines would also split at "\r").
+    return chunk.split(b"\n")[:-1]
+
+
+class FtraceParser:
+    """The line-by-line ftrace parser: exact, stateful (per-task AArch32 inference)."""
+
+    def __init__(self, tally: TraceTally, source: str) -> None:
+        self.tally = tally
+        self.source = source
+        # pid -> whether that task's last kvm_exit was an HVC32 trap.
+        self.a32_pending: dict[bytes, bool] = {}
+
+    @property
+    def carries_state(self) -> bool:
+        return any(self.a32_pending.values())
+
+    def line(self, number: int, raw: bytes) -> TraceEvent | None:
+        tally = self.tally
+        tally.lines += 1
+        text = raw.rstrip(b"\r\n")
+        stripped = text.strip()
+        if not stripped or stripped.startswith(b"#") or _HEADER.fullmatch(text):
+            tally.comments += 1
+            return None
+        m = _LINE.fullmatch(text)
+        if m is None:
+            tally.bad(self.source, number, text, "not an ftrace event line")
+            return None
+        event = m["event"]
+        if event == b"kvm_hvc_arm64":
+            hvc = _HVC_MSG.fullmatch(m["msg"])
+            if hvc is None:
+                tally.bad(self.source, number, text, "malformed kvm_hvc_arm64 event")
+                return None
+            tally.events += 1
+            pid = m["pid"]
+            mode: Mode = "a32" if self.a32_pending.pop(pid, False) else "a64"
+            x0, imm = int(hvc["r0"], 16), int(hvc["imm"], 16)
+            tally.calls[(x0 & W0_MASK, "hvc", imm, mode)] += 1
+            ts = m["ts"]
+            return TraceEvent(
+                x0,
+                "hvc",
+                imm,
+                mode,
+                int(pid),
+                float(ts) if b"." in ts else None,
+                number,
+                self.source,
+            )
+        tally.events += 1
+        if event == b"kvm_exit":
+            ex = _EXIT_MSG.match(m["msg"])
+            ec = int(ex["ec"], 16) if ex else -1
+            if ec in (_EC_SMC64, _EC_SMC32):
+                tally.smc_without_id += 1
+            self.a32_pending[m["pid"]] = ec == _EC_HVC32
+        return None
+
+    def chunk(self, chunk: bytes, first_line: int) -> int:
+        """Count one newline-terminated chunk; returns its number of lines."""
+        lines = self.chunk_fast(chunk)
+        if lines < 0:
+            raw_lines = split_lines(chunk)
+            for offset, raw in enumerate(raw_lines):
+                self.line(first_line + offset, raw)
+            return len(raw_lines)
+        return lines
+
+    def chunk_fast(self, chunk: bytes) -> int:
+        """Count a chunk in bulk; -1 (and nothing counted) if it needs the line parser."""
+        if self.carries_state:
+            return -1
+        start = 0
+        comments = 0
+        # The header block of comments is common; any other comment needs the slow path.
+        while chunk.startswith(b"#", start):
+            start = chunk.index(b"\n", start) + 1
+            comments += 1
+        if chunk.find(b"#", start) >= 0:
+            return -1
+        found = Counter(_EVENTS.findall(chunk, start))
+        if (b"", b"") in found or (b"", b"12") in found:
+            return -1  # a malformed kvm_hvc_arm64, or an AArch32 HVC to attribute
+        if not _LINES.fullmatch(chunk, start):
+            return -1
+        lines = chunk.count(b"\n")
+        tally = self.tally
+        tally.lines += lines
+        tally.comments += comments
+        tally.events += lines - comments
+        tally.smc_without_id += found.pop((b"", b"17"), 0) + found.pop((b"", b"13"), 0)
+        calls = tally.calls
+        for (payload, _), count in found.items():
+            key = _FAST_KEY.fullmatch(payload)
+            assert key is not None  # the scan matched it
+            calls[(int(key[1], 16) & W0_MASK, "hvc", int(key[2], 16), "a64")] += count
+        self.a32_pending.clear()
+        return lines
+
+
+def ftrace_events(
+    source: Source, tally: TraceTally, progress: Progress | None
+) -> Iterator[TraceEvent]:
+    parser = FtraceParser(tally, source.name)
+    line = 1
+    for chunk in chunks(source, progress):
+        for offset, raw in enumerate(split_lines(chunk)):
+            event = parser.line(line + offset, raw)
+            if event is not None:
+                yield event
+        line += chunk.count(b"\n")

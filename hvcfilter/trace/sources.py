@@ -1,0 +1,201 @@
+"""Reading trace files: stdin, plain, gzip or xz, in chunks or through an mmap; format detection.
+
+:func:`open_trace` opens any input as a :class:`Source`, undoing the
+compression it finds by its magic bytes; :func:`chunks` reads it in large
+chunks (through an mmap for plain files), and :func:`detect_format` tells
+ftrace, JSON Lines and CSV apart from the first bytes.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import gzip
+import io
+import lzma
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
+
+from hvcfilter.errors import TraceError
+from hvcfilter.trace.events import Progress, TraceFormat
+
+__all__ = [
+    "CHUNK",
+    "Source",
+    "chunks",
+    "detect_format",
+    "is_plain_file",
+    "open_trace",
+    "peek",
+    "range_chunks",
+    "resolve_format",
+]
+
+# Chunk size of the fast path: small enough to stay in cache across its scans.
+CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+class Source:
+    """A binary input stream plus what the progress bar needs (raw bytes read, total)."""
+
+    def __init__(
+        self, name: str, stream: io.BufferedIOBase, raw: io.BufferedReader, total: int | None
+    ) -> None:
+        self.name, self.stream, self._raw, self.total = name, stream, raw, total
+        # An uncompressed regular file: the fast path can mmap it.
+        self.plain = stream is raw and total is not None
+
+    def position(self) -> int:
+        """Bytes of the underlying (possibly compressed) input consumed so far."""
+        try:
+            return self._raw.tell()
+        except (OSError, ValueError):
+            return 0
+
+
+class _RawAdapter(io.RawIOBase):
+    """A raw stream over any binary file object (stdin replaced by a test, a pipe wrapper)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        self._inner = inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+@contextlib.contextmanager
+def open_trace(path: str) -> Iterator[Source]:
+    """Open a trace (``-`` is stdin), decompressing gzip or xz transparently.
+
+    Raises:
+        TraceError: the file cannot be opened or is not valid gzip/xz.
+    """
+    with contextlib.ExitStack() as stack:
+        raw: IO[bytes]
+        if path == "-":
+            raw = sys.stdin.buffer
+            total = None
+        else:
+            try:
+                raw = stack.enter_context(open(path, "rb"))
+                total = os.fstat(raw.fileno()).st_size
+            except OSError as exc:
+                raise TraceError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        name = "<stdin>" if path == "-" else path
+        buffered: io.BufferedReader = (
+            raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_RawAdapter(raw))
+        )
+        try:
+            magic = buffered.peek(6)[:6]
+        except OSError as exc:
+            raise TraceError(f"cannot read {name}: {exc.strerror or exc}") from exc
+        stream: io.BufferedIOBase
+        if magic.startswith(_GZIP_MAGIC):
+            stream = stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))
+        elif magic.startswith(_XZ_MAGIC):
+            stream = stack.enter_context(lzma.LZMAFile(buffered, mode="rb"))
+        else:
+            stream = buffered
+        yield Source(name, stream, buffered, total)
+
+
+def is_plain_file(source: Source) -> bool:
+    return source.plain and source.name != "<stdin>"
+
+
+def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
+    """Newline-terminated chunks of the decompressed input (a final partial line gets one)."""
+    try:
+        if is_plain_file(source) and source.total:
+            yield from mmap_chunks(source, progress)
+            return
+        rest = b""
+        while True:
+            block = source.stream.read(CHUNK)
+            if progress is not None:
+                progress(source.position(), source.total)
+            if not block:
+                break
+            end = block.rfind(b"\n") + 1
+            if end == 0:
+                rest += block
+                continue
+            yield rest + block[:end] if rest else block[:end]
+            rest = block[end:]
+        if rest:
+            yield rest + b"\n"
+    except (OSError, EOFError, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise TraceError(f"cannot read {source.name}: {exc}") from exc
+
+
+def mmap_chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
+    # Whole-chunk reads at known offsets: no copy to join a carried partial line,
+    # and (unlike an mmap) pages already scanned do not stay in this process's RSS.
+    fd = source.stream.fileno()
+    yield from range_chunks(fd, 0, os.fstat(fd).st_size, progress)
+
+
+def range_chunks(fd: int, start: int, stop: int, progress: Progress | None) -> Iterator[bytes]:
+    size, pos = os.fstat(fd).st_size, start
+    while pos < stop:
+        block = os.pread(fd, min(CHUNK, stop - pos), pos)
+        if not block:
+            break
+        end = block.rfind(b"\n") + 1
+        while end == 0 and pos + len(block) < stop:  # a line longer than a chunk
+            more = os.pread(fd, min(CHUNK, stop - pos - len(block)), pos + len(block))
+            if not more:
+                break
+            block += more
+            end = block.rfind(b"\n") + 1
+        chunk = block[:end] if end else block
+        pos += len(chunk)
+        if progress is not None:
+            progress(pos, size)
+        yield chunk if chunk.endswith(b"\n") else chunk + b"\n"
+
+
+def detect_format(head: bytes) -> TraceFormat:
+    """Guess the format from the start of the (decompressed) input.
+
+    The first line that is neither blank nor a ``#`` comment decides: ``{``
+    starts JSON Lines, a comma-separated header naming ``x0`` is CSV, and
+    anything else is ftrace text.
+    """
+    # Editors on Windows start UTF-8 files with a byte-order mark.
+    for raw in head.removeprefix(codecs.BOM_UTF8).splitlines():
+        line = raw.strip()
+        if not line or line.startswith(b"#"):
+            continue
+        if line.startswith(b"{"):
+            return TraceFormat.JSONL
+        cells = [c.strip().strip(b'"').lower() for c in line.split(b",")]
+        if len(cells) > 1 and b"x0" in cells:
+            return TraceFormat.CSV
+        return TraceFormat.FTRACE
+    return TraceFormat.FTRACE
+
+
+def peek(source: Source) -> bytes:
+    stream = source.stream
+    try:
+        if isinstance(stream, io.BufferedReader):
+            return stream.peek(1 << 16)
+        if isinstance(stream, gzip.GzipFile | lzma.LZMAFile):
+            return stream.peek(1 << 16)
+    except (OSError, EOFError, lzma.LZMAError) as exc:
+        raise TraceError(f"cannot read {source.name}: {exc}") from exc
+    return b""
+
+
+def resolve_format(source: Source, fmt: TraceFormat) -> TraceFormat:
+    return detect_format(peek(source)) if fmt is TraceFormat.AUTO else fmt
