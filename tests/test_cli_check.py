@@ -14,7 +14,7 @@ from hvcfilter import lint
 from hvcfilter.cli import cli
 from hvcfilter.cli._common import ExitCode
 from hvcfilter.cli.check import exit_code
-from hvcfilter.render.diagnostics import Format
+from hvcfilter.render.check import Format
 
 CLEAN = '[[range]]\nowner = "sip"\naction = "fwd_to_user"\n'
 WARNING_ONLY = '[[range]]\nfunction = "PSCI_CPU_ON_64"\naction = "fwd_to_user"\n'

@@ -2,7 +2,7 @@
 
 Each command parses its options, calls one library function
 (:func:`hvcfilter.lint.lint` or :func:`hvcfilter.explain.explain`), renders
-the result with :mod:`hvcfilter.render.diagnostics` and exits with the
+the result with :mod:`hvcfilter.render.check` or :mod:`hvcfilter.render.explain` and exits with the
 documented code: 0 clean, 1 findings, 2 usage error or unreadable file,
 3 internal error.
 """
@@ -14,7 +14,8 @@ import click
 from hvcfilter.cli._common import ExitCode, guarded, use_color, write_output
 from hvcfilter.explain import explain as explain_query
 from hvcfilter.lint import LintReport, lint
-from hvcfilter.render.diagnostics import ExplainFormat, Format, render_explanation, renderer
+from hvcfilter.render.check import Format, renderer
+from hvcfilter.render.explain import ExplainFormat, render_explanation
 from hvcfilter.spec import DEFAULT_SPEC
 
 __all__ = ["check", "exit_code", "explain"]

@@ -1,4 +1,4 @@
-"""Unit tests of hvcfilter.render.diagnostics: every format, the JSON schema, SARIF validity."""
+"""Unit tests of hvcfilter.render.check and .explain: every format, the JSON schema, SARIF."""
 
 from __future__ import annotations
 
@@ -13,18 +13,17 @@ import pytest
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.explain import explain
 from hvcfilter.lint import FileReport, LintReport, lint_text
-from hvcfilter.render.diagnostics import (
+from hvcfilter.render.check import (
     JSON_SCHEMA,
     RENDERERS,
-    ExplainFormat,
     Format,
-    render_explanation,
     render_github,
     render_json,
     render_sarif,
     render_text,
     renderer,
 )
+from hvcfilter.render.explain import ExplainFormat, render_explanation
 from hvcfilter.rules import all_rules
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
