@@ -27,8 +27,8 @@ from hvcfilter.lab.scenario import (
     Scenario,
     ScenarioResult,
     StepResult,
-    parse_output,
 )
+from hvcfilter.lab.wire import parse_output
 
 FIXTURES = Path(__file__).resolve().parent / "lab" / "fixtures"
 

@@ -20,8 +20,12 @@ from hvcfilter.lab.cache import (
     lab_status,
     prepare_lab,
 )
+from hvcfilter.lab.compare import Divergence, compare, default_vm_factory, replay
+from hvcfilter.lab.generate import generate
+from hvcfilter.lab.probes import probe_scenarios
 from hvcfilter.lab.runner import LabRun, run_scenarios
 from hvcfilter.lab.scenario import (
+    CALL_MARKERS,
     Call,
     CallOutcome,
     CreateVcpu,
@@ -41,11 +45,13 @@ from hvcfilter.lab.scenario import (
 )
 
 __all__ = [
+    "CALL_MARKERS",
     "DEFAULT_KERNELS",
     "KERNELS",
     "Call",
     "CallOutcome",
     "CreateVcpu",
+    "Divergence",
     "ErrnoResult",
     "GetFwBitmap",
     "KernelInfo",
@@ -62,8 +68,13 @@ __all__ = [
     "Step",
     "StepResult",
     "VmConfig",
+    "compare",
     "default_cache_dir",
+    "default_vm_factory",
+    "generate",
     "lab_status",
     "prepare_lab",
+    "probe_scenarios",
+    "replay",
     "run_scenarios",
 ]

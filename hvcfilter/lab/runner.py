@@ -24,7 +24,8 @@ from pathlib import Path
 
 from hvcfilter.errors import LabError
 from hvcfilter.lab.cache import LabStatus, build_driver
-from hvcfilter.lab.scenario import Scenario, ScenarioResult, parse_output, to_wire
+from hvcfilter.lab.scenario import Scenario, ScenarioResult
+from hvcfilter.lab.wire import parse_output, to_wire
 
 __all__ = ["QEMU_ARGS", "LabRun", "build_initramfs", "newc_archive", "run_scenarios"]
 

@@ -16,7 +16,8 @@ import pytest
 
 from hvcfilter.lab import LabStatus, run_scenarios
 from hvcfilter.lab.generate import generate
-from hvcfilter.lab.scenario import CallOutcome, ErrnoResult, scenario_from_dict
+from hvcfilter.lab.scenario import CallOutcome, ErrnoResult
+from hvcfilter.lab.serial import scenario_from_dict
 
 pytestmark = pytest.mark.lab
 FIXTURES = Path(__file__).parent / "fixtures"

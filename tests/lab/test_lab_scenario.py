@@ -25,13 +25,14 @@ from hvcfilter.lab.scenario import (
     SetFwBitmap,
     SetPsciVersion,
     VmConfig,
-    parse_output,
+)
+from hvcfilter.lab.serial import (
     result_from_dict,
     result_to_dict,
     scenario_from_dict,
     scenario_to_dict,
-    to_wire,
 )
+from hvcfilter.lab.wire import parse_output, to_wire
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

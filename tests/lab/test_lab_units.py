@@ -27,10 +27,9 @@ from hvcfilter.lab.scenario import (
     ScenarioResult,
     SetFilter,
     VmConfig,
-    parse_output,
-    scenario_from_dict,
-    to_wire,
 )
+from hvcfilter.lab.serial import scenario_from_dict
+from hvcfilter.lab.wire import parse_output, to_wire
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
