@@ -1,6 +1,6 @@
 """Fake labs for the verify tests: "real" kernels answered by captured consoles or the emulator.
 
-Shared by tests/unit/test_verify.py and tests/test_cli_lab.py, so that neither
+Shared by tests/unit/verify/test_verify.py and tests/cli/test_cli_lab.py, so that neither
 imports the other.
 """
 

@@ -1,4 +1,4 @@
-"""The fast spec reader (reader.read_document) against the schema of record (hvcfilter.schema).
+"""The fast spec reader (spec.reader) against the schema of record (spec.schema).
 
 The reader may decline anything, but what it returns must be exactly what the
 pydantic schema returns, and it must not decline well-formed documents (or

@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from suite_paths import ROOT
 
 from hvcfilter import api
 from hvcfilter.errors import HvcFilterError
 from hvcfilter.table import payload
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
 TRACES = ROOT / "tests" / "traces"
 

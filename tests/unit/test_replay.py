@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from suite_paths import TRACES
 
 from hvcfilter import replay, trace
 from hvcfilter.errors import PayloadError, SpecError
@@ -19,7 +20,6 @@ from hvcfilter.table import payload
 from hvcfilter.table.files import load_baseline, load_table
 from hvcfilter.table.payload import Record
 
-TRACES = Path(__file__).resolve().parent.parent / "traces"
 SAMPLE = str(TRACES / "sample-6.12.txt")
 SPEC = TRACES / "sample-filter.toml"
 

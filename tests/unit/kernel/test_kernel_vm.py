@@ -1,4 +1,4 @@
-"""Tests for hvcfilter.kernel: data-driven cases (selftest, real-kernel rows) and each rule."""
+"""Tests for hvcfilter.kernel.KvmVm: data-driven cases (selftest, real-kernel rows), each rule."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import errno
 import itertools
 import tomllib
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
+from suite_paths import KERNEL_CASES
 
 from hvcfilter.errors import HvcFilterError, PayloadError, SpecError
 from hvcfilter.kernel import (
@@ -25,7 +25,7 @@ from hvcfilter.kernel import (
 from hvcfilter.kernel.profiles import PROFILES, HostCpu, UnknownProfileError
 from hvcfilter.model import Action, VmConfig
 
-CASES_DIR = Path(__file__).resolve().parent.parent / "kernel_cases"
+CASES_DIR = KERNEL_CASES
 OBSERVED = ("6.12", "7.2")
 MARKERS = (0x1111, 0x2222, 0x3333)
 U64 = (1 << 64) - 1

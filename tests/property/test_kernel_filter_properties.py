@@ -1,4 +1,4 @@
-"""Property tests for hvcfilter.ranges: in-order installs against a brute-force interval model."""
+"""Property tests for hvcfilter.kernel.filter: in-order installs against a brute-force model."""
 
 from __future__ import annotations
 

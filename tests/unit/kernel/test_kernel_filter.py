@@ -1,4 +1,4 @@
-"""Unit tests for hvcfilter.ranges: the filter tree, in-order installs, validation and cover."""
+"""Unit tests for hvcfilter.kernel.filter: the tree, in-order installs, validation and cover."""
 
 from __future__ import annotations
 

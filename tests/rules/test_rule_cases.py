@@ -1,4 +1,4 @@
-"""Run every ``tests/checks/HVFnnn.toml``: each [[fail]] spec must produce the code, each
+"""Run every ``tests/rules/HVFnnn.toml``: each [[fail]] spec must produce the code, each
 [[pass]] spec must not.
 
 A case file holds ``code`` and arrays of tables ``fail`` and ``pass``, each with

@@ -1,4 +1,4 @@
-"""Unit tests for hvcfilter.payload: the record layout, encode/decode, and every HVF4xx rule."""
+"""Unit tests for hvcfilter.table.payload: the record layout, encode/decode, every HVF4xx rule."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from suite_paths import TRACES
 
 from hvcfilter.cli import cli
 from hvcfilter.cli.simulate import ReportFormat
 
-TRACES = Path(__file__).resolve().parent / "traces"
 SAMPLE = str(TRACES / "sample-6.12.txt")
 SPEC = str(TRACES / "sample-filter.toml")
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from lab_fakes import console_run, emulator_run, fake_run, fake_status
+from suite_paths import ROOT
 
 from hvcfilter import smccc
 from hvcfilter.errors import LabError
@@ -55,7 +56,6 @@ from hvcfilter.verify import (
     verify,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "lab" / "fixtures"
 EXAMPLES = ROOT / "examples"
 SAMPLE_TRACE = ROOT / "tests" / "traces" / "sample-6.12.txt"  # the shared reference sample

@@ -1,7 +1,7 @@
 """Golden files: every output format of every shipped example, byte for byte.
 
 Regenerate deliberately with ``HVCFILTER_REGEN_GOLDEN=1 python -m pytest
-tests/unit/test_emit_golden.py`` and review the diff: a golden must be right
+tests/unit/emit/test_emit_golden.py`` and review the diff: a golden must be right
 by the reference, not only what the code produced.
 """
 
@@ -11,11 +11,11 @@ import os
 from pathlib import Path
 
 import pytest
+from suite_paths import ROOT
 
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.table import compiler, decompiler
 
-ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden"
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 REGEN = os.environ.get("HVCFILTER_REGEN_GOLDEN") == "1"

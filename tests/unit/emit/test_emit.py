@@ -8,12 +8,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from suite_paths import ROOT
 
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.emit.rust import _grouped
 from hvcfilter.table import compiler, payload
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 
 # A comment that tries to break out of C and Rust comments and to form a trigraph line splice.

@@ -10,12 +10,12 @@ from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
+from suite_paths import ROOT
 
 from hvcfilter.cli import cli
 from hvcfilter.cli.compile import DiffFormat
 from hvcfilter.emit import OutputFormat
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 GOLDEN = ROOT / "tests" / "golden"
 OVERLAP = (

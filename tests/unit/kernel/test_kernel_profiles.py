@@ -1,4 +1,4 @@
-"""Tests for hvcfilter.profiles: lookup, register data and the differences between kernels."""
+"""Tests for hvcfilter.kernel.profiles: lookup, register data, the differences between kernels."""
 
 from __future__ import annotations
 

@@ -10,12 +10,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from suite_paths import TRACES
 
 from hvcfilter import trace
 from hvcfilter.errors import TraceError
 from hvcfilter.trace import TraceFormat, TraceTally, parallel, sources
 
-TRACES = Path(__file__).resolve().parent.parent / "traces"
 SAMPLE = TRACES / "sample-6.12.txt"
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from suite_paths import EXAMPLES
 
 from hvcfilter import spec
 from hvcfilter.diagnostics import Severity
@@ -339,7 +340,7 @@ def test_clean_specs_are_read_without_importing_pydantic() -> None:
     import subprocess
     import sys
 
-    examples = sorted(str(p) for p in (Path(__file__).parents[2] / "examples").glob("*.toml"))
+    examples = sorted(str(p) for p in EXAMPLES.glob("*.toml"))
     code = (
         "import sys\n"
         "from hvcfilter.cli import main\n"

@@ -1,7 +1,7 @@
 """CLI tests for ``hvcfilter lab setup|status`` and ``hvcfilter verify``: exit codes and output.
 
 No QEMU: ``verify`` runs against a fake lab whose "real" answers come from the
-emulator (see tests/unit/test_verify.py), wired in by monkeypatching the
+emulator (see tests/unit/verify/test_verify.py), wired in by monkeypatching the
 library functions the CLI calls.
 """
 
@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from lab_fakes import emulator_run, fake_status
+from suite_paths import ROOT
 
 from hvcfilter import verify as verify_api
 from hvcfilter.cli import cli
 from hvcfilter.cli.lab import ReportFormat
 from hvcfilter.lab import LabStatus, lab_status
 
-ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 
 

@@ -1,0 +1,41 @@
+"""Unit tests of hvcfilter.rules.allow: what a spec's allow lists accept, and where."""
+
+from __future__ import annotations
+
+from hvcfilter.lint import lint_text
+
+
+def test_allow_accepts_warnings_of_its_own_range_only() -> None:
+    text = """
+[[range]]
+action = "fwd_to_user"
+functions = ["PSCI_CPU_ON_32", "PSCI_CPU_ON_64"]
+allow = ["HVF303"]
+
+[[range]]
+action = "fwd_to_user"
+functions = ["PSCI_CPU_OFF_32"]
+"""
+    found = [(d.code, d.location.key) for d in lint_text(text, "a.toml").diagnostics]
+    assert ("HVF303", "range[1].functions") in found
+    assert all(not (code == "HVF303" and (key or "").startswith("range[0]")) for code, key in found)
+
+
+def test_filter_allow_accepts_everywhere_but_never_an_error() -> None:
+    text = """
+[filter]
+allow = ["forwards-kernel-call", "HVF201"]
+
+[[range]]
+action = "fwd_to_user"
+base = 0x84000002
+nr_functions = 2
+
+[[range]]
+action = "deny"
+base = 0x84000003
+nr_functions = 1
+"""
+    codes = [d.code for d in lint_text(text, "b.toml").diagnostics]
+    assert "HVF303" not in codes
+    assert "HVF201" in codes and "HVF108" in codes
