@@ -15,7 +15,7 @@ from typing import Any, cast
 
 from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import LabRun, LabStatus
-from hvcfilter.lab.compare import EmulatedVm, replay
+from hvcfilter.lab.crosscheck import EmulatedVm, replay
 from hvcfilter.lab.scenario import (
     Call,
     CallOutcome,

@@ -2,8 +2,10 @@
 
 Each subcommand lives in its own module under ``hvcfilter.cli`` and is
 imported only when it runs, so ``hvcfilter check`` does not pay for the
-emulator, the trace parsers or the lab. Nothing in the package imports this
-module; it imports the rest.
+emulator, the trace parsers or the lab. Each command parses its options,
+calls one domain function and hands the result to one renderer.
+
+Imports: everything else; nothing in the package imports this room.
 """
 
 from __future__ import annotations

@@ -16,7 +16,7 @@ from typing import assert_never
 import click
 
 from hvcfilter.cli._common import ExitCode, guarded
-from hvcfilter.lab.cache import KERNELS
+from hvcfilter.lab import KERNELS
 
 __all__ = ["ReportFormat", "lab", "verify"]
 

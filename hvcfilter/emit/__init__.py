@@ -4,6 +4,9 @@ Every emitter takes a :class:`~hvcfilter.table.compiler.CompiledTable` and retur
 the exact bytes of the output, so the CLI only decides where they go. Output
 is deterministic: the same spec gives the same bytes, with no timestamps,
 absolute paths or tool versions in it.
+
+Imports: the table pipeline's types (:mod:`hvcfilter.table`) and the
+kernel's ABI; never the CLI or the renderers.
 """
 
 from __future__ import annotations

@@ -3,10 +3,15 @@
 Public entry points: :func:`prepare_lab` / :func:`lab_status` (the cache of
 Debian kernels, busybox and the in-guest driver), :func:`run_scenarios` (boot
 one kernel, run a batch of :class:`Scenario` objects, return a :class:`LabRun`),
-:mod:`hvcfilter.lab.compare` (replay a scenario on the emulator and list
-divergences), :mod:`hvcfilter.lab.generate` (seeded random conformance
+:mod:`hvcfilter.lab.crosscheck` (replay a scenario on the emulator and list
+divergences), :mod:`hvcfilter.lab.random_scenarios` (seeded random conformance
 scenarios) and :mod:`hvcfilter.lab.probes` (the curated questions the lab
-answers for the reference).
+answers for the reference). The driver's wire format is :mod:`.wire`, the
+scenarios' JSON form :mod:`.serial`.
+
+Imports: :mod:`hvcfilter.smccc` and :mod:`hvcfilter.errors`; the emulator
+only when a caller asks for its default VM factory. Other rooms use the
+names below, never the modules inside.
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ from hvcfilter.lab.cache import (
     lab_status,
     prepare_lab,
 )
-from hvcfilter.lab.compare import Divergence, compare, default_vm_factory, replay
-from hvcfilter.lab.generate import generate
+from hvcfilter.lab.crosscheck import Divergence, compare, default_vm_factory, replay
 from hvcfilter.lab.probes import probe_scenarios
+from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, run_scenarios
 from hvcfilter.lab.scenario import (
     CALL_MARKERS,

@@ -6,7 +6,7 @@ firmware-register writes and reads, vCPU creation, the first ``KVM_RUN`` and
 guest calls). The in-guest driver's line format is :mod:`hvcfilter.lab.wire`
 and the JSON form :mod:`hvcfilter.lab.serial`. Result fields use the names of the
 emulator's ``CallResult`` (``exit``, ``nr``, ``flags``, ``event_type``,
-``x0``-``x3``) so that :mod:`hvcfilter.lab.compare` can compare them directly.
+``x0``-``x3``) so that :mod:`hvcfilter.lab.crosscheck` can compare them directly.
 This module does no I/O.
 """
 

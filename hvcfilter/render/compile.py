@@ -16,7 +16,7 @@ from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.lint import FileReport, LintReport
 from hvcfilter.model import Action
-from hvcfilter.render.check import render_text
+from hvcfilter.render.check.text import render_text
 from hvcfilter.table.dryrun import DryRunResult
 from hvcfilter.table.effective import Change, covered_calls
 from hvcfilter.table.files import DiffResult

@@ -6,7 +6,8 @@ the fast reader (:mod:`.reader`) or the pydantic schema of record
 (:mod:`.schema`, whose errors :mod:`.schema_errors` words), then resolves
 the document into records (:mod:`.resolve`). :mod:`.source` recovers lines
 and columns, :mod:`.input_rules` documents the HVF0xx/HVF1xx codes, and
-:mod:`.writer` writes canonical spec TOML.
+:mod:`.writer` writes canonical spec TOML (imported on its own: loading never
+needs it).
 
 Imports: :mod:`hvcfilter.model`, :mod:`hvcfilter.diagnostics`,
 :mod:`hvcfilter.smccc`, :mod:`hvcfilter.errors` and the kernel's facts
@@ -20,7 +21,6 @@ from hvcfilter.spec.input_rules import INPUT_RULES, InputRule
 from hvcfilter.spec.loader import DEFAULT_SPEC, LoadResult, is_toml, load, load_bytes, loads
 from hvcfilter.spec.resolve import resolve_function
 from hvcfilter.spec.source import KeyPath, format_key_path, locate
-from hvcfilter.spec.writer import dump_document
 
 __all__ = [
     "DEFAULT_SPEC",
@@ -28,7 +28,6 @@ __all__ = [
     "InputRule",
     "KeyPath",
     "LoadResult",
-    "dump_document",
     "format_key_path",
     "is_toml",
     "load",

@@ -19,7 +19,6 @@ from hvcfilter.model import FilterSpec
 from hvcfilter.spec.input_rules import diag
 from hvcfilter.spec.reader import read_document
 from hvcfilter.spec.resolve import resolve
-from hvcfilter.spec.schema_errors import one_per_key, schema_diagnostic
 from hvcfilter.spec.source import SourceMap, split_toml_error
 
 __all__ = ["DEFAULT_SPEC", "LoadResult", "is_toml", "load", "load_bytes", "loads"]
@@ -135,6 +134,7 @@ def loads(text: str, filename: str = "<string>") -> LoadResult:
         from pydantic import ValidationError
 
         from hvcfilter.spec import schema
+        from hvcfilter.spec.schema_errors import one_per_key, schema_diagnostic
 
         try:
             document = schema.to_document(schema.SpecDocumentModel.model_validate(raw))

@@ -17,7 +17,8 @@ from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.errors import PayloadError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import Action
-from hvcfilter.spec import dump_document, is_toml
+from hvcfilter.spec import is_toml
+from hvcfilter.spec.writer import dump_document
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import Layout, mergeable
 from hvcfilter.table.effective import covered_calls

@@ -1,7 +1,7 @@
 """The verify room: prove a table, and the emulator, on a real Linux KVM in the lab.
 
 :func:`verify` compiles a spec, turns its records and ``[vm]`` settings into
-lab :class:`~hvcfilter.lab.scenario.Scenario` objects (install steps, then
+lab :class:`~hvcfilter.lab.Scenario` objects (install steps, then
 calls: a trace's distinct calls, or without a trace a generated probe set
 covering every record edge, every reserved-range edge and every catalogue
 ID on both conduits), runs them on each requested lab kernel with one boot

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from hvcfilter.lab import LabStatus, run_scenarios
-from hvcfilter.lab.generate import generate
+from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.scenario import CallOutcome, ErrnoResult
 from hvcfilter.lab.serial import scenario_from_dict
 

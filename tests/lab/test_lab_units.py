@@ -13,9 +13,9 @@ import pytest
 
 from hvcfilter.errors import LabError
 from hvcfilter.lab import cache
-from hvcfilter.lab.compare import compare, default_vm_factory, replay
-from hvcfilter.lab.generate import generate
+from hvcfilter.lab.crosscheck import compare, default_vm_factory, replay
 from hvcfilter.lab.probes import probe_scenarios, tabulate
+from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, build_initramfs, newc_archive
 from hvcfilter.lab.scenario import (
     Call,

@@ -1,9 +1,10 @@
 """Renderers of lint reports (``hvcfilter check``), one module per output format.
 
-:data:`RENDERERS` maps each :class:`Format` to a pure function
+:func:`renderer` gives each :class:`Format` its pure function
 ``(report, *, color=False) -> str``: :mod:`.text`, :mod:`.json`,
-:mod:`.sarif` and :mod:`.github`. A new format is one module and one
-:class:`Format` member.
+:mod:`.sarif` and :mod:`.github`, each imported only when asked for, so
+that ``check`` pays only for the format it prints. A new format is one
+module, one :class:`Format` member and one case in :func:`renderer`.
 """
 
 from __future__ import annotations
@@ -12,25 +13,8 @@ from enum import StrEnum
 from typing import Protocol, assert_never
 
 from hvcfilter.lint import LintReport
-from hvcfilter.render.check.github import render_github
-from hvcfilter.render.check.json import CHECK_FORMAT_TAG, JSON_SCHEMA, JSON_VERSION, render_json
-from hvcfilter.render.check.sarif import SARIF_SCHEMA_URI, render_sarif
-from hvcfilter.render.check.text import render_text
 
-__all__ = [
-    "CHECK_FORMAT_TAG",
-    "JSON_SCHEMA",
-    "JSON_VERSION",
-    "RENDERERS",
-    "SARIF_SCHEMA_URI",
-    "Format",
-    "Renderer",
-    "render_github",
-    "render_json",
-    "render_sarif",
-    "render_text",
-    "renderer",
-]
+__all__ = ["Format", "Renderer", "renderer"]
 
 
 class Format(StrEnum):
@@ -48,24 +32,24 @@ class Renderer(Protocol):
     def __call__(self, report: LintReport, *, color: bool = False) -> str: ...
 
 
-RENDERERS: dict[Format, Renderer] = {
-    Format.TEXT: render_text,
-    Format.JSON: render_json,
-    Format.SARIF: render_sarif,
-    Format.GITHUB: render_github,
-}
-
-
 def renderer(fmt: Format) -> Renderer:
     """The renderer of an output format."""
     match fmt:
         case Format.TEXT:
+            from hvcfilter.render.check.text import render_text
+
             return render_text
         case Format.JSON:
+            from hvcfilter.render.check.json import render_json
+
             return render_json
         case Format.SARIF:
+            from hvcfilter.render.check.sarif import render_sarif
+
             return render_sarif
         case Format.GITHUB:
+            from hvcfilter.render.check.github import render_github
+
             return render_github
         case _:
             assert_never(fmt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tomllib
 
-from hvcfilter.spec import dump_document
+from hvcfilter.spec.writer import dump_document
 
 
 def test_dump_document_rewrites_only_integer_id_lines() -> None:
