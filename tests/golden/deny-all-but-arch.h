@@ -9,7 +9,9 @@
  * the VM. Actions: 0 KVM_SMCCC_FILTER_HANDLE, 1 DENY, 2 FWD_TO_USER.
  *
  * struct kvm_smccc_filter comes from <linux/kvm.h> (arm64, Linux 6.4 and newer):
- * include it, or define the struct the same way, before this header. */
+ * include it, or define the struct the same way, before this header. With
+ * <linux/kvm.h> included first, hvcfilter_install_smccc_filters(vm_fd, &err) installs
+ * the table: see its comment below. */
 
 #ifndef HVCFILTER_SMCCC_FILTERS_H
 #define HVCFILTER_SMCCC_FILTERS_H
@@ -28,5 +30,60 @@ static const struct kvm_smccc_filter hvcfilter_smccc_filters[HVCFILTER_SMCCC_FIL
 	 *   from range[2] base = 0xC0010000, end = 0xFFFFFFFF (fast SMC64 calls above the Arm Architecture range) */
 	{ .base = 0xC0010000u, .nr_functions = 0x3FFF0000u, .action = 1 /* KVM_SMCCC_FILTER_DENY */ },
 };
+
+#ifdef KVM_SET_DEVICE_ATTR
+#include <errno.h>
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+/* uapi asm/kvm.h (Linux 6.4), missing from older headers. */
+#ifndef KVM_ARM_VM_SMCCC_CTRL
+#define KVM_ARM_VM_SMCCC_CTRL 0
+#endif
+#ifndef KVM_ARM_VM_SMCCC_FILTER
+#define KVM_ARM_VM_SMCCC_FILTER 0
+#endif
+
+/* Where hvcfilter_install_smccc_filters() failed. */
+struct hvcfilter_smccc_install_error {
+	int record; /* the index of the record KVM_SET_DEVICE_ATTR refused; -1: the probe */
+	int error;  /* its errno */
+};
+
+static inline int hvcfilter_smccc_install_failed(struct hvcfilter_smccc_install_error *err, int record)
+{
+	if (err) {
+		err->record = record;
+		err->error = errno;
+	}
+	return -1;
+}
+
+/* Installs the records in array order on the VM behind vm_fd; call it after
+ * KVM_CREATE_VM and before the first KVM_RUN of any vCPU. KVM_HAS_DEVICE_ATTR
+ * probes for the filter first: a kernel without one (before Linux 6.4) fails it
+ * and err->record is -1. Then one KVM_SET_DEVICE_ATTR per record, which fails
+ * with EEXIST (it meets a reserved range or an earlier record), EINVAL (a
+ * malformed record) or EBUSY (a vCPU has already run). Returns 0 when every
+ * record is installed, else -1 with errno set and, if err is not NULL, the
+ * failed record and errno in *err. The records before a failed one stay
+ * installed and cannot be removed: discard the VM. An empty table installs
+ * nothing and probes nothing. */
+static inline int hvcfilter_install_smccc_filters(int vm_fd, struct hvcfilter_smccc_install_error *err)
+{
+	struct kvm_device_attr attr = {0};
+
+	attr.group = KVM_ARM_VM_SMCCC_CTRL;
+	attr.attr = KVM_ARM_VM_SMCCC_FILTER;
+	if (ioctl(vm_fd, KVM_HAS_DEVICE_ATTR, &attr) != 0)
+		return hvcfilter_smccc_install_failed(err, -1);
+	for (int i = 0; i < HVCFILTER_SMCCC_FILTERS_LEN; i++) {
+		attr.addr = (uint64_t)(uintptr_t)&hvcfilter_smccc_filters[i];
+		if (ioctl(vm_fd, KVM_SET_DEVICE_ATTR, &attr) != 0)
+			return hvcfilter_smccc_install_failed(err, i);
+	}
+	return 0;
+}
+#endif /* KVM_SET_DEVICE_ATTR */
 
 #endif /* HVCFILTER_SMCCC_FILTERS_H */

@@ -8,7 +8,7 @@
 // KVM_RUN of any vCPU. A failed call leaves the records before it installed: discard
 // the VM. Actions: 0 KVM_SMCCC_FILTER_HANDLE, 1 DENY, 2 FWD_TO_USER.
 
-use kvm_bindings::kvm_smccc_filter;
+use kvm_bindings::{kvm_device_attr, kvm_smccc_filter};
 
 /// Canonical digest of the effective table, for the migration stream.
 pub const SMCCC_FILTERS_DIGEST: &str = "sha256:858ac92bd7de89b3f870823273a955a1fd59f764f0b7f49eb47bac5f75227131";
@@ -28,3 +28,70 @@ pub const SMCCC_FILTERS: [kvm_smccc_filter; SMCCC_FILTERS_LEN] = [
     //   from range[2] base = 0xC0010000, end = 0xFFFFFFFF (fast SMC64 calls above the Arm Architecture range)
     kvm_smccc_filter { base: 0xC001_0000, nr_functions: 0x3FFF_0000, action: 1, pad: [0; 15] }, // KVM_SMCCC_FILTER_DENY
 ];
+
+// _IOW(KVMIO, 0xe3 / 0xe1, struct kvm_device_attr) and the filter's attribute
+// (uapi linux/kvm.h; asm/kvm.h of Linux 6.4).
+const KVM_HAS_DEVICE_ATTR: u64 = 0x4018_AEE3;
+const KVM_SET_DEVICE_ATTR: u64 = 0x4018_AEE1;
+const KVM_ARM_VM_SMCCC_CTRL: u32 = 0;
+const KVM_ARM_VM_SMCCC_FILTER: u64 = 0;
+
+/// Why [`install_smccc_filters`] failed, with the errno the kernel returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SmcccFilterError {
+    /// `KVM_HAS_DEVICE_ATTR` failed: the kernel has no SMCCC filter (before Linux 6.4).
+    Unsupported { errno: i32 },
+    /// `KVM_SET_DEVICE_ATTR` refused record `index` of [`SMCCC_FILTERS`]: EEXIST (it meets a
+    /// reserved range or an earlier record), EINVAL (malformed) or EBUSY (a vCPU has run).
+    /// The records before it stay installed and cannot be removed: discard the VM.
+    Record { index: usize, errno: i32 },
+}
+
+impl std::fmt::Display for SmcccFilterError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Unsupported { errno } => {
+                write!(f, "the kernel has no SMCCC filter (KVM_HAS_DEVICE_ATTR: errno {errno})")
+            }
+            Self::Record { index, errno } => {
+                write!(f, "KVM_SET_DEVICE_ATTR refused SMCCC filter record {index}: errno {errno}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SmcccFilterError {}
+
+fn last_errno() -> i32 {
+    std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
+}
+
+/// Installs [`SMCCC_FILTERS`] in order on a VM, after `KVM_CREATE_VM` and before the first
+/// `KVM_RUN` of any vCPU; `vm` is anything with the VM's fd (`kvm_ioctls::VmFd` too).
+/// An empty table installs nothing and probes nothing.
+pub fn install_smccc_filters(vm: &impl std::os::fd::AsRawFd) -> Result<(), SmcccFilterError> {
+    let records: &'static [kvm_smccc_filter] = &SMCCC_FILTERS;
+    if records.is_empty() {
+        return Ok(());
+    }
+    let fd = vm.as_raw_fd();
+    let mut attr = kvm_device_attr {
+        flags: 0,
+        group: KVM_ARM_VM_SMCCC_CTRL,
+        attr: KVM_ARM_VM_SMCCC_FILTER,
+        addr: 0,
+    };
+    // SAFETY: KVM_HAS_DEVICE_ATTR only reads `attr`, which outlives the call.
+    if unsafe { libc::ioctl(fd, KVM_HAS_DEVICE_ATTR as _, &attr as *const kvm_device_attr) } != 0 {
+        return Err(SmcccFilterError::Unsupported { errno: last_errno() });
+    }
+    for (index, record) in records.iter().enumerate() {
+        attr.addr = record as *const kvm_smccc_filter as u64;
+        // SAFETY: KVM_SET_DEVICE_ATTR only reads `attr` and the 24-byte record it points at,
+        // both of which outlive the call.
+        if unsafe { libc::ioctl(fd, KVM_SET_DEVICE_ATTR as _, &attr as *const kvm_device_attr) } != 0 {
+            return Err(SmcccFilterError::Record { index, errno: last_errno() });
+        }
+    }
+    Ok(())
+}

@@ -49,6 +49,8 @@ unsigned long use(void)
 }
 """
 
+# The items the Rust output uses, declared as kvm-bindings 0.14 (bindgen) and libc 0.2
+# (glibc: a variadic ioctl with an unsigned long request) declare them.
 RUST_LIB = """\
 #[allow(non_camel_case_types)]
 pub mod kvm_bindings {
@@ -59,6 +61,22 @@ pub mod kvm_bindings {
         pub nr_functions: u32,
         pub action: u8,
         pub pad: [u8; 15],
+    }
+    #[repr(C)]
+    #[derive(Debug, Default, Copy, Clone, PartialEq, Eq)]
+    pub struct kvm_device_attr {
+        pub flags: u32,
+        pub group: u32,
+        pub attr: u64,
+        pub addr: u64,
+    }
+}
+#[allow(non_camel_case_types)]
+pub mod libc {
+    pub type c_int = i32;
+    pub type Ioctl = core::ffi::c_ulong;
+    extern "C" {
+        pub fn ioctl(fd: c_int, request: Ioctl, ...) -> c_int;
     }
 }
 include!("filters.rs");
@@ -137,9 +155,16 @@ def test_rust_literals() -> None:
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
 @pytest.mark.parametrize(("name", "table"), tables(), ids=[n for n, _ in tables()])
-def test_c_header_compiles(tmp_path: Path, name: str, table: compiler.CompiledTable) -> None:
+@pytest.mark.parametrize("with_kvm_h", [False, True], ids=["table-only", "with-install-code"])
+def test_c_header_compiles(
+    tmp_path: Path, name: str, table: compiler.CompiledTable, with_kvm_h: bool
+) -> None:
     (tmp_path / "filters.h").write_bytes(emit(table, OutputFormat.C))
-    (tmp_path / "main.c").write_text(C_MAIN)
+    # With <linux/kvm.h> first, the header also defines the install function.
+    main = C_MAIN.replace("#include <stdint.h>", "#include <linux/kvm.h>\n#include <stdint.h>")
+    if with_kvm_h:
+        main += "int install(int fd) { return hvcfilter_install_smccc_filters(fd, 0); }\n"
+    (tmp_path / "main.c").write_text(main if with_kvm_h else C_MAIN)
     run = subprocess.run(
         [
             "gcc",
