@@ -85,6 +85,12 @@ fn last_errno() -> i32 {
     std::io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 
+fn device_attr_ioctl(fd: std::os::fd::RawFd, request: u64, attr: &kvm_device_attr) -> i32 {
+    // SAFETY: KVM_HAS_DEVICE_ATTR reads only `attr`; KVM_SET_DEVICE_ATTR reads `attr` and the
+    // 24-byte record `attr.addr` points at, one of SMCCC_FILTERS ('static) in the only caller.
+    unsafe { libc::ioctl(fd, request as _, attr as *const kvm_device_attr) }
+}
+
 /// Installs [`SMCCC_FILTERS`] in order on a VM, after `KVM_CREATE_VM` and before the first
 /// `KVM_RUN` of any vCPU; `vm` is anything with the VM's fd (`kvm_ioctls::VmFd` too).
 /// An empty table installs nothing and probes nothing.
@@ -100,15 +106,12 @@ pub fn install_smccc_filters(vm: &impl std::os::fd::AsRawFd) -> Result<(), Smccc
         attr: KVM_ARM_VM_SMCCC_FILTER,
         addr: 0,
     };
-    // SAFETY: KVM_HAS_DEVICE_ATTR only reads `attr`, which outlives the call.
-    if unsafe { libc::ioctl(fd, KVM_HAS_DEVICE_ATTR as _, &attr as *const kvm_device_attr) } != 0 {
+    if device_attr_ioctl(fd, KVM_HAS_DEVICE_ATTR, &attr) != 0 {
         return Err(SmcccFilterError::Unsupported { errno: last_errno() });
     }
     for (index, record) in records.iter().enumerate() {
         attr.addr = record as *const kvm_smccc_filter as u64;
-        // SAFETY: KVM_SET_DEVICE_ATTR only reads `attr` and the 24-byte record it points at,
-        // both of which outlive the call.
-        if unsafe { libc::ioctl(fd, KVM_SET_DEVICE_ATTR as _, &attr as *const kvm_device_attr) } != 0 {
+        if device_attr_ioctl(fd, KVM_SET_DEVICE_ATTR, &attr) != 0 {
             return Err(SmcccFilterError::Record { index, errno: last_errno() });
         }
     }

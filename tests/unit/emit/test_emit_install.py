@@ -91,7 +91,9 @@ RUST_PROGRAM = """\
 pub mod kvm_bindings {
     #[repr(C)]
     #[derive(Debug, Default, Copy, Clone)]
-    pub struct kvm_smccc_filter { pub base: u32, pub nr_functions: u32, pub action: u8, pub pad: [u8; 15] }
+    pub struct kvm_smccc_filter {
+        pub base: u32, pub nr_functions: u32, pub action: u8, pub pad: [u8; 15],
+    }
     #[repr(C)]
     #[derive(Debug, Default, Copy, Clone)]
     pub struct kvm_device_attr { pub flags: u32, pub group: u32, pub attr: u64, pub addr: u64 }
@@ -103,13 +105,16 @@ pub mod libc {
         pub static FAIL: Cell<(i32, i32)> = const { Cell::new((-1, 0)) };
     }
     extern "C" { fn __errno_location() -> *mut i32; }
-    pub unsafe fn ioctl(fd: i32, request: u64, attr: *const crate::kvm_bindings::kvm_device_attr) -> i32 {
+    pub unsafe fn ioctl(
+        fd: i32, request: u64, attr: *const crate::kvm_bindings::kvm_device_attr,
+    ) -> i32 {
         let attr = &*attr;
         let record = if attr.addr == 0 { -1 } else {
             ((attr.addr as usize - crate::SMCCC_FILTERS.as_ptr() as usize) / 24) as i64
         };
         let call = CALLS.with(|c| { let n = c.get(); c.set(n + 1); n });
-        println!("call {call} fd {fd} req {request:#x} group {} attr {} record {record}", attr.group, attr.attr);
+        let (group, which) = (attr.group, attr.attr);
+        println!("call {call} fd {fd} req {request:#x} group {group} attr {which} record {record}");
         let (at, errno) = FAIL.with(|f| f.get());
         if call == at { *__errno_location() = errno; return -1; }
         0
