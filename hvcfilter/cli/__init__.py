@@ -52,6 +52,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "simulate",
         "Replay guest traces through the emulated kernel.",
     ),
+    "schema": (
+        "hvcfilter.cli.schema",
+        "schema",
+        "Print the JSON Schema of spec files (for taplo and editors).",
+    ),
     "lab": (
         "hvcfilter.cli.lab",
         "lab",

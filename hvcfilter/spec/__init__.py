@@ -7,7 +7,8 @@ the fast reader (:mod:`.reader`) or the pydantic schema of record
 the document into records (:mod:`.resolve`). :mod:`.source` recovers lines
 and columns, :mod:`.input_rules` documents the HVF0xx/HVF1xx codes, and
 :mod:`.writer` writes canonical spec TOML (imported on its own: loading never
-needs it).
+needs it). :mod:`.json_schema` turns the schema's models, with the key
+documentation of :mod:`.schema_docs`, into the JSON Schema editors read.
 
 Imports: :mod:`hvcfilter.model`, :mod:`hvcfilter.diagnostics`,
 :mod:`hvcfilter.smccc`, :mod:`hvcfilter.errors` and the kernel's facts

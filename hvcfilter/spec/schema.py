@@ -27,6 +27,7 @@ from hvcfilter.model import (
     VmTable,
     parse_psci_version,
 )
+from hvcfilter.spec.schema_docs import field_doc as _doc
 
 __all__ = [
     "ALLOW_PATTERN",
@@ -64,36 +65,36 @@ class _EntryBase(BaseModel):
         values = {k: _frozen(v) for k, v in self}
         return ENTRY_TYPES[kind](**values)
 
-    action: ActionName
-    comment: str | None = None
-    allow: AllowList | None = None
+    action: Annotated[ActionName, _doc("action")]
+    comment: Annotated[str | None, _doc("comment")] = None
+    allow: Annotated[AllowList | None, _doc("allow")] = None
 
 
 class RawEntryModel(_EntryBase):
     """``base`` with ``nr_functions`` or an inclusive ``end``: a record as the kernel takes it."""
 
-    base: U32
-    nr_functions: U32 | None = None
-    end: U32 | None = None
+    base: Annotated[U32, _doc("base")]
+    nr_functions: Annotated[U32 | None, _doc("nr_functions")] = None
+    end: Annotated[U32 | None, _doc("end")] = None
 
 
 class FunctionEntryModel(_EntryBase):
     """``function``: one ID, by catalogue name or number."""
 
-    function: FunctionRef
+    function: Annotated[FunctionRef, _doc("function")]
 
 
 class FunctionsEntryModel(_EntryBase):
     """``functions``: several IDs, compiled into the fewest ranges."""
 
-    functions: Annotated[list[FunctionRef], Field(min_length=1)]
+    functions: Annotated[list[FunctionRef], Field(min_length=1), _doc("functions")]
 
 
 class ServiceEntryModel(_EntryBase):
     """``service``: a service family's function-number block, optionally one convention."""
 
-    service: str
-    convention: ConventionName | None = None
+    service: Annotated[str, _doc("service")]
+    convention: Annotated[ConventionName | None, _doc("convention")] = None
 
     @field_validator("service")
     @classmethod
@@ -105,9 +106,9 @@ class ServiceEntryModel(_EntryBase):
 class OwnerEntryModel(_EntryBase):
     """``owner``: every ID of an owning entity, optionally one convention and call type."""
 
-    owner: Annotated[int, Field(ge=0, le=63, strict=True)] | str
-    convention: ConventionName | None = None
-    call: CallName | None = None
+    owner: Annotated[Annotated[int, Field(ge=0, le=63, strict=True)] | str, _doc("owner")]
+    convention: Annotated[ConventionName | None, _doc("convention")] = None
+    call: Annotated[CallName | None, _doc("call")] = None
 
     @field_validator("owner")
     @classmethod
@@ -145,15 +146,15 @@ class FilterTableModel(BaseModel):
 
     model_config = _STRICT
 
-    name: str | None = None
-    description: str | None = None
-    kernel: str | None = None
-    allow: AllowList | None = None
+    name: Annotated[str | None, _doc("name")] = None
+    description: Annotated[str | None, _doc("description")] = None
+    kernel: Annotated[str | None, _doc("kernel")] = None
+    allow: Annotated[AllowList | None, _doc("filter.allow")] = None
     # How compile lays out records: "merged" (default: sorted by base, adjacent
     # same-action ranges merged across entries), "sorted" (one record per
     # range, as --no-merge), "as-written" (one record per range in spec order,
     # so that decompile can reproduce any payload byte for byte).
-    layout: LayoutName | None = None
+    layout: Annotated[LayoutName | None, _doc("layout")] = None
 
     @field_validator("kernel")
     @classmethod
@@ -167,11 +168,11 @@ class VmTableModel(BaseModel):
 
     model_config = _STRICT
 
-    psci_version: str | None = None
-    std: list[str] | None = None
-    std_hyp: list[str] | None = None
-    vendor_hyp: list[str] | None = None
-    vendor_hyp_2: list[str] | None = None
+    psci_version: Annotated[str | None, _doc("psci_version")] = None
+    std: Annotated[list[str] | None, _doc("std")] = None
+    std_hyp: Annotated[list[str] | None, _doc("std_hyp")] = None
+    vendor_hyp: Annotated[list[str] | None, _doc("vendor_hyp")] = None
+    vendor_hyp_2: Annotated[list[str] | None, _doc("vendor_hyp_2")] = None
 
     @field_validator("psci_version")
     @classmethod
@@ -186,9 +187,9 @@ class SpecDocumentModel(BaseModel):
 
     model_config = _STRICT
 
-    filter: FilterTableModel = FilterTableModel()
-    vm: VmTableModel = VmTableModel()
-    range: list[EntryModel] = []
+    filter: Annotated[FilterTableModel, _doc("filter")] = FilterTableModel()
+    vm: Annotated[VmTableModel, _doc("vm")] = VmTableModel()
+    range: Annotated[list[EntryModel], _doc("range")] = []
 
 
 ENTRY_KINDS: dict[type[_EntryBase], str] = {

@@ -7,6 +7,7 @@ every clean spec would pay for importing pydantic).
 
 from __future__ import annotations
 
+import json
 from typing import Any, cast
 
 import pytest
@@ -122,3 +123,24 @@ def test_the_fast_reader_never_disagrees_with_the_schema(raw: dict[str, Any]) ->
     fast = read_document(raw)
     if fast is not None:
         assert fast == _schema(raw)
+
+
+def _editor_schema() -> Any:
+    from jsonschema import Draft202012Validator
+
+    from hvcfilter.spec import json_schema
+
+    return Draft202012Validator(json.loads(json_schema.shipped()))
+
+
+EDITOR_SCHEMA = _editor_schema()
+
+
+@settings(max_examples=800)
+@given(valid_document | mutated_document())
+def test_the_editor_schema_never_rejects_what_the_schema_of_record_accepts(
+    raw: dict[str, Any],
+) -> None:
+    # The JSON Schema may be looser (names are only suggested) but never stricter.
+    if _schema(raw) is not None:
+        assert EDITOR_SCHEMA.is_valid(raw)
