@@ -37,7 +37,8 @@ def exit_code(report: LintReport, *, strict: bool) -> ExitCode:
     type=click.Choice([f.value for f in Format]),
     default=Format.TEXT.value,
     show_default=True,
-    help="text for people, json (stable, versioned), sarif (2.1.0) or github annotations.",
+    help="text for people, json (stable, versioned), sarif (2.1.0), github annotations, "
+    "gitlab (Code Quality) or junit (XML test report; --strict makes warnings failures).",
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the check too (exit code 1).")
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
@@ -50,7 +51,7 @@ def check(
     do what was meant? Every file is checked, even after one fails."""
     paths = specs or (DEFAULT_SPEC,)
     report = lint(paths)
-    text = renderer(Format(fmt))(report, color=use_color(output))
+    text = renderer(Format(fmt))(report, color=use_color(output), strict=strict)
     write_output(text.encode("utf-8"), output, binary=False, inputs=paths)
     ctx.exit(int(exit_code(report, strict=strict)))
 

@@ -1,8 +1,10 @@
 """Renderers of lint reports (``hvcfilter check``), one module per output format.
 
 :func:`renderer` gives each :class:`Format` its pure function
-``(report, *, color=False) -> str``: :mod:`.text`, :mod:`.json`,
-:mod:`.sarif` and :mod:`.github`, each imported only when asked for, so
+``(report, *, color=False, strict=False) -> str``: :mod:`.text`,
+:mod:`.json`, :mod:`.sarif`, :mod:`.github`, :mod:`.gitlab` (Code Quality,
+with the stable IDs of :mod:`.fingerprint`) and :mod:`.junit`, each
+imported only when asked for, so
 that ``check`` pays only for the format it prints. A new format is one
 module, one :class:`Format` member and one case in :func:`renderer`.
 """
@@ -24,12 +26,14 @@ class Format(StrEnum):
     JSON = "json"
     SARIF = "sarif"
     GITHUB = "github"
+    GITLAB = "gitlab"
+    JUNIT = "junit"
 
 
 class Renderer(Protocol):
     """A lint-report renderer: pure, returns the whole output."""
 
-    def __call__(self, report: LintReport, *, color: bool = False) -> str: ...
+    def __call__(self, report: LintReport, *, color: bool = False, strict: bool = False) -> str: ...
 
 
 def renderer(fmt: Format) -> Renderer:
@@ -51,5 +55,13 @@ def renderer(fmt: Format) -> Renderer:
             from hvcfilter.render.check.github import render_github
 
             return render_github
+        case Format.GITLAB:
+            from hvcfilter.render.check.gitlab import render_gitlab
+
+            return render_gitlab
+        case Format.JUNIT:
+            from hvcfilter.render.check.junit import render_junit
+
+            return render_junit
         case _:
             assert_never(fmt)

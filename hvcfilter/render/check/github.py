@@ -23,8 +23,11 @@ def _escape_property(text: str) -> str:
     return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def render_github(report: LintReport, *, color: bool = False) -> str:
-    """GitHub Actions workflow commands, one annotation per finding; ``color`` is ignored."""
+def render_github(report: LintReport, *, color: bool = False, strict: bool = False) -> str:
+    """GitHub Actions workflow commands, one annotation per finding.
+
+    ``color`` and ``strict`` are ignored: the job fails by exit code.
+    """
     out = []
     for diag in report.diagnostics:
         loc = diag.location

@@ -60,8 +60,11 @@ def _diagnostic_json(diag: Diagnostic) -> dict[str, Any]:
     }
 
 
-def render_json(report: LintReport, *, color: bool = False) -> str:
-    """The stable JSON document described by :data:`JSON_SCHEMA`; ``color`` is ignored."""
+def render_json(report: LintReport, *, color: bool = False, strict: bool = False) -> str:
+    """The stable JSON document described by :data:`JSON_SCHEMA`.
+
+    ``color`` and ``strict`` are ignored.
+    """
     document = {
         "format": CHECK_FORMAT_TAG,
         "version": JSON_VERSION,

@@ -68,8 +68,11 @@ def _sarif_result(diag: Diagnostic, index: dict[str, int]) -> dict[str, Any]:
     return result
 
 
-def render_sarif(report: LintReport, *, color: bool = False) -> str:
-    """A SARIF 2.1.0 log with one run; rules come from the registry. ``color`` is ignored."""
+def render_sarif(report: LintReport, *, color: bool = False, strict: bool = False) -> str:
+    """A SARIF 2.1.0 log with one run; rules come from the registry.
+
+    ``color`` and ``strict`` are ignored.
+    """
     rules = all_rules()
     index = {rule.code: i for i, rule in enumerate(rules)}
     log = {

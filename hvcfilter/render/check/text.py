@@ -59,8 +59,11 @@ def summary_line(report: LintReport) -> Segments:
     return parts
 
 
-def render_text(report: LintReport, *, color: bool = False) -> str:
-    """Human-readable findings, one per line with an indented hint, then a summary."""
+def render_text(report: LintReport, *, color: bool = False, strict: bool = False) -> str:
+    """Human-readable findings, one per line with an indented hint, then a summary.
+
+    ``strict`` is ignored: the exit code says whether warnings fail.
+    """
     lines: list[Segments] = []
     for file in report.files:
         for diag in file.diagnostics:
