@@ -8,12 +8,63 @@ from typing import Any
 
 import jsonschema
 import pytest
-from test_render_check import SPEC, _report
 
-from hvcfilter.diagnostics import Severity
-from hvcfilter.lint import LintReport, lint_text
+from hvcfilter.diagnostics import Diagnostic, Location, Severity
+from hvcfilter.lint import FileReport, LintReport, lint_text
 from hvcfilter.render.check.gitlab import GITLAB_SEVERITY, render_gitlab
 from hvcfilter.render.check.junit import render_junit
+
+# An error, a warning and a note (HVF201, HVF301, mergeable ranges), on known lines.
+SPEC = """
+[filter]
+kernel = "6.12"
+
+[[range]]
+base = 0x84000000
+nr_functions = 0x20
+action = "deny"
+
+[[range]]
+function = "PSCI_CPU_ON_32"
+action = "fwd_to_user"
+
+[[range]]
+base = 0xC2000000
+nr_functions = 0x10
+action = "fwd_to_user"
+
+[[range]]
+base = 0xC2000010
+nr_functions = 0x10
+action = "fwd_to_user"
+"""
+
+
+def _report() -> LintReport:
+    """The spec, an unreadable file and a payload finding (no line, a byte offset)."""
+    missing = Diagnostic(
+        "HVF001",
+        "unreadable-file",
+        Severity.ERROR,
+        "cannot read it: no such file",
+        Location("missing.toml"),
+    )
+    payload = Diagnostic(
+        "HVF402",
+        "bad-action",
+        Severity.ERROR,
+        "record 1 has action 9",
+        Location("/abs/table.bin", offset=0x20, key="record[1].action"),
+        "actions are 0, 1 or 2",
+    )
+    return LintReport(
+        (
+            lint_text(SPEC, "specs/a.toml"),
+            FileReport("missing.toml", (missing,)),
+            FileReport("/abs/table.bin", (payload,)),
+        )
+    )
+
 
 # The fields GitLab's Code Quality widget reads (docs.gitlab.com, "Code Quality report format").
 CODE_QUALITY_SCHEMA: dict[str, Any] = {
