@@ -47,6 +47,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "diff",
         "Compare the effective action of two specs or payloads.",
     ),
+    "compile-check": (
+        "hvcfilter.cli.compile_check",
+        "compile_check",
+        "Check that committed payloads are still what their specs compile to.",
+    ),
     "simulate": (
         "hvcfilter.cli.simulate",
         "simulate",

@@ -1,0 +1,154 @@
+"""Committed outputs: is a payload checked in beside its spec still what the spec compiles to?
+
+A payload is paired with its spec by name (``vm.toml`` with ``vm.bin``, or
+``vm.h``, ``vm.rs``, ``vm.json``, ``vm.hex``, ``vm.sha256``: the suffix
+gives the ``compile --format``), or explicitly as ``SPEC=OUTPUT`` when the
+two live apart. :func:`pair_files` turns the file names a pre-commit hook
+passes into pairs (a spec with no output beside it has nothing to check);
+:func:`check_pair` compiles the spec as ``compile`` would and compares the
+bytes, with a line diff when they differ (records, for binary payloads).
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from hvcfilter.diagnostics import Diagnostic
+from hvcfilter.emit import OutputFormat, emit
+from hvcfilter.kernel.abi import Action
+from hvcfilter.table import payload
+from hvcfilter.table.compiler import compile_file
+from hvcfilter.table.payload import ByteOrder
+
+__all__ = ["SUFFIX_FORMATS", "Freshness", "Pair", "Status", "check_pair", "pair_files"]
+
+SUFFIX_FORMATS: dict[str, OutputFormat] = {
+    ".bin": OutputFormat.BIN,
+    ".h": OutputFormat.C,
+    ".rs": OutputFormat.RUST,
+    ".json": OutputFormat.JSON,
+    ".hex": OutputFormat.HEX,
+    ".sha256": OutputFormat.SHA256,
+}
+_SPEC_SUFFIX = ".toml"
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Pair:
+    """A spec and the committed output it should compile to."""
+
+    spec: str
+    output: str
+    fmt: OutputFormat
+
+
+class Status(StrEnum):
+    """What comparing a pair found."""
+
+    FRESH = "fresh"  # the output is byte for byte what the spec compiles to
+    STALE = "stale"  # it differs: recompile and commit
+    MISSING = "missing"  # an explicit pair names an output that does not exist
+    BROKEN = "broken"  # the spec does not compile (its findings say why)
+
+
+@dataclass(frozen=True, slots=True)
+class Freshness:
+    """The outcome for one pair: its status, a diff when stale, findings when broken."""
+
+    pair: Pair
+    status: Status
+    diff: tuple[str, ...] = ()
+    diagnostics: tuple[Diagnostic, ...] = ()
+    unreadable: bool = False
+
+
+def _format_of(output: str) -> OutputFormat:
+    fmt = SUFFIX_FORMATS.get(Path(output).suffix)
+    if fmt is None:
+        known = ", ".join(SUFFIX_FORMATS)
+        raise ValueError(f"{output}: cannot tell its format from the suffix (known: {known})")
+    return fmt
+
+
+def pair_files(names: Iterable[str]) -> list[Pair]:
+    """The pairs named by hook arguments: ``SPEC=OUTPUT``, a spec, or an output.
+
+    A spec or output without its sibling is left out (nothing to compare);
+    each pair appears once, however many of its files were named.
+
+    Raises:
+        ValueError: an explicit pair's output has a suffix of no known format.
+    """
+    pairs: set[Pair] = set()
+    for name in names:
+        if "=" in name:
+            spec, output = name.split("=", 1)
+            pairs.add(Pair(spec, output, _format_of(output)))
+            continue
+        path = Path(name)
+        if path.suffix == _SPEC_SUFFIX:
+            for suffix, fmt in SUFFIX_FORMATS.items():
+                sibling = path.with_suffix(suffix)
+                if sibling.is_file():
+                    pairs.add(Pair(name, str(sibling), fmt))
+        elif path.suffix in SUFFIX_FORMATS:
+            spec_path = path.with_suffix(_SPEC_SUFFIX)
+            if spec_path.is_file():
+                pairs.add(Pair(str(spec_path), name, SUFFIX_FORMATS[path.suffix]))
+    return sorted(pairs)
+
+
+def _record_lines(data: bytes, byte_order: ByteOrder) -> list[str]:
+    """One line per 24-byte record, decoded where it can be, for a readable diff."""
+    size = payload.RECORD_SIZE
+    lines = []
+    for offset in range(0, len(data), size):
+        chunk = data[offset : offset + size]
+        text = f"record {offset // size} @{offset:#06x}: {chunk.hex()}"
+        if len(chunk) == size:
+            (rec,) = payload.decode(chunk, byte_order, strict=False)
+            action = Action(rec.action).label if rec.action < len(Action) else rec.action
+            text += f"  {rec} {action}"
+        lines.append(text)
+    return lines
+
+
+def _lines(data: bytes, fmt: OutputFormat, byte_order: ByteOrder) -> list[str]:
+    if fmt.is_binary:
+        return _record_lines(data, byte_order)
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+def check_pair(
+    pair: Pair, *, merge: bool = True, kernel: str | None = None, byte_order: ByteOrder = "little"
+) -> Freshness:
+    """Compile the pair's spec as ``compile`` would and compare with the committed output.
+
+    Raises:
+        UnknownProfileError: ``kernel`` names no profile.
+        PayloadError: unknown byte order.
+    """
+    result = compile_file(pair.spec, merge=merge, kernel=kernel)
+    if result.table is None:
+        return Freshness(
+            pair, Status.BROKEN, diagnostics=result.diagnostics, unreadable=result.unreadable
+        )
+    expected = emit(result.table, pair.fmt, byte_order=byte_order)
+    try:
+        committed = Path(pair.output).read_bytes()
+    except OSError:
+        return Freshness(pair, Status.MISSING)
+    if committed == expected:
+        return Freshness(pair, Status.FRESH)
+    diff = difflib.unified_diff(
+        _lines(committed, pair.fmt, byte_order),
+        _lines(expected, pair.fmt, byte_order),
+        f"{pair.output} (committed)",
+        f"{pair.output} (compiled from {pair.spec})",
+        lineterm="",
+    )
+    return Freshness(pair, Status.STALE, diff=tuple(diff))
