@@ -1,0 +1,65 @@
+"""CLI tests of ``hvcfilter compile-check``: exit codes, the diff, json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner, Result
+from suite_paths import EXAMPLES
+
+from hvcfilter.cli import cli
+
+MINIMAL = (EXAMPLES / "minimal.toml").read_text()
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+
+
+def _pair(tmp_path: Path) -> tuple[Path, Path]:
+    spec = tmp_path / "vm.toml"
+    spec.write_text(MINIMAL)
+    out = tmp_path / "vm.bin"
+    assert _run("compile", str(spec), "-o", str(out)).exit_code == 0
+    return spec, out
+
+
+def test_fresh_is_0_stale_is_1_with_diff_and_refresh_command(tmp_path: Path) -> None:
+    spec, out = _pair(tmp_path)
+    result = _run("compile-check", str(spec))
+    assert result.exit_code == 0
+    assert f"ok {spec} -> {out}" in result.output
+    spec.write_text(MINIMAL.replace("0x100", "0x80"))
+    result = _run("compile-check", str(out))
+    assert result.exit_code == 1
+    assert f"STALE {spec} -> {out}" in result.output
+    assert "@@" in result.output
+    assert f"refresh it: hvcfilter compile {spec} -o {out}" in result.output
+    doc = json.loads(_run("compile-check", "--format", "json", str(spec)).output)
+    assert doc["format"] == "hvcfilter-compile-check-v1"
+    assert doc["pairs"][0]["status"] == "stale"
+
+
+def test_nothing_to_compare_is_clean(tmp_path: Path) -> None:
+    spec = tmp_path / "vm.toml"
+    spec.write_text(MINIMAL)
+    result = _run("compile-check", str(spec))
+    assert result.exit_code == 0
+    assert "0 pair(s)" in result.output
+
+
+def test_usage_and_unreadable_are_2(tmp_path: Path) -> None:
+    assert _run("compile-check", "vm.toml=vm.exe").exit_code == 2
+    result = _run("compile-check", f"{tmp_path / 'gone.toml'}={tmp_path / 'gone.bin'}")
+    assert result.exit_code == 2
+    assert "HVF001" in result.output
+
+
+def test_a_spec_that_no_longer_compiles_is_1(tmp_path: Path) -> None:
+    spec, out = _pair(tmp_path)
+    spec.write_text('[[range]]\nbase = 0x80000000\nnr_functions = 1\naction = "deny"\n')
+    result = _run("compile-check", str(spec))
+    assert result.exit_code == 1
+    assert f"BROKEN {spec} -> {out}" in result.output
+    assert "HVF2" in result.output
