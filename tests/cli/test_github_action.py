@@ -26,7 +26,8 @@ BAD = '[[range]]\nbase = 0x80000000\nnr_functions = 1\naction = "deny"\n'
 
 
 def _step(name: str) -> dict[str, Any]:
-    (step,) = [s for s in ACTION["runs"]["steps"] if s.get("name") == name]
+    steps: list[dict[str, Any]] = ACTION["runs"]["steps"]
+    (step,) = [s for s in steps if s.get("name") == name]
     return step
 
 
