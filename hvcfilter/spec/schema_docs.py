@@ -105,6 +105,30 @@ _DOCS: dict[str, tuple[str, Sequence[Any]]] = {
 }
 
 
+# key -> value -> what it means, for the hover text of enum values.
+_VALUE_DOCS: dict[str, dict[str, str]] = {
+    "action": {
+        "handle": "KVM answers the call as it would with no filter (KVM_SMCCC_FILTER_HANDLE).",
+        "deny": "The guest gets SMCCC_RET_NOT_SUPPORTED (-1) (KVM_SMCCC_FILTER_DENY).",
+        "fwd_to_user": "The vCPU exits to the VMM with KVM_EXIT_HYPERCALL "
+        "(KVM_SMCCC_FILTER_FWD_TO_USER).",
+    },
+    "convention": {
+        "smc32": "The SMC32/HVC32 IDs (bit 30 clear).",
+        "smc64": "The SMC64/HVC64 IDs (bit 30 set).",
+    },
+    "call": {
+        "fast": "Fast calls (bit 31 set).",
+        "yield": "Yielding calls (bit 31 clear).",
+    },
+    "layout": {
+        "merged": "Sorted by base, adjacent same-action ranges merged (the default).",
+        "sorted": "One record per range, sorted by base (as compile --no-merge).",
+        "as-written": "One record per range in spec order (decompile reproduces it).",
+    },
+}
+
+
 def _catalogue_names() -> list[str]:
     from hvcfilter import smccc
 
@@ -182,13 +206,18 @@ def field_doc(key: str) -> FieldInfo:
     description, examples = _DOCS[key]
     names = _SUGGESTIONS.get(key)
 
+    value_docs = _VALUE_DOCS.get(key)
+
     def extra(schema: dict[str, Any]) -> None:
         if names is not None:
             suggest_names(schema, names())
+        if value_docs is not None:
+            # taplo's extension: hover text per enum value, in the enum's order.
+            schema["x-taplo"] = {"docs": {"enumValues": [value_docs[v] for v in schema["enum"]]}}
 
     info: FieldInfo = Field(
         description=description,
         examples=list(examples) if examples else None,
-        json_schema_extra=extra if names is not None else None,
+        json_schema_extra=extra if names is not None or value_docs is not None else None,
     )
     return info

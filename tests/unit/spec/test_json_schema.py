@@ -178,3 +178,12 @@ def test_taplo_flags_a_wrong_type_or_an_unknown_key(tmp_path: Path, text: str) -
     assert result.returncode == 1
     assert "bad.toml:" in result.stderr
     assert "error:" in result.stderr
+
+
+def test_enum_values_carry_taplo_hover_docs() -> None:
+    documented = [n for n in _walk(_schema()) if "x-taplo" in n]
+    actions = [n for n in documented if n.get("enum") == ["handle", "deny", "fwd_to_user"]]
+    assert actions
+    for node in documented:
+        docs = node["x-taplo"]["docs"]["enumValues"]
+        assert len(docs) == len(node["enum"]) and all(docs)
