@@ -26,7 +26,7 @@ def test_dump_document_rewrites_only_integer_id_lines() -> None:
 
 def _tomli_w_reference(document: dict[str, Any]) -> str:
     """What dump_document wrote before its line-by-line path: tomli-w, then the hex rewrite."""
-    blocks = []
+    blocks: list[str] = []
     for key, value in document.items():
         tables = value if isinstance(value, list) else [value]
         header = f"[[{key}]]" if isinstance(value, list) else f"[{key}]"
