@@ -49,7 +49,12 @@ def time_call(label: str, func: Callable[[], object], repeats: int) -> Timing:
 
 
 def time_process(
-    label: str, argv: Sequence[str], repeats: int, *, ok_codes: Sequence[int] = (0,)
+    label: str,
+    argv: Sequence[str],
+    repeats: int,
+    *,
+    ok_codes: Sequence[int] = (0,),
+    env: dict[str, str] | None = None,
 ) -> Timing:
     """Time a whole child process ``repeats`` times; also report its peak RSS."""
     samples = []
@@ -59,7 +64,7 @@ def time_process(
         pid = os.posix_spawn(
             argv[0],
             list(argv),
-            dict(os.environ),
+            dict(os.environ) if env is None else env,
             file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
         )
         _, status, usage = os.wait4(pid, 0)
@@ -77,6 +82,18 @@ def hvcfilter_argv(*args: str) -> list[str]:
     if script.exists():
         return [str(script), *args]
     return [sys.executable, "-m", "hvcfilter", *args]
+
+
+def cached_bytecode(argv: Sequence[str], cache: Path) -> tuple[list[str], dict[str, str]]:
+    """``argv`` (a Python command) run as an installed package runs: bytecode cached in ``cache``.
+
+    ``PYTHONDONTWRITEBYTECODE=1`` makes every import compile from source, which no
+    normal install does; this drops it and warms a private pycache once.
+    """
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    cached = [argv[0], "-X", f"pycache_prefix={cache}", *argv[1:]]
+    subprocess.run(cached, env=env, capture_output=True, check=False)
+    return cached, env
 
 
 def ratio(measured: Timing, baseline: Timing) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -52,6 +51,8 @@ def write_atomic(target: str | Path, data: bytes, *, inputs: Iterable[str | Path
         path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     try:
+        import tempfile  # only a command that writes a file pays for its import
+
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc

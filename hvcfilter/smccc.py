@@ -9,6 +9,7 @@ KVM's filter is a flat map over those 32 bits. Kernel-version specific facts
 from __future__ import annotations
 
 import bisect
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
@@ -518,10 +519,16 @@ def _parse_catalogue(text: str) -> list[CatalogueEntry]:
 @cache
 def catalogue() -> Catalogue:
     """The catalogue shipped as package data (read once per process)."""
-    # Imported here: importlib.resources costs more start-up than the whole catalogue.
-    from importlib import resources
+    # The file beside this module, as every normal install has it; importlib.resources
+    # (zipped packages) costs more start-up than the whole catalogue, so only as a fallback.
+    shipped = os.path.join(os.path.dirname(__file__), "data", "smccc-catalogue.tsv")
+    if os.path.isfile(shipped):
+        with open(shipped, encoding="utf-8") as handle:
+            text = handle.read()
+    else:
+        from importlib import resources
 
-    text = resources.files("hvcfilter").joinpath("data/smccc-catalogue.tsv").read_text("utf-8")
+        text = resources.files("hvcfilter").joinpath("data/smccc-catalogue.tsv").read_text("utf-8")
     return Catalogue(_parse_catalogue(text))
 
 

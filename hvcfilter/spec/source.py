@@ -61,15 +61,26 @@ class SourceMap:
     def __init__(self, text: str) -> None:
         self._text = text
         self._index: dict[KeyPath, tuple[int, int]] | None = None
+        self._lazy: _LazyIndex | None = None
 
     def locate(self, path: KeyPath) -> tuple[int, int] | None:
         """The (line, column) of the longest known prefix of ``path``."""
-        index = self._index if self._index is not None else self._build()
+        if self._index is None and self._lazy is None:
+            text = self._text
+            if '"""' not in text and "'''" not in text and not _ODD_BREAKS.search(text):
+                self._lazy = _LazyIndex(self._text)
+            else:
+                self._build()
+        lookup = self._lazy.get if self._lazy is not None else self._full_get
         for end in range(len(path), 0, -1):
-            found = index.get(path[:end])
+            found = lookup(path[:end])
             if found is not None:
                 return found
         return None
+
+    def _full_get(self, path: KeyPath) -> tuple[int, int] | None:
+        assert self._index is not None
+        return self._index.get(path)
 
     def _build(self) -> dict[KeyPath, tuple[int, int]]:
         index: dict[KeyPath, tuple[int, int]] = {}
@@ -104,6 +115,82 @@ class SourceMap:
                 in_string = _open_multiline(line)
         self._index = index
         return index
+
+
+# Text with none of these is split into lines by "\n" alone (as splitlines would) and has
+# no multi-line string, so a table's keys can be found by scanning that table's lines.
+_ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
+_BRACKET_LINE = re.compile(r"^[^\S\n]*\[[^\n]*", re.MULTILINE)
+
+
+class _LazyIndex:
+    """The answers of :meth:`SourceMap._build` for plain text, from a scan of table headers.
+
+    A full line scan of a 100,000-range spec costs about what parsing it does,
+    and most lookups ask for a handful of keys: headers are indexed by one
+    regex pass, and a table's key lines are read only when one is asked for.
+    """
+
+    def __init__(self, text: str) -> None:
+        self._text = text
+        self._found: dict[KeyPath, tuple[int, int] | None] = {}
+        # table -> its segments: (first line number, start offset, end offset).
+        self._segments: dict[KeyPath, list[tuple[int, int, int]]] = {}
+        counts: dict[str, int] = {}
+        table: KeyPath = ()
+        seg_line, seg_start = 1, 0
+        line, pos = 1, 0
+        # Generated tables repeat the same header line: parse each distinct one once.
+        parsed: dict[str, tuple[str, str, int] | None] = {}
+        for match in _BRACKET_LINE.finditer(text):
+            head = match.group()
+            start = match.start()
+            line += text.count("\n", pos, start)
+            pos = start
+            if head in parsed:
+                known = parsed[head]
+            else:
+                header = _HEADER.match(head)
+                known = parsed[head] = (
+                    None
+                    if header is None
+                    else (
+                        header.group(1),
+                        header.group(2).strip().strip("\"'"),
+                        len(head) - len(head.lstrip()) + 1,
+                    )
+                )
+            if known is None:
+                continue
+            self._segments.setdefault(table, []).append((seg_line, seg_start, start))
+            bracket, name, column = known
+            if bracket == "[[":
+                position = counts.get(name, 0)
+                counts[name] = position + 1
+                table = (name, position)
+            else:
+                table = tuple(name.split("."))
+            self._found.setdefault(table, (line, column))
+            seg_line, seg_start = line + 1, match.end() + 1
+        self._segments.setdefault(table, []).append((seg_line, seg_start, len(text)))
+
+    def get(self, path: KeyPath) -> tuple[int, int] | None:
+        if path in self._found:
+            return self._found[path]
+        found = self._key(path[:-1], path[-1]) if path and isinstance(path[-1], str) else None
+        self._found[path] = found
+        return found
+
+    def _key(self, table: KeyPath, name: str) -> tuple[int, int] | None:
+        for number, start, end in self._segments.get(table, ()):
+            for offset, line in enumerate(self._text[start:end].split("\n")):
+                stripped = line.lstrip()
+                if not stripped or stripped.startswith(("#", "[")):
+                    continue
+                key = _KEY.match(line)
+                if key and key.group(1).strip("\"'") == name:
+                    return number + offset, len(line) - len(stripped) + 1
+        return None
 
 
 def _open_multiline(line: str) -> str | None:
