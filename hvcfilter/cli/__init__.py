@@ -52,6 +52,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "simulate",
         "Replay guest traces through the emulated kernel.",
     ),
+    "learn": (
+        "hvcfilter.cli.learn",
+        "learn",
+        "Learn the least-privilege table from guest traces, for one VM or a fleet.",
+    ),
     "lab": (
         "hvcfilter.cli.lab",
         "lab",

@@ -160,7 +160,7 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
         ) from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise LearnError(
-            f"{filename}: not a tally (no \"format\": \"{FORMAT}\"); "
+            f'{filename}: not a tally (no "format": "{FORMAT}"); '
             "write one with `hvcfilter learn TRACE --tally-out FILE`"
         )
     version = doc.get("version")
@@ -198,7 +198,9 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
             raise LearnError(f"{where}: outcome {outcome!r} is not one of {', '.join(_OUTCOMES)}")
         key: TallyKey = (fid, conduit, outcome)
         if key in calls:
-            raise LearnError(f"{where}: a second row for {smccc.format_id(fid)} {conduit} {outcome}")
+            raise LearnError(
+                f"{where}: a second row for {smccc.format_id(fid)} {conduit} {outcome}"
+            )
         count, seen = _count(row, "count", where), _count(row, "traces", where)
         if seen > len(traces) or (count == 0) != (seen == 0):
             raise LearnError(f"{where}: seen in {seen} traces of {len(traces)}, {count} times")

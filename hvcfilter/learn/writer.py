@@ -32,8 +32,10 @@ def _times(n: int, what: str) -> str:
 
 
 def _call_text(call: SeenCall) -> str:
-    label = f"{call.name} ({smccc.format_id(call.function_id)})" if call.name else (
-        smccc.format_id(call.function_id)
+    label = (
+        f"{call.name} ({smccc.format_id(call.function_id)})"
+        if call.name
+        else (smccc.format_id(call.function_id))
     )
     return f"{label}: {_times(call.count, 'call')} in {_times(call.traces, 'trace')}"
 
@@ -58,27 +60,31 @@ def _deny_comment(span: LearnedRange) -> str:
     names = covered_calls(span.first, span.last)
     if not names:
         return "denied: no guest called these IDs"
-    shown = ", ".join(names[:3]) + (f", ... ({len(names)} well-known calls)" if len(names) > 3 else "")
+    shown = ", ".join(names[:3]) + (
+        f", ... ({len(names)} well-known calls)" if len(names) > 3 else ""
+    )
     return f"denied: no guest called these IDs ({shown})"
 
 
 def _forward_comment(span: LearnedRange) -> str:
     if not span.calls:
         return "forwarded to the VMM (--forward); not seen in the traces"
-    return "forwarded to the VMM: " + "; ".join(_call_text(c) for c in span.calls[:4]) + (
-        f"; ... {len(span.calls) - 4} more" if len(span.calls) > 4 else ""
+    return (
+        "forwarded to the VMM: "
+        + "; ".join(_call_text(c) for c in span.calls[:4])
+        + (f"; ... {len(span.calls) - 4} more" if len(span.calls) > 4 else "")
     )
 
 
 def _header(learned: Learned, command: str) -> list[str]:
     tally = learned.tally
     traces = sorted(set(tally.traces))
+    ids = _times(len(learned_ids(learned)), "function ID")
     lines = [
         "# Learned by hvcfilter: the least-privilege table for the calls in these traces.",
         f"# command: {command}",
         f"# kernel profile: {learned.kernel}; granularity: {learned.granularity.value}",
-        f"# {_times(tally.call_count, 'call')} to {_times(len(learned_ids(learned)), 'function ID')}"
-        f" in {_times(len(tally.traces), 'trace')}:",
+        f"# {_times(tally.call_count, 'call')} to {ids} in {_times(len(tally.traces), 'trace')}:",
     ]
     lines += [f"#   {t}" for t in traces[:_MAX_LISTED]]
     if len(traces) > _MAX_LISTED:
