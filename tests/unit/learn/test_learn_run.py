@@ -79,4 +79,4 @@ def test_against_lists_broken_calls_and_unused_ranges(tmp_path: Path) -> None:
     ]
     assert [(r.base, r.nr_functions) for r in report.unused] == [(0xC5000000, 0x100)]
     # The tightened spec keeps what the spec forwards and guests call forwarded.
-    assert "action = \"fwd_to_user\"\nbase = 0xC2000005" in report.tightened.text
+    assert 'action = "fwd_to_user"\nbase = 0xC2000005' in report.tightened.text

@@ -60,7 +60,9 @@ def test_mixed_kernels_are_refused() -> None:
 def test_other_version_is_refused() -> None:
     doc = json.loads(dumps(PARTS[0]))
     doc["version"] = 2
-    with pytest.raises(LearnError, match=r"t\.json: tally version 2, but this hvcfilter reads version 1"):
+    with pytest.raises(
+        LearnError, match=r"t\.json: tally version 2, but this hvcfilter reads version 1"
+    ):
         loads(json.dumps(doc), "t.json")
 
 
@@ -69,8 +71,11 @@ def test_other_version_is_refused() -> None:
     [
         ('{"format": "hvcfilter-tally", "version": 1,', r"t\.json:1: not a tally \(invalid JSON"),
         ("[]", "not a tally"),
-        ('{"format": "hvcfilter-tally", "version": 1, "kernel": "7.2", "traces": [],'
-         ' "smc_without_id": 0, "calls": [{"function_id": "nope"}]}', r"calls\[0\]"),
+        (
+            '{"format": "hvcfilter-tally", "version": 1, "kernel": "7.2", "traces": [],'
+            ' "smc_without_id": 0, "calls": [{"function_id": "nope"}]}',
+            r"calls\[0\]",
+        ),
     ],
 )
 def test_corrupt_tally_is_refused(text: str, message: str) -> None:
