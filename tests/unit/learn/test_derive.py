@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from hvcfilter.learn import Granularity, LearnError, Tally, parse_override
@@ -30,7 +32,7 @@ def test_function_granularity_keeps_only_the_seen_ids() -> None:
     assert _covered(spans) == (1 << 32) - 2 * 0x10000
     # Fewest records: no two deny records touch.
     denies = [(a, b) for a, b, act in spans if act == "deny"]
-    assert all(b + 1 < c for (_, b), (c, _) in zip(denies, denies[1:], strict=False))
+    assert all(b + 1 < c for (_, b), (c, _) in itertools.pairwise(denies))
 
 
 def test_service_and_owner_granularity() -> None:

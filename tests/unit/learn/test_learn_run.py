@@ -1,4 +1,4 @@
-"""Learning end to end: the round trip through simulate, unseen IDs denied, determinism, --against."""
+"""Learning end to end: round trip through simulate, unseen IDs denied, determinism, against."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from hvcfilter.learn.against import against
 from hvcfilter.learn.run import expand_paths, learn, tally_traces
 from hvcfilter.replay import Replayer
 from hvcfilter.table.files import load_table
-from hvcfilter.trace import TraceTally
+from hvcfilter.trace import CallKey, TraceTally
 
 SAMPLE = str(TRACES / "sample-6.12.txt")
 TRACE_SET = [SAMPLE, str(TRACES / "calls.jsonl"), str(TRACES / "calls.csv")]
@@ -38,7 +38,9 @@ def test_an_unseen_id_is_denied_and_seen_ones_keep_their_outcome(tmp_path: Path)
     spec = tmp_path / "learned.toml"
     spec.write_text(api.learn([SAMPLE], kernel="6.12").text)
     replayer = Replayer(load_table(str(spec)))
-    calls = Counter({(0x84000050, "hvc", 0, "a64"): 1, (0x84000000, "hvc", 0, "a64"): 1})
+    calls: Counter[CallKey] = Counter(
+        {(0x84000050, "hvc", 0, "a64"): 1, (0x84000000, "hvc", 0, "a64"): 1}
+    )
     rows = {r.function_id: r for r in replayer.report(TraceTally(calls=calls)).functions}
     assert rows[0x84000050].action == "deny" and rows[0x84000050].outcome == "not_supported"
     assert rows[0x84000050].default_outcome == "handled"

@@ -46,6 +46,7 @@ def test_merge_order_and_tree_give_the_same_bytes() -> None:
     shuffled = PARTS[:]
     random.Random(4).shuffle(shuffled)
     assert dumps(merge(shuffled)) == flat
+    assert merge(shuffled) == merge(PARTS)
     tree = merge([merge([PARTS[3], PARTS[0]]), merge([merge([PARTS[2]]), PARTS[1]])])
     assert dumps(tree) == flat
     # Through the file form too: a host's tally read back merges the same.
