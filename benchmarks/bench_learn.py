@@ -20,7 +20,7 @@ from _harness import hvcfilter_argv, ratio, time_process
 from bench_simulate import _SPEC, generate
 
 from hvcfilter.learn import Tally, dumps
-from hvcfilter.learn.tally import CallCount
+from hvcfilter.learn.tally import CallCount, TallyKey
 
 
 def _write_tallies(folder: Path, count: int, ids: int) -> list[str]:
@@ -28,7 +28,7 @@ def _write_tallies(folder: Path, count: int, ids: int) -> list[str]:
     pool = [0x8400_0000 + i for i in range(0x20)] + [0xC200_0000 + i for i in range(400)]
     paths = []
     for i in range(count):
-        calls = {
+        calls: dict[TallyKey, CallCount] = {
             (fid, "hvc", "kernel"): CallCount(rng.randrange(1, 1000), 1)
             for fid in rng.sample(pool, ids)
         }
