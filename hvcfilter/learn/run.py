@@ -20,6 +20,7 @@ from pathlib import Path
 from hvcfilter.errors import HvcFilterError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.learn.derive import Granularity, Learned, Override, derive
+from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
 from hvcfilter.learn.writer import spec_text
 from hvcfilter.lint import lint_text
@@ -67,7 +68,9 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
 def _one(args: tuple[str, str, str]) -> Tally:
     path, fmt, kernel = args
     name = "<stdin>" if path == "-" else path
-    return from_trace(name, tally_trace([path], TraceFormat(fmt)), kernel)
+    counts = tally_trace([path], TraceFormat(fmt))
+    forwards = forwarded_calls(path) if counts.formats.get(name) == TraceFormat.FTRACE else None
+    return from_trace(name, counts, kernel, forwards)
 
 
 def tally_traces(

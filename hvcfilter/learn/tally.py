@@ -71,17 +71,25 @@ class Tally:
         return sum(c.count for c in self.calls.values())
 
 
-def from_trace(name: str, trace: TraceTally, kernel: str) -> Tally:
+def from_trace(
+    name: str, trace: TraceTally, kernel: str, forwarded: Mapping[int, int] | None = None
+) -> Tally:
     """The tally of one trace (one file), from the trace room's counts.
 
     ``imm`` and ``mode`` are folded away: the filter looks only at W0.
-    Every call is counted as answered in the kernel, since the trace room
-    reports no userspace exit per call.
+    ``forwarded`` counts the HVCs per W0 that the trace shows forwarded to
+    userspace; they move from ``kernel`` to ``forwarded``, the rest stay.
     """
     counts: dict[TallyKey, int] = {}
-    for (fid, conduit, _imm, _mode), n in trace.calls.items():
-        key: TallyKey = (fid, conduit, "kernel")
-        counts[key] = counts.get(key, 0) + n
+    left = dict(forwarded or {})
+    for (fid, conduit, _imm, _mode), n in sorted(trace.calls.items()):
+        moved = min(n, left.get(fid, 0)) if conduit == "hvc" else 0
+        if moved:
+            left[fid] -= moved
+            counts[(fid, conduit, "forwarded")] = counts.get((fid, conduit, "forwarded"), 0) + moved
+        if n > moved:
+            key: TallyKey = (fid, conduit, "kernel")
+            counts[key] = counts.get(key, 0) + n - moved
     calls = {k: CallCount(n, 1) for k, n in counts.items()}
     return Tally(kernel, (name,), calls, trace.smc_without_id)
 

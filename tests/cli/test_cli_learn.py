@@ -103,7 +103,11 @@ def test_against_report_and_tightened_spec(tmp_path: Path) -> None:
     assert code == 1
     doc = json.loads(stdout)
     assert doc["format"] == "hvcfilter-learn-against-v1"
-    assert doc["would_break"] == [] and [r["base"] for r in doc["unused"]] == ["0xC5000000"]
+    # The trace shows 0xC2000005 forwarded; without a fwd_to_user range KVM would deny it.
+    assert [(c["function_id"], c["traced"], c["under_spec"]) for c in doc["would_break"]] == [
+        ("0xC2000005", "forwarded", "not_supported")
+    ]
+    assert [r["base"] for r in doc["unused"]] == ["0xC5000000"]
     assert out.read_text().startswith("# Learned by hvcfilter")
 
 

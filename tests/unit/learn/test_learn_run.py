@@ -21,17 +21,27 @@ TRACE_SET = [SAMPLE, str(TRACES / "calls.jsonl"), str(TRACES / "calls.csv")]
 
 
 @pytest.mark.parametrize("granularity", ["function", "service", "owner"])
-def test_round_trip_through_simulate(tmp_path: Path, granularity: str) -> None:
-    result = api.learn(TRACE_SET, kernel="6.12", granularity=granularity)
+@pytest.mark.parametrize("traces", [[SAMPLE], TRACE_SET[1:]], ids=["ftrace", "jsonl+csv"])
+def test_round_trip_through_simulate(tmp_path: Path, granularity: str, traces: list[str]) -> None:
+    result = api.learn(traces, kernel="6.12", granularity=granularity)
     spec = tmp_path / "learned.toml"
     spec.write_text(result.text)
-    report = api.replay(TRACE_SET, spec=str(spec))
+    report = api.replay(traces, spec=str(spec))
     assert report.summary.calls > 0
-    assert report.summary.differs_from_default == 0  # no call changes what it got
+    forwarded = {fid for fid, _c, outcome in result.learned.tally.calls if outcome == "forwarded"}
+    for row in report.functions:  # no call changes what it got in the trace
+        expected = "forwarded" if row.function_id in forwarded else row.default_outcome
+        assert row.outcome == expected, row
     assert not any(r.errno for r in report.install)
     lint = api.lint([spec])
     assert lint.files[0].count(Severity.ERROR) == 0
     assert result.spec.profile.name == "6.12"
+
+
+def test_the_sample_trace_shows_a_forwarded_call() -> None:
+    tally = tally_traces([SAMPLE], kernel="6.12")
+    assert tally.calls[(0xC2000005, "hvc", "forwarded")].count == 2
+    assert (0x84000000, "hvc", "forwarded") not in tally.calls
 
 
 def test_an_unseen_id_is_denied_and_seen_ones_keep_their_outcome(tmp_path: Path) -> None:
@@ -75,9 +85,9 @@ def test_against_lists_broken_calls_and_unused_ranges(tmp_path: Path) -> None:
         '[[range]]\naction = "fwd_to_user"\nbase = 0xC2000005\nnr_functions = 1\n'
     )
     report = against(tally_traces([SAMPLE], kernel="6.12"), str(spec))
+    # 0xC2000005 was forwarded in the trace and the spec forwards it: not broken.
     assert [(c.function_id, c.traced, c.under_spec) for c in report.would_break] == [
         (0x84000000, "handled", "not_supported"),
-        (0xC2000005, "not_supported", "forwarded"),
     ]
     assert [(r.base, r.nr_functions) for r in report.unused] == [(0xC5000000, 0x100)]
     # The tightened spec keeps what the spec forwards and guests call forwarded.
