@@ -119,6 +119,10 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     if from_tallies and kernel is not None:
         raise click.UsageError("--kernel comes from the tallies; leave it out with --tally")
     inputs_list = list(inputs)
+    if against is not None and kernel is None and not from_tallies:
+        from hvcfilter.table.files import load_table
+
+        kernel = load_table(against).kernel  # judge the spec on the kernel it targets
     if from_tallies:
         tally = run.read_tallies(inputs_list)
     else:
