@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from hvcfilter.errors import HvcFilterError
 
 if TYPE_CHECKING:
+    from hvcfilter.learn.run import LearnResult
     from hvcfilter.lint import LintReport
     from hvcfilter.replay import ReplayReport
     from hvcfilter.table.compiler import CompileResult
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from hvcfilter.table.files import DiffResult
     from hvcfilter.verify import VerifyResult
 
-__all__ = ["compile", "decompile", "diff", "lint", "replay", "verify"]
+__all__ = ["compile", "decompile", "diff", "learn", "lint", "replay", "verify"]
 
 
 def lint(paths: Iterable[str | Path]) -> LintReport:
@@ -102,6 +103,40 @@ def replay(
     table = load_table(spec, payload, kernel=kernel)
     base = load_baseline(baseline, kernel=kernel) if baseline is not None else None
     return Replayer(table, kernel=kernel, baseline=base).replay(list(traces))
+
+
+def learn(
+    traces: Sequence[str] = (),
+    *,
+    tallies: Sequence[str] = (),
+    kernel: str | None = None,
+    granularity: str = "function",
+    forward: Sequence[str] = (),
+    handle: Sequence[str] = (),
+    jobs: int = 1,
+) -> LearnResult:
+    """The least-privilege spec for traces and/or tally files (``hvcfilter learn``).
+
+    The result holds the derivation (``learned``), the spec ``text`` and the
+    ``spec`` model (:class:`hvcfilter.model.FilterSpec`). Tallies carry their
+    kernel; ``kernel`` applies to the traces.
+
+    Raises:
+        HvcFilterError: a trace or tally cannot be read, there are no calls,
+            or the inputs are of different kernels (TraceError, LearnError).
+    """
+    from hvcfilter.learn import Granularity, merge, parse_override
+    from hvcfilter.learn.run import learn as _learn
+    from hvcfilter.learn.run import read_tallies, tally_traces
+
+    parts = []
+    if traces:
+        parts.append(tally_traces(traces, kernel=kernel, jobs=jobs))
+    if tallies:
+        parts.append(read_tallies(tallies))
+    overrides = [parse_override(f, "fwd_to_user") for f in forward]
+    overrides += [parse_override(h, "handle") for h in handle]
+    return _learn(merge(parts), granularity=Granularity(granularity), overrides=overrides)
 
 
 def verify(spec: str | Path, trace: str | None = None, kernels: Sequence[str] = ()) -> VerifyResult:

@@ -62,6 +62,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "schema",
         "Print the JSON Schema of spec files (for taplo and editors).",
     ),
+    "learn": (
+        "hvcfilter.cli.learn",
+        "learn",
+        "Learn the least-privilege table from guest traces, for one VM or a fleet.",
+    ),
     "lab": (
         "hvcfilter.cli.lab",
         "lab",

@@ -1,0 +1,82 @@
+"""Benchmark ``hvcfilter learn`` against ``simulate`` on the 2,000,000-event trace, and merging.
+
+Generates the trace of ``bench_simulate.py`` (same generator, same seed),
+then alternates ``hvcfilter simulate --format json`` (the baseline) and
+``hvcfilter learn -o FILE`` as child processes, and prints their medians,
+the ratio (target: learn at most 1.5x simulate) and learn's peak RSS (flat
+memory: about simulate's). Then writes 10,000 tallies of 50 function IDs
+each and times ``hvcfilter learn --tally`` over all of them (target: under
+10 s). Run: ``.venv/bin/python benchmarks/bench_learn.py``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+from pathlib import Path
+
+from _harness import hvcfilter_argv, ratio, time_process
+from bench_simulate import _SPEC, generate
+
+from hvcfilter.learn import Tally, dumps
+from hvcfilter.learn.tally import CallCount, TallyKey
+
+
+def _write_tallies(folder: Path, count: int, ids: int) -> list[str]:
+    rng = random.Random(7)
+    pool = [0x8400_0000 + i for i in range(0x20)] + [0xC200_0000 + i for i in range(400)]
+    paths = []
+    for i in range(count):
+        calls: dict[TallyKey, CallCount] = {
+            (fid, "hvc", "kernel"): CallCount(rng.randrange(1, 1000), 1)
+            for fid in rng.sample(pool, ids)
+        }
+        path = folder / f"host{i:05d}.json"
+        path.write_text(dumps(Tally("7.2", (f"host{i:05d}/trace.txt",), calls)))
+        paths.append(str(path))
+    return paths
+
+
+def main() -> None:
+    """Generate, run, print medians and ratios."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--tallies", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hvcfilter-bench-") as tmp:
+        work = Path(tmp)
+        trace = work / "trace.txt"
+        generate(trace, args.events)
+        spec = work / "spec.toml"
+        spec.write_text(_SPEC)
+        print(f"trace: {args.events:,} events, {trace.stat().st_size / 1e6:.1f} MB")
+        sim = time_process(
+            "simulate --format json",
+            hvcfilter_argv("simulate", "--format", "json", "--spec", str(spec), str(trace)),
+            args.repeats,
+            ok_codes=(0, 1),
+        )
+        learn = time_process(
+            "learn -o FILE",
+            hvcfilter_argv("learn", str(trace), "-o", str(work / "learned.toml")),
+            args.repeats,
+        )
+        print(sim.line())
+        print(learn.line())
+        print(f"ratio learn/simulate: {ratio(learn, sim)} (target <= 1.5x)")
+        folder = work / "tallies"
+        folder.mkdir()
+        _write_tallies(folder, args.tallies, 50)
+        merge = time_process(
+            f"learn --tally ({args.tallies:,} tallies of 50 IDs)",
+            hvcfilter_argv("learn", "--tally", str(folder), "-o", str(work / "fleet.toml")),
+            max(1, args.repeats // 2),
+        )
+        print(merge.line())
+        print(f"merge median: {merge.median:.2f} s (target < 10 s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,174 @@
+"""``hvcfilter learn``: option parsing, one learn (or tally, or --against), one output.
+
+The work happens in :mod:`hvcfilter.learn`. Exit codes: 0 the spec or
+tally was written (or ``--against`` found nothing to change), 1 ``--against``
+found a call the spec would break, a range no guest used or a record the
+kernel refuses, 2 usage errors and bad input (an unreadable trace, a trace
+with no calls, a corrupt tally or one of another version, mixed kernels);
+nothing is written then.
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, assert_never
+
+import click
+
+from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, write_output
+from hvcfilter.trace import TraceFormat
+
+if TYPE_CHECKING:
+    from hvcfilter.learn import Granularity, Override, Tally
+
+__all__ = ["ReportFormat", "learn"]
+
+
+class ReportFormat(StrEnum):
+    """``--format`` of the ``--against`` report."""
+
+    TEXT = "text"
+    JSON = "json"
+
+
+def _command() -> str:
+    return (
+        shlex.join(["hvcfilter", *sys.argv[1:]])
+        if sys.argv[1:2] == ["learn"]
+        else "hvcfilter learn"
+    )
+
+
+@click.command("learn")
+@click.argument("inputs", nargs=-1, required=True, metavar="TRACE...")
+@click.option("-o", "--output", metavar="FILE", help="Write the spec (or tally) here; - is stdout.")
+@click.option("--kernel", callback=kernel_profile, metavar="VERSION", help="Kernel profile.")
+@click.option(
+    "--granularity",
+    type=click.Choice(["function", "service", "owner"]),
+    default="function",
+    show_default=True,
+    help="Keep open only the IDs seen, or their whole service or owner block.",
+)
+@click.option(
+    "--forward", multiple=True, metavar="ID|NAME|SERVICE", help="Forward these to the VMM."
+)
+@click.option(
+    "--handle", multiple=True, metavar="ID|NAME|SERVICE", help="Keep these in the kernel."
+)
+@click.option("--tally-out", metavar="FILE", help="Write the tally (JSON) instead of a spec.")
+@click.option("--tally", "from_tallies", is_flag=True, help="The inputs are tallies to merge.")
+@click.option(
+    "--against", metavar="SPEC", help="Report on an existing spec; -o writes it tightened."
+)
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Tally this many trace files at once.",
+)
+@click.option(
+    "--trace-format",
+    type=click.Choice([f.value for f in TraceFormat]),
+    default="auto",
+    show_default=True,
+    help="Trace format; auto detects ftrace, JSON Lines or CSV.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice([f.value for f in ReportFormat]),
+    default="text",
+    show_default=True,
+    help="Format of the --against report.",
+)
+@click.pass_context
+@guarded
+def learn(  # noqa: PLR0917 - click passes each option as a parameter
+    ctx: click.Context,
+    inputs: tuple[str, ...],
+    output: str | None,
+    kernel: str | None,
+    granularity: str,
+    forward: tuple[str, ...],
+    handle: tuple[str, ...],
+    tally_out: str | None,
+    from_tallies: bool,
+    against: str | None,
+    jobs: int,
+    trace_format: str,
+    fmt: str,
+) -> None:
+    """Learn the least-privilege table from guest traces (or tallies of a fleet).
+
+    Every function ID the guests called keeps what it got; everything else a
+    table can touch is denied. Traces: ftrace, JSON Lines, CSV, gzip/xz, - for
+    stdin, directories and globs. Exit 2 (nothing written) for a trace with no
+    calls, a corrupt tally or one of another version, or tallies of mixed kernels.
+    """
+    from hvcfilter import learn as domain
+    from hvcfilter.learn import run
+
+    if tally_out is not None and (against is not None or output is not None):
+        raise click.UsageError("--tally-out writes a tally: give neither -o nor --against")
+    if from_tallies and kernel is not None:
+        raise click.UsageError("--kernel comes from the tallies; leave it out with --tally")
+    inputs_list = list(inputs)
+    if against is not None and kernel is None and not from_tallies:
+        from hvcfilter.table.files import load_table
+
+        kernel = load_table(against).kernel  # judge the spec on the kernel it targets
+    if from_tallies:
+        tally = run.read_tallies(inputs_list)
+    else:
+        tally = run.tally_traces(
+            inputs_list, kernel=kernel, trace_format=TraceFormat(trace_format), jobs=jobs
+        )
+    if tally_out is not None:
+        if not tally.calls:
+            domain.derive.derive(tally)  # raises the no-calls error: never an empty tally
+        write_output(domain.dumps(tally).encode(), tally_out, binary=False, inputs=inputs_list)
+        ctx.exit(int(ExitCode.OK))
+    overrides = [domain.parse_override(f, "fwd_to_user") for f in forward]
+    overrides += [domain.parse_override(h, "handle") for h in handle]
+    gran = domain.Granularity(granularity)
+    if against is None:
+        result = run.learn(tally, granularity=gran, overrides=overrides, command=_command())
+        write_output(result.text.encode(), output, binary=False, inputs=inputs_list)
+        ctx.exit(int(ExitCode.OK))
+    _against(ctx, tally, against, gran, overrides, output, fmt, [*inputs_list, against])
+
+
+def _against(  # noqa: PLR0917 - the options of one mode, passed on
+    ctx: click.Context,
+    tally: Tally,
+    spec: str,
+    gran: Granularity,
+    overrides: Sequence[Override],
+    output: str | None,
+    fmt: str,
+    inputs: list[str],
+) -> None:
+    from hvcfilter.learn.against import against
+    from hvcfilter.render import learn as render
+
+    report = against(tally, spec, granularity=gran, overrides=overrides, command=_command())
+    if output is not None:
+        write_output(report.tightened.text.encode(), output, binary=False, inputs=inputs)
+    report_format = ReportFormat(fmt)
+    if report_format is ReportFormat.JSON:
+        text = render.against_json(report)
+    elif report_format is ReportFormat.TEXT:
+        text = render.against_text(report)
+    else:
+        assert_never(report_format)
+    if output in (None, "-"):
+        click.echo(text, err=True, nl=False)
+    else:
+        click.echo(text, nl=False)
+    ctx.exit(int(ExitCode.FINDINGS if report.findings else ExitCode.OK))

@@ -1,0 +1,133 @@
+"""Learning end to end: trace paths or tally files in, a tally or a checked spec out.
+
+Paths are expanded here (a directory means the files in it, a pattern its
+matches, in sorted order, so that the traces listed in a tally never depend
+on the file system's order). Each trace is tallied on its own, through
+:func:`hvcfilter.trace.tally`, so that a call can say in how many traces it
+was seen; with ``jobs > 1`` files are tallied by a pool of processes, each
+file still read with flat memory.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from hvcfilter.errors import HvcFilterError
+from hvcfilter.kernel.profiles import get_profile
+from hvcfilter.learn.derive import Granularity, Learned, Override, derive
+from hvcfilter.learn.forwards import forwarded_calls
+from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
+from hvcfilter.learn.writer import spec_text
+from hvcfilter.lint import lint_text
+from hvcfilter.model import FilterSpec
+from hvcfilter.trace import TraceFormat
+from hvcfilter.trace import tally as tally_trace
+
+__all__ = ["LearnResult", "expand_paths", "learn", "read_tallies", "tally_traces"]
+
+
+@dataclass(frozen=True, slots=True)
+class LearnResult:
+    """A learned table: the derivation, the spec text, and the spec model it loads as."""
+
+    learned: Learned
+    text: str
+    spec: FilterSpec
+
+
+def expand_paths(paths: Sequence[str]) -> list[str]:
+    """Files for the given paths: ``-`` as is, directories' files and patterns' matches sorted.
+
+    Raises:
+        LearnError: a pattern or directory matches no file.
+    """
+    out: list[str] = []
+    for path in paths:
+        if path == "-" or Path(path).is_file():
+            out.append(path)
+        elif Path(path).is_dir():
+            files = sorted(str(p) for p in Path(path).iterdir() if p.is_file())
+            if not files:
+                raise LearnError(f"{path}: the directory holds no trace file")
+            out.extend(files)
+        elif glob.has_magic(path):
+            files = sorted(p for p in glob.glob(path) if os.path.isfile(p))
+            if not files:
+                raise LearnError(f"{path}: the pattern matches no file")
+            out.extend(files)
+        else:
+            out.append(path)  # the trace room reports it as unreadable, with the errno
+    return out
+
+
+def _one(args: tuple[str, str, str]) -> Tally:
+    path, fmt, kernel = args
+    name = "<stdin>" if path == "-" else path
+    counts = tally_trace([path], TraceFormat(fmt))
+    forwards = forwarded_calls(path) if counts.formats.get(name) == TraceFormat.FTRACE else None
+    return from_trace(name, counts, kernel, forwards)
+
+
+def tally_traces(
+    paths: Sequence[str],
+    *,
+    kernel: str | None = None,
+    trace_format: TraceFormat = TraceFormat.AUTO,
+    jobs: int = 1,
+) -> Tally:
+    """The merged tally of the traces, one file per worker with ``jobs > 1``.
+
+    Raises:
+        TraceError: a trace cannot be read.
+        LearnError: a directory or pattern names no file.
+        UnknownProfileError: ``kernel`` names no profile.
+    """
+    profile = get_profile(kernel).name
+    work = [(p, trace_format.value, profile) for p in expand_paths(paths)]
+    if jobs > 1 and len(work) > 1 and "-" not in paths:
+        with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
+            return merge(pool.map(_one, work))
+    return merge(_one(w) for w in work)
+
+
+def read_tallies(paths: Sequence[str]) -> Tally:
+    """Merge tally files (``learn --tally-out``).
+
+    Raises:
+        LearnError: a file cannot be read, is not a tally, is of another version,
+            or the tallies are of different kernels.
+    """
+    tallies = []
+    for path in expand_paths(paths):
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise LearnError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        tallies.append(loads(data, path))
+    return merge(tallies)
+
+
+def learn(
+    tally: Tally,
+    *,
+    granularity: Granularity = Granularity.FUNCTION,
+    overrides: Sequence[Override] = (),
+    command: str = "hvcfilter learn",
+) -> LearnResult:
+    """The least-privilege spec for a tally, written and linted.
+
+    Raises:
+        LearnError: the tally has no calls, or an override forwards a reserved ID.
+        HvcFilterError: internal error: the result fails ``check``.
+    """
+    learned = derive(tally, granularity, overrides)
+    text = spec_text(learned, command)
+    spec = lint_text(text, "<learned>").spec
+    if spec is None:  # spec_text already refused a table with errors
+        raise HvcFilterError("internal error: the learned table does not load")
+    return LearnResult(learned, text, spec)

@@ -1,0 +1,88 @@
+"""Rendering ``learn --against``: the calls a spec would break and the ranges no guest used.
+
+``against_json`` is one document (``"format": "hvcfilter-learn-against-v1"``)
+with ``would_break``, ``unused`` and ``refused`` lists and the call count;
+``against_text`` is plain lines for people. Both are pure.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hvcfilter import smccc
+from hvcfilter.learn.against import AgainstReport, BrokenCall
+from hvcfilter.replay import InstallResult
+
+__all__ = ["AGAINST_FORMAT_TAG", "against_json", "against_text"]
+
+AGAINST_FORMAT_TAG = "hvcfilter-learn-against-v1"
+
+
+def _broken(call: BrokenCall) -> dict[str, Any]:
+    return {
+        "function_id": smccc.format_id(call.function_id),
+        "name": call.name,
+        "conduit": call.conduit,
+        "count": call.count,
+        "traced": call.traced,
+        "under_spec": call.under_spec,
+        "record": call.record,
+    }
+
+
+def _range(rec: InstallResult) -> dict[str, Any]:
+    return {
+        "index": rec.index,
+        "base": smccc.format_id(rec.base),
+        "last": smccc.format_id(rec.last),
+        "action": rec.action_label,
+        "origin": rec.origin,
+        "error": rec.error,
+    }
+
+
+def against_json(report: AgainstReport) -> str:
+    """The report as one JSON document."""
+    doc = {
+        "format": AGAINST_FORMAT_TAG,
+        "spec": report.spec,
+        "kernel": report.kernel,
+        "calls": report.calls,
+        "would_break": [_broken(c) for c in report.would_break],
+        "unused": [_range(r) for r in report.unused],
+        "refused": [_range(r) for r in report.refused],
+        "tightened_records": len(report.tightened.learned.records),
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
+def _span(rec: InstallResult) -> str:
+    return f"range[{rec.index}] {rec.action_label} {smccc.format_id(rec.base)}-" + (
+        smccc.format_id(rec.last)
+    )
+
+
+def against_text(report: AgainstReport) -> str:
+    """The report as lines for people."""
+    lines = [f"{report.spec} against {report.calls:,} traced calls (kernel {report.kernel}):"]
+    if report.would_break:
+        lines.append(f"would break {len(report.would_break)} call(s) guests make:")
+        lines += [
+            f"  {smccc.format_id(c.function_id)} {c.name or ''} ({c.conduit}, {c.count:,}x): "
+            f"got {c.traced}, would get {c.under_spec}"
+            + (f" (range[{c.record}])" if c.record is not None else "")
+            for c in report.would_break
+        ]
+    else:
+        lines.append("breaks no traced call")
+    if report.unused:
+        lines.append(f"{len(report.unused)} range(s) no guest used (privilege to take away):")
+        lines += [f"  {_span(r)}" for r in report.unused]
+    if report.refused:
+        lines.append(f"the kernel refuses {len(report.refused)} record(s):")
+        lines += [f"  {_span(r)}: {r.error}" for r in report.refused]
+    lines.append(
+        f"tightened: {len(report.tightened.learned.records)} record(s) (write it with -o FILE)"
+    )
+    return "\n".join(lines) + "\n"

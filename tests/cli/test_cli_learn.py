@@ -1,0 +1,118 @@
+"""``hvcfilter learn`` through click: spec and tally files, merging, --against, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+from suite_paths import TRACES
+
+from hvcfilter.cli import cli
+
+SAMPLE = str(TRACES / "sample-6.12.txt")
+JSONL = str(TRACES / "calls.jsonl")
+CSV = str(TRACES / "calls.csv")
+
+
+def _run(*args: str, stdin: bytes | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(cli, ["learn", *args], input=stdin)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_writes_a_check_clean_spec(tmp_path: Path) -> None:
+    out = tmp_path / "learned.toml"
+    code, _, _ = _run("--kernel", "6.12", SAMPLE, "-o", str(out))
+    assert code == 0
+    assert "# kernel profile: 6.12" in out.read_text()
+    check = CliRunner().invoke(cli, ["check", str(out)])
+    assert check.exit_code == 0, check.stdout
+
+
+def test_stdin_and_same_bytes_twice() -> None:
+    data = Path(SAMPLE).read_bytes()
+    first = _run("-", stdin=data)
+    assert first[0] == 0 and "#   <stdin>" in first[1]
+    assert _run("-", stdin=data)[1] == first[1]
+
+
+def test_tallies_merge_like_one_run(tmp_path: Path) -> None:
+    tallies = []
+    for i, trace in enumerate((SAMPLE, JSONL, CSV)):
+        tallies.append(str(tmp_path / f"t{i}.json"))
+        assert _run(trace, "--tally-out", tallies[-1])[0] == 0
+    merged_a = _run("--tally", *tallies)[1]
+    merged_b = _run("--tally", *tallies[::-1])[1]
+    # A tree: two tallies merged into one tally first, then with the third.
+    tree = str(tmp_path / "tree.json")
+    assert _run("--tally", tallies[2], tallies[0], "--tally-out", tree)[0] == 0
+    merged_c = _run("--tally", tree, tallies[1])[1]
+    assert merged_a == merged_b == merged_c
+    direct = _run(SAMPLE, JSONL, CSV)[1]
+    # The header names the command; everything from [filter] on is the same.
+    assert direct.split("[filter]", 1)[1] == merged_a.split("[filter]", 1)[1]
+
+
+def test_trace_with_no_calls_writes_nothing(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.txt"
+    empty.write_text("# tracer: nop\n")
+    out = tmp_path / "out.toml"
+    code, _, err = _run(str(empty), "-o", str(out))
+    assert code == 2
+    assert "no calls with a function ID" in err
+    assert not out.exists()
+    assert _run(str(empty), "--tally-out", str(out))[0] == 2 and not out.exists()
+
+
+def test_corrupt_other_version_and_mixed_tallies(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    code, _, err = _run("--tally", str(bad))
+    assert code == 2 and "bad.json:1: not a tally" in err
+    good = tmp_path / "good.json"
+    assert _run("--kernel", "6.12", SAMPLE, "--tally-out", str(good))[0] == 0
+    doc = json.loads(good.read_text())
+    doc["version"] = 9
+    (tmp_path / "v9.json").write_text(json.dumps(doc))
+    code, _, err = _run("--tally", str(tmp_path / "v9.json"))
+    assert code == 2 and "tally version 9" in err
+    other = tmp_path / "other.json"
+    assert _run("--kernel", "7.2", SAMPLE, "--tally-out", str(other))[0] == 0
+    code, _, err = _run("--tally", str(good), str(other))
+    assert code == 2 and "cannot merge tallies of kernel" in err
+
+
+def test_never_overwrites_an_input(tmp_path: Path) -> None:
+    trace = tmp_path / "trace.txt"
+    trace.write_bytes(Path(SAMPLE).read_bytes())
+    code, _, _ = _run(str(trace), "-o", str(trace))
+    assert code == 2
+    assert trace.read_bytes() == Path(SAMPLE).read_bytes()
+
+
+def test_against_report_and_tightened_spec(tmp_path: Path) -> None:
+    spec = tmp_path / "old.toml"
+    spec.write_text(
+        '[filter]\nkernel = "6.12"\n\n[[range]]\naction = "deny"\nbase = 0xC5000000\n'
+        "nr_functions = 0x100\n"
+    )
+    out = tmp_path / "tight.toml"
+    code, stdout, _ = _run(
+        "--kernel", "6.12", SAMPLE, "--against", str(spec), "--format", "json", "-o", str(out)
+    )
+    assert code == 1
+    doc = json.loads(stdout)
+    assert doc["format"] == "hvcfilter-learn-against-v1"
+    # The trace shows 0xC2000005 forwarded; without a fwd_to_user range KVM would deny it.
+    assert [(c["function_id"], c["traced"], c["under_spec"]) for c in doc["would_break"]] == [
+        ("0xC2000005", "forwarded", "not_supported")
+    ]
+    assert [r["base"] for r in doc["unused"]] == ["0xC5000000"]
+    assert out.read_text().startswith("# Learned by hvcfilter")
+
+
+def test_overrides_and_usage_errors() -> None:
+    code, out, _ = _run(SAMPLE, "--forward", "trng", "--granularity", "service")
+    assert code == 0 and 'action = "fwd_to_user"\nbase = 0x84000050' in out
+    assert _run(SAMPLE, "--forward", "nope")[0] == 2
+    assert _run("--tally", SAMPLE, "--kernel", "6.12")[0] == 2

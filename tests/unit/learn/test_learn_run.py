@@ -1,0 +1,94 @@
+"""Learning end to end: round trip through simulate, unseen IDs denied, determinism, against."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from suite_paths import TRACES
+
+from hvcfilter import api
+from hvcfilter.diagnostics import Severity
+from hvcfilter.learn.against import against
+from hvcfilter.learn.run import expand_paths, learn, tally_traces
+from hvcfilter.replay import Replayer
+from hvcfilter.table.files import load_table
+from hvcfilter.trace import CallKey, TraceTally
+
+SAMPLE = str(TRACES / "sample-6.12.txt")
+TRACE_SET = [SAMPLE, str(TRACES / "calls.jsonl"), str(TRACES / "calls.csv")]
+
+
+@pytest.mark.parametrize("granularity", ["function", "service", "owner"])
+@pytest.mark.parametrize("traces", [[SAMPLE], TRACE_SET[1:]], ids=["ftrace", "jsonl+csv"])
+def test_round_trip_through_simulate(tmp_path: Path, granularity: str, traces: list[str]) -> None:
+    result = api.learn(traces, kernel="6.12", granularity=granularity)
+    spec = tmp_path / "learned.toml"
+    spec.write_text(result.text)
+    report = api.replay(traces, spec=str(spec))
+    assert report.summary.calls > 0
+    forwarded = {fid for fid, _c, outcome in result.learned.tally.calls if outcome == "forwarded"}
+    for row in report.functions:  # no call changes what it got in the trace
+        expected = "forwarded" if row.function_id in forwarded else row.default_outcome
+        assert row.outcome == expected, row
+    assert not any(r.errno for r in report.install)
+    lint = api.lint([spec])
+    assert lint.files[0].count(Severity.ERROR) == 0
+    assert result.spec.profile.name == "6.12"
+
+
+def test_the_sample_trace_shows_a_forwarded_call() -> None:
+    tally = tally_traces([SAMPLE], kernel="6.12")
+    assert tally.calls[(0xC2000005, "hvc", "forwarded")].count == 2
+    assert (0x84000000, "hvc", "forwarded") not in tally.calls
+
+
+def test_an_unseen_id_is_denied_and_seen_ones_keep_their_outcome(tmp_path: Path) -> None:
+    spec = tmp_path / "learned.toml"
+    spec.write_text(api.learn([SAMPLE], kernel="6.12").text)
+    replayer = Replayer(load_table(str(spec)))
+    calls: Counter[CallKey] = Counter(
+        {(0x84000050, "hvc", 0, "a64"): 1, (0x84000000, "hvc", 0, "a64"): 1}
+    )
+    rows = {r.function_id: r for r in replayer.report(TraceTally(calls=calls)).functions}
+    assert rows[0x84000050].action == "deny" and rows[0x84000050].outcome == "not_supported"
+    assert rows[0x84000050].default_outcome == "handled"
+    assert rows[0x84000000].record is None and rows[0x84000000].outcome == "handled"
+
+
+def test_learning_is_deterministic_whatever_the_order_and_jobs() -> None:
+    one = learn(tally_traces(TRACE_SET, kernel="6.12")).text
+    assert learn(tally_traces(TRACE_SET[::-1], kernel="6.12", jobs=2)).text == one
+
+
+def test_comments_name_the_calls_with_counts_and_traces() -> None:
+    text = api.learn(TRACE_SET, kernel="6.12").text
+    assert "# kernel profile: 6.12; granularity: function" in text
+    assert "#   PSCI_VERSION_32 (0x84000000): 5 calls in 3 traces" in text
+    assert 'comment = "denied: no guest called these IDs' in text
+
+
+def test_directories_and_globs_expand_sorted(tmp_path: Path) -> None:
+    for name in ("b.txt", "a.txt"):
+        (tmp_path / name).write_text("")
+    assert expand_paths([str(tmp_path)]) == [str(tmp_path / "a.txt"), str(tmp_path / "b.txt")]
+    assert expand_paths([str(tmp_path / "*.txt")]) == expand_paths([str(tmp_path)])
+
+
+def test_against_lists_broken_calls_and_unused_ranges(tmp_path: Path) -> None:
+    spec = tmp_path / "old.toml"
+    spec.write_text(
+        '[filter]\nkernel = "6.12"\n\n'
+        '[[range]]\naction = "deny"\nbase = 0x84000000\nnr_functions = 1\n\n'
+        '[[range]]\naction = "deny"\nbase = 0xC5000000\nnr_functions = 0x100\n\n'
+        '[[range]]\naction = "fwd_to_user"\nbase = 0xC2000005\nnr_functions = 1\n'
+    )
+    report = against(tally_traces([SAMPLE], kernel="6.12"), str(spec))
+    # 0xC2000005 was forwarded in the trace and the spec forwards it: not broken.
+    assert [(c.function_id, c.traced, c.under_spec) for c in report.would_break] == [
+        (0x84000000, "handled", "not_supported"),
+    ]
+    assert [(r.base, r.nr_functions) for r in report.unused] == [(0xC5000000, 0x100)]
+    # The tightened spec keeps what the spec forwards and guests call forwarded.
+    assert 'action = "fwd_to_user"\nbase = 0xC2000005' in report.tightened.text

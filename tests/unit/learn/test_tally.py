@@ -1,0 +1,95 @@
+"""Tallies: canonical JSON, the schema, merging in any order or tree, and refusing bad input."""
+
+from __future__ import annotations
+
+import json
+import random
+from importlib import resources
+
+import jsonschema
+import pytest
+
+from hvcfilter.learn import TALLY_VERSION, LearnError, Tally, dumps, loads, merge
+from hvcfilter.learn.tally import CallCount
+
+
+def _tally(name: str, ids: dict[int, int], kernel: str = "7.2") -> Tally:
+    return Tally(kernel, (name,), {(f, "hvc", "kernel"): CallCount(n, 1) for f, n in ids.items()})
+
+
+PARTS = [
+    _tally("a", {0x84000000: 3, 0xC4000003: 1}),
+    _tally("b", {0x84000000: 2, 0x86000000: 5}),
+    _tally("c", {0x12345678: 1}),
+    _tally("d", {0x84000000: 7, 0x12345678: 4}),
+]
+
+
+def test_round_trip_and_schema() -> None:
+    tally = merge(PARTS)
+    text = dumps(tally)
+    assert loads(text) == tally
+    schema = json.loads(resources.files("hvcfilter").joinpath("data/tally.schema.json").read_text())
+    jsonschema.validate(json.loads(text), schema)
+    assert json.loads(text)["version"] == TALLY_VERSION
+
+
+def test_merge_adds_counts_and_traces() -> None:
+    tally = merge(PARTS)
+    assert tally.calls[(0x84000000, "hvc", "kernel")] == CallCount(12, 3)
+    assert tally.traces == ("a", "b", "c", "d")
+    assert tally.call_count == 23
+
+
+def test_merge_order_and_tree_give_the_same_bytes() -> None:
+    flat = dumps(merge(PARTS))
+    shuffled = PARTS[:]
+    random.Random(4).shuffle(shuffled)
+    assert dumps(merge(shuffled)) == flat
+    assert merge(shuffled) == merge(PARTS)
+    tree = merge([merge([PARTS[3], PARTS[0]]), merge([merge([PARTS[2]]), PARTS[1]])])
+    assert dumps(tree) == flat
+    # Through the file form too: a host's tally read back merges the same.
+    assert dumps(merge(loads(dumps(p)) for p in reversed(PARTS))) == flat
+
+
+def test_mixed_kernels_are_refused() -> None:
+    with pytest.raises(LearnError, match=r"kernel 7\.2 and kernel 6\.12"):
+        merge([PARTS[0], _tally("x", {1: 1}, kernel="6.12")])
+
+
+def test_other_version_is_refused() -> None:
+    doc = json.loads(dumps(PARTS[0]))
+    doc["version"] = 2
+    with pytest.raises(
+        LearnError, match=r"t\.json: tally version 2, but this hvcfilter reads version 1"
+    ):
+        loads(json.dumps(doc), "t.json")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('{"format": "hvcfilter-tally", "version": 1,', r"t\.json:1: not a tally \(invalid JSON"),
+        ("[]", "not a tally"),
+        (
+            '{"format": "hvcfilter-tally", "version": 1, "kernel": "7.2", "traces": [],'
+            ' "smc_without_id": 0, "calls": [{"function_id": "nope"}]}',
+            r"calls\[0\]",
+        ),
+    ],
+)
+def test_corrupt_tally_is_refused(text: str, message: str) -> None:
+    with pytest.raises(LearnError, match=message):
+        loads(text, "t.json")
+
+
+def test_bad_row_fields_are_refused() -> None:
+    doc = json.loads(dumps(PARTS[0]))
+    doc["calls"][0]["function_id"] = "0x1FFFFFFFF"
+    with pytest.raises(LearnError, match="not a 32-bit hex ID"):
+        loads(json.dumps(doc), "t.json")
+    doc = json.loads(dumps(PARTS[0]))
+    doc["calls"][0]["traces"] = 5
+    with pytest.raises(LearnError, match="seen in 5 traces of 1"):
+        loads(json.dumps(doc), "t.json")
