@@ -32,10 +32,18 @@ class Node:
     children: list[Node] = field(default_factory=list)
 
     def child(self, name: str, **props: PropValue) -> Node:
-        """Append and return a child named ``name`` with ``props`` (``_`` in keys become ``-``)."""
-        node = Node(name, {k.replace("_", "-"): v for k, v in props.items()})
+        """Append and return a child named ``name`` with ``props``.
+
+        In keys, ``__`` becomes ``,`` and ``_`` becomes ``-``, except in
+        ``device_type``, the one standard name with an underscore.
+        """
+        node = Node(name, {_prop_name(k): v for k, v in props.items()})
         self.children.append(node)
         return node
+
+
+def _prop_name(key: str) -> str:
+    return key if key == "device_type" else key.replace("__", ",").replace("_", "-")
 
 
 def _encode(value: PropValue) -> bytes:
@@ -151,8 +159,6 @@ def guest_tree(  # noqa: PLR0913 - one argument per layout fact the VMM shares
                      "interrupt-parent": gic_phandle, "model": "hvcfilter-lab-guest"})  # fmt: skip
     root.child("chosen", bootargs=bootargs, stdout_path="/uart@%x" % uart,
                linux__initrd_start=_cells(initrd[0]), linux__initrd_end=_cells(initrd[1]))  # fmt: skip
-    chosen = root.children[-1]
-    chosen.props = {k.replace("linux--", "linux,"): v for k, v in chosen.props.items()}
     root.child(f"memory@{ram_base:x}", device_type="memory", reg=[*_cells(ram_base), *_cells(ram_size)])
     cpu_node = root.child("cpus", **{"#address-cells": 1, "#size-cells": 0})
     for i in range(cpus):
