@@ -70,7 +70,7 @@ class GuestRun:
         """``/sys/devices/system/cpu/online`` as the guest printed it."""
         for ln in self.guest_console:
             if ONLINE_MARK in ln:
-                return ln.split(ONLINE_MARK, 1)[1].strip()
+                return ln.split(ONLINE_MARK, 1)[1].strip() or None
         return None
 
     @property
@@ -128,8 +128,11 @@ def _guest_initramfs(busybox: bytes) -> bytes:
         f"#!{bb} sh",
         f"{bb} mount -t proc proc /proc",
         f"{bb} mount -t sysfs sysfs /sys",
-        f"echo {INIT_MARK}",
-        f'echo "{ONLINE_MARK} $({bb} cat /sys/devices/system/cpu/online)"',
+        f"{bb} mount -t devtmpfs devtmpfs /dev",
+        # Through printk (level 2 passes "quiet"), so the lines cannot interleave with
+        # the kernel's own messages the way the tty's buffered output does.
+        f"echo '<2>{INIT_MARK}' > /dev/kmsg",
+        f'echo "<2>{ONLINE_MARK} $({bb} cat /sys/devices/system/cpu/online)" > /dev/kmsg',
         f"{bb} poweroff -f",
         "",
     ])  # fmt: skip
