@@ -118,7 +118,9 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
     help="Random scenarios, with --conformance.",
 )
 @click.option("--guest", is_flag=True, help="Boot a Linux guest under SPEC in the lab's VMM.")
-@click.option("--cpus", type=click.IntRange(1, 8), default=1, show_default=True, help="With --guest.")
+@click.option(
+    "--cpus", type=click.IntRange(1, 8), default=1, show_default=True, help="With --guest."
+)
 @click.option(
     "--forward-policy",
     type=click.Choice(["not-supported", "psci"]),
@@ -172,7 +174,16 @@ def verify(
     if guest:
         if conformance or trace is not None:
             raise click.UsageError("--guest takes a SPEC only (no TRACE, no --conformance)")
-        _verify_guest(ctx, spec, kernels, cpus, forward_policy, show_console, timeout, fmt)
+        _verify_guest(
+            ctx,
+            spec=spec,
+            kernels=kernels,
+            cpus=cpus,
+            forward_policy=forward_policy,
+            show_console=show_console,
+            timeout=timeout,
+            fmt=fmt,
+        )
         return
     if conformance:
         result = api.conformance(kernels or DEFAULT_KERNELS, seed, count, cache_dir=cache)
@@ -192,8 +203,9 @@ def verify(
     ctx.exit(ExitCode.OK if result.ok else ExitCode.FINDINGS)
 
 
-def _verify_guest(  # noqa: PLR0913 - the options of verify --guest, passed through
+def _verify_guest(
     ctx: click.Context,
+    *,
     spec: str | None,
     kernels: tuple[str, ...],
     cpus: int,

@@ -87,8 +87,18 @@ def build(root: Node) -> bytes:
     off_struct = off_rsv + len(rsv)
     off_strings = off_struct + len(body)
     total = off_strings + len(strings)
-    header = _HEADER.pack(FDT_MAGIC, total, off_struct, off_strings, off_rsv, _VERSION,
-                          _LAST_COMPAT, 0, len(strings), len(body))  # fmt: skip
+    header = _HEADER.pack(
+        FDT_MAGIC,
+        total,
+        off_struct,
+        off_strings,
+        off_rsv,
+        _VERSION,
+        _LAST_COMPAT,
+        0,
+        len(strings),
+        len(body),
+    )
     return header + b"\0" * (off_rsv - _HEADER.size) + rsv + bytes(body) + bytes(strings)
 
 
@@ -142,7 +152,7 @@ def _cells(value: int) -> list[int]:
     return [value >> 32, value & 0xFFFFFFFF]
 
 
-def guest_tree(  # noqa: PLR0913 - one argument per layout fact the VMM shares
+def guest_tree(
     *,
     cpus: int,
     ram_base: int,
@@ -155,23 +165,51 @@ def guest_tree(  # noqa: PLR0913 - one argument per layout fact the VMM shares
 ) -> bytes:
     """The lab guest's DTB: memory, cpus with PSCI, a psci node (hvc), GICv3, timer, 16550 UART."""
     gic_phandle = 1
-    root = Node("", {"#address-cells": 2, "#size-cells": 2, "compatible": "linux,dummy-virt",
-                     "interrupt-parent": gic_phandle, "model": "hvcfilter-lab-guest"})  # fmt: skip
-    root.child("chosen", bootargs=bootargs, stdout_path="/uart@%x" % uart,
-               linux__initrd_start=_cells(initrd[0]), linux__initrd_end=_cells(initrd[1]))  # fmt: skip
-    root.child(f"memory@{ram_base:x}", device_type="memory", reg=[*_cells(ram_base), *_cells(ram_size)])
+    root = Node(
+        "",
+        {
+            "#address-cells": 2,
+            "#size-cells": 2,
+            "compatible": "linux,dummy-virt",
+            "interrupt-parent": gic_phandle,
+            "model": "hvcfilter-lab-guest",
+        },
+    )
+    root.child(
+        "chosen",
+        bootargs=bootargs,
+        stdout_path=f"/uart@{uart:x}",
+        linux__initrd_start=_cells(initrd[0]),
+        linux__initrd_end=_cells(initrd[1]),
+    )
+    root.child(
+        f"memory@{ram_base:x}", device_type="memory", reg=[*_cells(ram_base), *_cells(ram_size)]
+    )
     cpu_node = root.child("cpus", **{"#address-cells": 1, "#size-cells": 0})
     for i in range(cpus):
-        cpu_node.child(f"cpu@{i}", device_type="cpu", compatible="arm,armv8", reg=i,
-                       enable_method="psci")  # fmt: skip
+        cpu_node.child(
+            f"cpu@{i}", device_type="cpu", compatible="arm,armv8", reg=i, enable_method="psci"
+        )
     root.child("psci", compatible=b"arm,psci-1.0\0arm,psci-0.2\0arm,psci\0", method="hvc")
-    root.child(f"intc@{gicd:x}", compatible="arm,gic-v3", interrupt_controller=b"",
-               **{"#interrupt-cells": 3, "#address-cells": 2, "#size-cells": 2},
-               reg=[*_cells(gicd), *_cells(0x10000), *_cells(gicr), *_cells(0x20000 * cpus)],
-               phandle=gic_phandle)  # fmt: skip
+    root.child(
+        f"intc@{gicd:x}",
+        compatible="arm,gic-v3",
+        interrupt_controller=b"",
+        **{"#interrupt-cells": 3, "#address-cells": 2, "#size-cells": 2},
+        reg=[*_cells(gicd), *_cells(0x10000), *_cells(gicr), *_cells(0x20000 * cpus)],
+        phandle=gic_phandle,
+    )
     # PPIs 13, 14, 11, 10 (secure, non-secure, virtual, hypervisor), level-high: 4.
-    root.child("timer", compatible="arm,armv8-timer", always_on=b"",
-               interrupts=[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4])  # fmt: skip
-    root.child(f"uart@{uart:x}", compatible="ns16550a", reg=[*_cells(uart), *_cells(8)],
-               clock_frequency=1843200)  # fmt: skip
+    root.child(
+        "timer",
+        compatible="arm,armv8-timer",
+        always_on=b"",
+        interrupts=[1, 13, 4, 1, 14, 4, 1, 11, 4, 1, 10, 4],
+    )
+    root.child(
+        f"uart@{uart:x}",
+        compatible="ns16550a",
+        reg=[*_cells(uart), *_cells(8)],
+        clock_frequency=1843200,
+    )
     return build(root)

@@ -32,8 +32,20 @@ RAM_BASE, RAM_SIZE = 0x80000000, 0x10000000
 INITRD_OFF, DTB_OFF = 0x08000000, RAM_SIZE - 0x200000
 UART, GICD, GICR = 0x09000000, 0x08000000, 0x080A0000
 BOOTARGS = "console=ttyS0 earlycon=uart8250,mmio,0x9000000 panic=-1 quiet rdinit=/init"
-OUTER_QEMU = ("-M", "virt,virtualization=on,gic-version=3", "-cpu", "max,pauth-impdef=on",
-              "-smp", "2", "-m", "2048", "-nographic", "-no-reboot", "-nic", "none")  # fmt: skip
+OUTER_QEMU = (
+    "-M",
+    "virt,virtualization=on,gic-version=3",
+    "-cpu",
+    "max,pauth-impdef=on",
+    "-smp",
+    "2",
+    "-m",
+    "2048",
+    "-nographic",
+    "-no-reboot",
+    "-nic",
+    "none",
+)
 OUTER_CMDLINE = "console=ttyAMA0 panic=-1 quiet loglevel=1"
 ONLINE_MARK = "@@GUEST-ONLINE"
 INIT_MARK = "@@GUEST-INIT"
@@ -109,8 +121,10 @@ def build_vmm(cache: Path, table_h: str) -> Path:
         binary = Path(tmp) / "guest_vmm"
         proc = subprocess.run(
             [gcc, *GUEST_CFLAGS, "-I", tmp, "-o", str(binary), str(Path(tmp) / "guest_vmm.c")],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         if proc.returncode != 0:
             tail = "\n".join(proc.stderr.strip().splitlines()[-10:])
             raise LabError(f"compiling the guest VMM with the table's C failed:\n{tail}")
@@ -124,18 +138,20 @@ def build_vmm(cache: Path, table_h: str) -> Path:
 
 def _guest_initramfs(busybox: bytes) -> bytes:
     bb = "/bin/busybox"
-    init = "\n".join([
-        f"#!{bb} sh",
-        f"{bb} mount -t proc proc /proc",
-        f"{bb} mount -t sysfs sysfs /sys",
-        f"{bb} mount -t devtmpfs devtmpfs /dev",
-        # Through printk (level 2 passes "quiet"), so the lines cannot interleave with
-        # the kernel's own messages the way the tty's buffered output does.
-        f"echo '<2>{INIT_MARK}' > /dev/kmsg",
-        f'echo "<2>{ONLINE_MARK} $({bb} cat /sys/devices/system/cpu/online)" > /dev/kmsg',
-        f"{bb} poweroff -f",
-        "",
-    ])  # fmt: skip
+    init = "\n".join(
+        [
+            f"#!{bb} sh",
+            f"{bb} mount -t proc proc /proc",
+            f"{bb} mount -t sysfs sysfs /sys",
+            f"{bb} mount -t devtmpfs devtmpfs /dev",
+            # Through printk (level 2 passes "quiet"), so the lines cannot interleave with
+            # the kernel's own messages the way the tty's buffered output does.
+            f"echo '<2>{INIT_MARK}' > /dev/kmsg",
+            f'echo "<2>{ONLINE_MARK} $({bb} cat /sys/devices/system/cpu/online)" > /dev/kmsg',
+            f"{bb} poweroff -f",
+            "",
+        ]
+    )
     entries = [(d, _S_IFDIR | 0o755, b"", (0, 0)) for d in ("bin", "dev", "proc", "sys")]
     entries += [
         ("dev/console", _S_IFCHR | 0o600, b"", (5, 1)),
@@ -148,25 +164,27 @@ def _guest_initramfs(busybox: bytes) -> bytes:
 def _outer_init(cpus: int, policy: int, hold: int, timeout_s: int) -> str:
     bb = "/bin/busybox"
     t = "/sys/kernel/tracing"
-    return "\n".join([
-        f"#!{bb} sh",
-        f"{bb} mount -t proc proc /proc",
-        f"{bb} mount -t sysfs sysfs /sys",
-        f"{bb} mount -t devtmpfs devtmpfs /dev",
-        f"{bb} mount -t tracefs tracefs {t} 2>/dev/null",
-        "echo 1 > /proc/sys/kernel/printk",
-        f"echo 8192 > {t}/buffer_size_kb",
-        f"echo 1 > {t}/events/kvm/kvm_hvc_arm64/enable",
-        "echo @@HVCLAB-BEGIN",
-        f"/bin/guest_vmm /guest/Image /guest/initrd.gz /guest/guest.dtb {cpus} {policy} {hold} "
-        f"{timeout_s}",
-        f"echo {RC_MARK} $?",
-        "echo @@HVCLAB-TRACE-BEGIN",
-        f"{bb} cat {t}/trace",
-        "echo @@HVCLAB-TRACE-END",
-        f"{bb} poweroff -f",
-        "",
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"#!{bb} sh",
+            f"{bb} mount -t proc proc /proc",
+            f"{bb} mount -t sysfs sysfs /sys",
+            f"{bb} mount -t devtmpfs devtmpfs /dev",
+            f"{bb} mount -t tracefs tracefs {t} 2>/dev/null",
+            "echo 1 > /proc/sys/kernel/printk",
+            f"echo 8192 > {t}/buffer_size_kb",
+            f"echo 1 > {t}/events/kvm/kvm_hvc_arm64/enable",
+            "echo @@HVCLAB-BEGIN",
+            f"/bin/guest_vmm /guest/Image /guest/initrd.gz /guest/guest.dtb {cpus} {policy} {hold} "
+            f"{timeout_s}",
+            f"echo {RC_MARK} $?",
+            "echo @@HVCLAB-TRACE-BEGIN",
+            f"{bb} cat {t}/trace",
+            "echo @@HVCLAB-TRACE-END",
+            f"{bb} poweroff -f",
+            "",
+        ]
+    )
 
 
 def _split_console(text: str) -> tuple[tuple[str, ...], tuple[VmmEvent, ...], int | None]:
@@ -220,9 +238,16 @@ def run_guest(
     except OSError as e:
         raise LabError(f"cannot read lab files: {e}") from e
     initrd = _guest_initramfs(busybox)
-    dtb = fdt.guest_tree(cpus=cpus, ram_base=RAM_BASE, ram_size=RAM_SIZE,
-                         initrd=(RAM_BASE + INITRD_OFF, RAM_BASE + INITRD_OFF + len(initrd)),
-                         uart=UART, gicd=GICD, gicr=GICR, bootargs=BOOTARGS)  # fmt: skip
+    dtb = fdt.guest_tree(
+        cpus=cpus,
+        ram_base=RAM_BASE,
+        ram_size=RAM_SIZE,
+        initrd=(RAM_BASE + INITRD_OFF, RAM_BASE + INITRD_OFF + len(initrd)),
+        uart=UART,
+        gicd=GICD,
+        gicr=GICR,
+        bootargs=BOOTARGS,
+    )
     entries = [(d, _S_IFDIR | 0o755, b"", (0, 0)) for d in ("bin", "dev", "proc", "sys", "guest")]
     entries += [
         ("dev/console", _S_IFCHR | 0o600, b"", (5, 1)),
@@ -231,16 +256,29 @@ def run_guest(
         ("guest/Image", _S_IFREG | 0o644, image, (0, 0)),
         ("guest/initrd.gz", _S_IFREG | 0o644, initrd, (0, 0)),
         ("guest/guest.dtb", _S_IFREG | 0o644, dtb, (0, 0)),
-        ("init", _S_IFREG | 0o755,
-         _outer_init(cpus, int(psci_policy), int(hold_secondaries), max(1, round(timeout_s))).encode(),
-         (0, 0)),
-    ]  # fmt: skip
+        (
+            "init",
+            _S_IFREG | 0o755,
+            _outer_init(
+                cpus, int(psci_policy), int(hold_secondaries), max(1, round(timeout_s))
+            ).encode(),
+            (0, 0),
+        ),
+    ]
     outer = gzip.compress(newc_archive(entries), compresslevel=1)
     with tempfile.TemporaryDirectory(prefix="hvcfilter-guest-") as tmp:
         path = Path(tmp) / "initramfs.cpio.gz"
         path.write_bytes(outer)
-        cmd = [qemu, *OUTER_QEMU, "-kernel", str(info.image), "-initrd", str(path),
-               "-append", OUTER_CMDLINE]  # fmt: skip
+        cmd = [
+            qemu,
+            *OUTER_QEMU,
+            "-kernel",
+            str(info.image),
+            "-initrd",
+            str(path),
+            "-append",
+            OUTER_CMDLINE,
+        ]
         t0 = time.monotonic()
         console, boot_s, _total = _boot(cmd, timeout_s + 60.0)
         del t0

@@ -66,5 +66,10 @@ def guest_json(result: GuestResult) -> str:
         doc.pop("console")
         doc["console_tail"] = list(g.console_tail)
         guests.append(doc)
-    return json.dumps({"format": GUEST_FORMAT_TAG, "spec": result.spec, "ok": result.ok,
-                       "guests": guests}, indent=2) + "\n"  # fmt: skip
+    return (
+        json.dumps(
+            {"format": GUEST_FORMAT_TAG, "spec": result.spec, "ok": result.ok, "guests": guests},
+            indent=2,
+        )
+        + "\n"
+    )

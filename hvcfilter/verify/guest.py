@@ -26,9 +26,18 @@ from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import GuestRun, lab_status, run_guest
 from hvcfilter.verify.plans import emulator_profile, lab_kernel_for
 
-__all__ = ["ForwardPolicy", "GuestCall", "GuestReport", "GuestResult", "guest_calls", "verify_guest"]
+__all__ = [
+    "ForwardPolicy",
+    "GuestCall",
+    "GuestReport",
+    "GuestResult",
+    "guest_calls",
+    "verify_guest",
+]
 
-_HVC = re.compile(r"^\s*\S+-(\d+)\s+\[\d+\].*?kvm_hvc_arm64: HVC at (0x[0-9a-f]+) \(r0: (0x[0-9a-f]+)")
+_HVC = re.compile(
+    r"^\s*\S+-(\d+)\s+\[\d+\].*?kvm_hvc_arm64: HVC at (0x[0-9a-f]+) \(r0: (0x[0-9a-f]+)"
+)
 _PSCI_CPU_ON = (0x84000003, 0xC4000003)
 X0_UNOBSERVED = "answered in the kernel; its x0 is not observed by the lab yet"
 
@@ -142,8 +151,11 @@ def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[
                 f"{fid:#010x}: the emulator says {expected}, the real kernel gave it to "
                 f"{'the VMM' if answered == 'vmm' else 'the kernel'}"
             )
-        calls.append(GuestCall(tids.index(tid), "hvc", fid, cat.name_of(fid), action, answered,
-                               x0, note, expected))  # fmt: skip
+        calls.append(
+            GuestCall(
+                tids.index(tid), "hvc", fid, cat.name_of(fid), action, answered, x0, note, expected
+            )
+        )
     return tuple(calls), tuple(mismatches)
 
 
@@ -159,8 +171,10 @@ def _reasons(run: GuestRun, calls: Sequence[GuestCall], cpus: int, online: int |
         refused = [c for c in calls if c.function_id in _PSCI_CPU_ON and c.x0 not in (None, 0)]
         denied = [c for c in calls if c.function_id in _PSCI_CPU_ON and c.answered_by == "denied"]
         if refused:
-            out.append(f"CPU_ON was forwarded and the VMM answered x0={refused[0].x0:#x} "
-                       "(use --forward-policy psci to start secondaries in the VMM)")  # fmt: skip
+            out.append(
+                f"CPU_ON was forwarded and the VMM answered x0={refused[0].x0:#x} "
+                "(use --forward-policy psci to start secondaries in the VMM)"
+            )
         elif denied:
             out.append("CPU_ON was denied by the table")
         else:
@@ -203,17 +217,34 @@ def verify_guest(
         hold = policy is ForwardPolicy.PSCI and any(
             (a := vm.lookup(f)) is not None and a.name == "FWD_TO_USER" for f in _PSCI_CPU_ON
         )
-        run = run_guest(lab, kernel, header, cpus=cpus, psci_policy=policy is ForwardPolicy.PSCI,
-                        hold_secondaries=hold, timeout_s=timeout_s)  # fmt: skip
+        run = run_guest(
+            lab,
+            kernel,
+            header,
+            cpus=cpus,
+            psci_policy=policy is ForwardPolicy.PSCI,
+            hold_secondaries=hold,
+            timeout_s=timeout_s,
+        )
         calls, mismatches = guest_calls(run, vm)
         online = _count_online(run.cpus_online)
         install = next((" ".join(e.fields) for e in run.events if e.kind == "INSTALL"), "none")
-        reports.append(GuestReport(
-            kernel=kernel, booted=run.booted, powered_off=run.exit_reason == "SHUTDOWN",
-            cpus=cpus, cpus_online=online, online=run.cpus_online, seconds=round(run.seconds, 2),
-            install=install, exit_reason=run.exit_reason,
-            reasons=tuple(_reasons(run, calls, cpus, online)), calls=calls,
-            mismatches=mismatches, console_tail=run.guest_console[-15:],
-            console=run.guest_console,
-        ))  # fmt: skip
+        reports.append(
+            GuestReport(
+                kernel=kernel,
+                booted=run.booted,
+                powered_off=run.exit_reason == "SHUTDOWN",
+                cpus=cpus,
+                cpus_online=online,
+                online=run.cpus_online,
+                seconds=round(run.seconds, 2),
+                install=install,
+                exit_reason=run.exit_reason,
+                reasons=tuple(_reasons(run, calls, cpus, online)),
+                calls=calls,
+                mismatches=mismatches,
+                console_tail=run.guest_console[-15:],
+                console=run.guest_console,
+            )
+        )
     return GuestResult(str(spec_path), True, False, result.diagnostics, tuple(reports))

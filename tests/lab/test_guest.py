@@ -38,8 +38,9 @@ def test_default_table_boots_and_powers_off(lab: LabStatus, kernel: str) -> None
 
 
 def test_hotplug_table_with_psci_policy_brings_two_cpus_up(lab: LabStatus) -> None:
-    result = verify_guest(EXAMPLES / "vcpu-hotplug.toml", ["6.12"], cpus=2,
-                          policy=ForwardPolicy.PSCI, timeout_s=60)  # fmt: skip
+    result = verify_guest(
+        EXAMPLES / "vcpu-hotplug.toml", ["6.12"], cpus=2, policy=ForwardPolicy.PSCI, timeout_s=60
+    )
     (g,) = result.guests
     assert g.booted and g.powered_off and g.cpus_online == 2
     cpu_on = [c for c in g.calls if c.function_id in (0x84000003, 0xC4000003)]

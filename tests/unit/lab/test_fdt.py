@@ -10,9 +10,16 @@ from hvcfilter.lab import fdt
 
 
 def _guest(cpus: int = 2) -> bytes:
-    return fdt.guest_tree(cpus=cpus, ram_base=0x80000000, ram_size=0x10000000,
-                          initrd=(0x88000000, 0x88001000), uart=0x9000000, gicd=0x8000000,
-                          gicr=0x80A0000, bootargs="console=ttyS0")  # fmt: skip
+    return fdt.guest_tree(
+        cpus=cpus,
+        ram_base=0x80000000,
+        ram_size=0x10000000,
+        initrd=(0x88000000, 0x88001000),
+        uart=0x9000000,
+        gicd=0x8000000,
+        gicr=0x80A0000,
+        bootargs="console=ttyS0",
+    )
 
 
 def test_header_follows_the_spec() -> None:

@@ -50,15 +50,45 @@ def test_a_forward_the_emulator_did_not_predict_is_a_mismatch() -> None:
 
 def test_json_follows_the_contract_and_text_shows_mismatches() -> None:
     calls, _ = guest_calls(_run(()), _vm(False))
-    report = GuestReport("6.12", True, True, 2, 2, "0-1", 7.0, "0 0 0", "SHUTDOWN", (), calls,
-                         ("0x1: differs",), ("tail",), ("tail",))  # fmt: skip
+    report = GuestReport(
+        "6.12",
+        True,
+        True,
+        2,
+        2,
+        "0-1",
+        7.0,
+        "0 0 0",
+        "SHUTDOWN",
+        (),
+        calls,
+        ("0x1: differs",),
+        ("tail",),
+        ("tail",),
+    )
     result = GuestResult("t.toml", True, False, (), (report,))
     doc = json.loads(guest_json(result))
     (g,) = doc["guests"]
-    for key in ("kernel", "booted", "powered_off", "cpus", "cpus_online", "seconds", "calls",
-                "mismatches", "console_tail"):  # fmt: skip
+    for key in (
+        "kernel",
+        "booted",
+        "powered_off",
+        "cpus",
+        "cpus_online",
+        "seconds",
+        "calls",
+        "mismatches",
+        "console_tail",
+    ):
         assert key in g
-    assert set(g["calls"][0]) >= {"vcpu", "conduit", "function_id", "name", "action",
-                                  "answered_by", "x0"}  # fmt: skip
+    assert set(g["calls"][0]) >= {
+        "vcpu",
+        "conduit",
+        "function_id",
+        "name",
+        "action",
+        "answered_by",
+        "x0",
+    }
     assert doc["ok"] is False
     assert "MISMATCH 0x1: differs" in guest_text(result)
