@@ -117,6 +117,25 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
     show_default=True,
     help="Random scenarios, with --conformance.",
 )
+@click.option("--guest", is_flag=True, help="Boot a Linux guest under SPEC in the lab's VMM.")
+@click.option(
+    "--cpus", type=click.IntRange(1, 8), default=1, show_default=True, help="With --guest."
+)
+@click.option(
+    "--forward-policy",
+    type=click.Choice(["not-supported", "psci"]),
+    default="not-supported",
+    show_default=True,
+    help="With --guest: how the VMM answers forwarded calls.",
+)
+@click.option("--console", "show_console", is_flag=True, help="With --guest: the whole console.")
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=5),
+    default=60.0,
+    show_default=True,
+    help="With --guest: seconds before the VMM stops a guest that has not powered off.",
+)
 @_format_option
 @click.pass_context
 @guarded
@@ -131,12 +150,18 @@ def verify(
     seed: int,
     count: int,
     fmt: str,
+    guest: bool,
+    cpus: int,
+    forward_policy: str,
+    show_console: bool,
+    timeout: float,
 ) -> None:
     """Install SPEC on real Linux KVMs, replay TRACE's calls (or probes), compare with the emulator.
 
     Without TRACE the calls probe every record edge, every reserved-range edge
     and every well-known function ID on both conduits. Kernels default to the
     spec's profile. Exit 0 when every result agrees, 1 on any divergence.
+    With --guest, boot a Linux guest under SPEC and report its SMCCC calls.
     """
     from hvcfilter import verify as api
     from hvcfilter.lab import DEFAULT_KERNELS
@@ -146,6 +171,20 @@ def verify(
 
     if conformance and spec is not None:
         raise click.UsageError("--conformance takes no SPEC or TRACE")
+    if guest:
+        if conformance or trace is not None:
+            raise click.UsageError("--guest takes a SPEC only (no TRACE, no --conformance)")
+        _verify_guest(
+            ctx,
+            spec=spec,
+            kernels=kernels,
+            cpus=cpus,
+            forward_policy=forward_policy,
+            show_console=show_console,
+            timeout=timeout,
+            fmt=fmt,
+        )
+        return
     if conformance:
         result = api.conformance(kernels or DEFAULT_KERNELS, seed, count, cache_dir=cache)
     else:
@@ -159,6 +198,38 @@ def verify(
         click.echo(verify_text(result), nl=False)
     elif chosen is ReportFormat.JSON:
         click.echo(verify_json(result), nl=False)
+    else:
+        assert_never(chosen)
+    ctx.exit(ExitCode.OK if result.ok else ExitCode.FINDINGS)
+
+
+def _verify_guest(
+    ctx: click.Context,
+    *,
+    spec: str | None,
+    kernels: tuple[str, ...],
+    cpus: int,
+    forward_policy: str,
+    show_console: bool,
+    timeout: float,
+    fmt: str,
+) -> None:
+    from hvcfilter.render.compile import diagnostics_text
+    from hvcfilter.render.guest import guest_json, guest_text
+    from hvcfilter.spec import DEFAULT_SPEC
+    from hvcfilter.verify.guest import ForwardPolicy, verify_guest
+
+    result = verify_guest(spec or DEFAULT_SPEC, kernels, cpus=cpus,
+                          policy=ForwardPolicy(forward_policy), timeout_s=timeout)  # fmt: skip
+    if result.diagnostics:
+        click.echo(diagnostics_text(result.diagnostics), err=True, nl=False)
+    if not result.compiled:
+        ctx.exit(ExitCode.USAGE if result.unreadable else ExitCode.FINDINGS)
+    chosen = ReportFormat(fmt)
+    if chosen is ReportFormat.TEXT:
+        click.echo(guest_text(result, console=show_console), nl=False)
+    elif chosen is ReportFormat.JSON:
+        click.echo(guest_json(result), nl=False)
     else:
         assert_never(chosen)
     ctx.exit(ExitCode.OK if result.ok else ExitCode.FINDINGS)

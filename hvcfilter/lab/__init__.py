@@ -3,6 +3,7 @@
 Public entry points: :func:`prepare_lab` / :func:`lab_status` (the cache of
 Debian kernels, busybox and the in-guest driver), :func:`run_scenarios` (boot
 one kernel, run a batch of :class:`Scenario` objects, return a :class:`LabRun`),
+:func:`run_guest` (boot the kernel as a KVM guest of the lab's VMM, :class:`GuestRun`),
 :mod:`hvcfilter.lab.crosscheck` (replay a scenario on the emulator and list
 divergences), :mod:`hvcfilter.lab.random_scenarios` (seeded random conformance
 scenarios) and :mod:`hvcfilter.lab.probes` (the curated questions the lab
@@ -26,6 +27,7 @@ from hvcfilter.lab.cache import (
     prepare_lab,
 )
 from hvcfilter.lab.crosscheck import Divergence, compare, default_vm_factory, replay
+from hvcfilter.lab.guest import GuestRun, VmmEvent, build_vmm, run_guest
 from hvcfilter.lab.probes import probe_scenarios
 from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, run_scenarios
@@ -59,6 +61,7 @@ __all__ = [
     "Divergence",
     "ErrnoResult",
     "GetFwBitmap",
+    "GuestRun",
     "KernelInfo",
     "LabRun",
     "LabStatus",
@@ -73,6 +76,8 @@ __all__ = [
     "Step",
     "StepResult",
     "VmConfig",
+    "VmmEvent",
+    "build_vmm",
     "compare",
     "default_cache_dir",
     "default_vm_factory",
@@ -81,5 +86,6 @@ __all__ = [
     "prepare_lab",
     "probe_scenarios",
     "replay",
+    "run_guest",
     "run_scenarios",
 ]

@@ -1,0 +1,75 @@
+"""Rendering for ``verify --guest``: a per-kernel summary and call list, or JSON for tools.
+
+Text: per kernel, whether the guest booted and powered off, its CPUs and
+time, why it failed, every call (vCPU, conduit, ID and name, the table's
+action, who answered and the x0), the mismatches, and the console tail (the
+whole console with ``console=True``). JSON follows the issue's contract:
+``{"format", "ok", "guests": [...]}``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+
+from hvcfilter.verify.guest import GuestReport, GuestResult
+
+__all__ = ["GUEST_FORMAT_TAG", "guest_json", "guest_text"]
+
+GUEST_FORMAT_TAG = "hvcfilter-verify-guest-v1"
+
+
+def _x0(value: int | None) -> str:
+    if value is None:
+        return "?"
+    return "-1" if value == (1 << 64) - 1 else f"{value:#x}"
+
+
+def _kernel_text(g: GuestReport, console: bool) -> list[str]:
+    state = "booted" if g.booted else "did not boot"
+    off = "powered off" if g.powered_off else f"did not power off ({g.exit_reason or 'no exit'})"
+    out = [
+        f"Linux {g.kernel}: {state}, {off}, {g.cpus_online if g.cpus_online is not None else '?'}"
+        f" of {g.cpus} CPUs online, {g.seconds:.1f} s; table install: {g.install}",
+    ]
+    out += [f"  why: {r}" for r in g.reasons]
+    out.append(f"  {len(g.calls)} calls:")
+    for c in g.calls:
+        out.append(
+            f"    vcpu{c.vcpu} {c.conduit} {c.function_id:#010x} {c.name or '?':<28} "
+            f"{c.action:<11} {c.answered_by:<6} x0={_x0(c.x0)} (emulator: {c.predicted_by})"
+        )
+    if any(c.x0 is None for c in g.calls):
+        out.append("  x0 ?: answered in the kernel; the lab does not observe that x0 yet")
+    out += [f"  MISMATCH {m}" for m in g.mismatches]
+    lines = g.console if console else g.console_tail
+    out.append("  console:" if console else "  console tail:")
+    out += [f"    | {ln}" for ln in lines]
+    return out
+
+
+def guest_text(result: GuestResult, *, console: bool = False) -> str:
+    """The report for people, plain text."""
+    out: list[str] = []
+    for g in result.guests:
+        out += _kernel_text(g, console)
+    total = sum(len(g.mismatches) for g in result.guests)
+    out.append("ok" if result.ok else f"FAILED ({total} mismatches)")
+    return "\n".join(out) + "\n"
+
+
+def guest_json(result: GuestResult) -> str:
+    """The report for tools, tagged ``hvcfilter-verify-guest-v1``."""
+    guests = []
+    for g in result.guests:
+        doc = asdict(g)
+        doc.pop("console")
+        doc["console_tail"] = list(g.console_tail)
+        guests.append(doc)
+    return (
+        json.dumps(
+            {"format": GUEST_FORMAT_TAG, "spec": result.spec, "ok": result.ok, "guests": guests},
+            indent=2,
+        )
+        + "\n"
+    )

@@ -1,0 +1,250 @@
+"""``verify --guest``: boot a real Linux guest under a table and report every SMCCC call it made.
+
+:func:`verify_guest` compiles the spec, emits its C header (the code
+``hvcfilter compile --format c`` produces, compiled into the lab's VMM),
+boots each lab kernel as a guest of that VMM and reads back the guest's
+calls: the lab kernel's ``kvm_hvc_arm64`` ftrace events give every call and
+its function ID, the VMM's ``@@VMM FWD`` lines give the x0 it answered for
+forwarded ones. Each call is resolved on the emulator (``KvmVm`` with the
+kernel's profile and the same records); a call the emulator says is forwarded
+but the VMM never saw, or the reverse, is a mismatch. The x0 the kernel
+itself returned is not observed yet: such calls carry ``x0 = None`` with the
+reason, never a guess.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+from hvcfilter import smccc
+from hvcfilter.diagnostics import Diagnostic
+from hvcfilter.kernel import KvmVm
+from hvcfilter.lab import GuestRun, lab_status, run_guest
+from hvcfilter.verify.plans import emulator_profile, lab_kernel_for
+
+__all__ = [
+    "ForwardPolicy",
+    "GuestCall",
+    "GuestReport",
+    "GuestResult",
+    "guest_calls",
+    "verify_guest",
+]
+
+_HVC = re.compile(
+    r"^\s*\S+-(\d+)\s+\[\d+\].*?kvm_hvc_arm64: HVC at (0x[0-9a-f]+) \(r0: (0x[0-9a-f]+)"
+)
+_PSCI_CPU_ON = (0x84000003, 0xC4000003)
+X0_UNOBSERVED = "answered in the kernel; its x0 is not observed by the lab yet"
+
+
+class ForwardPolicy(StrEnum):
+    """How the lab VMM answers forwarded calls."""
+
+    NOT_SUPPORTED = "not-supported"
+    PSCI = "psci"
+
+
+@dataclass(frozen=True, slots=True)
+class GuestCall:
+    """One SMCCC call the guest made, what the table and the emulator say, and who answered."""
+
+    vcpu: int
+    conduit: str
+    function_id: int
+    name: str | None
+    action: str
+    answered_by: str
+    x0: int | None
+    x0_note: str | None
+    predicted_by: str
+
+
+@dataclass(frozen=True, slots=True)
+class GuestReport:
+    """One kernel's guest boot."""
+
+    kernel: str
+    booted: bool
+    powered_off: bool
+    cpus: int
+    cpus_online: int | None
+    online: str | None
+    seconds: float
+    install: str
+    exit_reason: str | None
+    reasons: tuple[str, ...]
+    calls: tuple[GuestCall, ...]
+    mismatches: tuple[str, ...]
+    console_tail: tuple[str, ...]
+    console: tuple[str, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Booted, powered off, every call as predicted."""
+        return self.booted and self.powered_off and not self.mismatches
+
+
+@dataclass(frozen=True, slots=True)
+class GuestResult:
+    """``verify --guest`` over one spec."""
+
+    spec: str
+    compiled: bool
+    unreadable: bool
+    diagnostics: tuple[Diagnostic, ...]
+    guests: tuple[GuestReport, ...]
+
+    @property
+    def ok(self) -> bool:
+        """Every guest booted, powered off and matched the emulator."""
+        return self.compiled and all(g.ok for g in self.guests)
+
+
+def _count_online(text: str | None) -> int | None:
+    if not text:
+        return None
+    total = 0
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        try:
+            total += int(hi or lo) - int(lo) + 1
+        except ValueError:
+            return None
+    return total
+
+
+def _answered(outcome: str) -> str:
+    return {"forwarded": "vmm", "not_supported": "denied"}.get(outcome, "kernel")
+
+
+def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[str, ...]]:
+    """The guest's calls from the trace and the VMM's log, each beside the emulator's answer."""
+    rows: list[tuple[int, int]] = []
+    for line in (run.trace or "").splitlines():
+        m = _HVC.match(line)
+        if m:
+            rows.append((int(m.group(1)), int(m.group(3), 16) & 0xFFFFFFFF))
+    tids = sorted({tid for tid, _ in rows})
+    fwd = [ev.fields for ev in run.events if ev.kind == "FWD" and len(ev.fields) >= 4]
+    calls: list[GuestCall] = []
+    mismatches: list[str] = []
+    cat = smccc.catalogue()
+    for tid, fid in rows:
+        pred = vm.resolve(fid, "hvc")
+        action = pred.action.name.lower() if pred.action is not None else "none"
+        hit = next((i for i, f in enumerate(fwd) if int(f[2], 16) == fid), None)
+        x0: int | None = None
+        note: str | None = X0_UNOBSERVED
+        if hit is not None:
+            x0, note = int(fwd.pop(hit)[3], 16), None
+            answered = "vmm"
+        else:
+            answered = "kernel" if pred.outcome != "not_supported" else "denied"
+        expected = _answered(pred.outcome)
+        if (answered == "vmm") != (expected == "vmm"):
+            mismatches.append(
+                f"{fid:#010x}: the emulator says {expected}, the real kernel gave it to "
+                f"{'the VMM' if answered == 'vmm' else 'the kernel'}"
+            )
+        calls.append(
+            GuestCall(
+                tids.index(tid), "hvc", fid, cat.name_of(fid), action, answered, x0, note, expected
+            )
+        )
+    return tuple(calls), tuple(mismatches)
+
+
+def _reasons(run: GuestRun, calls: Sequence[GuestCall], cpus: int, online: int | None) -> list[str]:
+    out: list[str] = []
+    if run.exit_reason == "TIMEOUT":
+        out.append("the guest did not power off before --timeout; the VMM stopped it")
+    elif run.exit_reason in ("ERROR", None):
+        out.append(f"the VMM failed ({run.exit_reason or 'no exit line'}); see the console")
+    if any("Kernel panic" in ln for ln in run.guest_console):
+        out.append("the guest kernel panicked")
+    if online is not None and online < cpus:
+        refused = [c for c in calls if c.function_id in _PSCI_CPU_ON and c.x0 not in (None, 0)]
+        denied = [c for c in calls if c.function_id in _PSCI_CPU_ON and c.answered_by == "denied"]
+        if refused:
+            out.append(
+                f"CPU_ON was forwarded and the VMM answered x0={refused[0].x0:#x} "
+                "(use --forward-policy psci to start secondaries in the VMM)"
+            )
+        elif denied:
+            out.append("CPU_ON was denied by the table")
+        else:
+            out.append(f"only {online} of {cpus} CPUs came online")
+    return out
+
+
+def verify_guest(
+    spec_path: str | Path,
+    kernels: Sequence[str] = (),
+    *,
+    cpus: int = 1,
+    policy: ForwardPolicy = ForwardPolicy.NOT_SUPPORTED,
+    timeout_s: float = 60.0,
+    cache_dir: Path | None = None,
+) -> GuestResult:
+    """Boot a Linux guest under the spec's table on each lab kernel and report its calls.
+
+    Raises:
+        LabError: the lab is not ready, the VMM does not compile, or QEMU fails.
+        UnknownProfileError, SpecError: from compiling the spec.
+    """
+    from hvcfilter.emit import OutputFormat, emit
+    from hvcfilter.table.compiler import compile_file
+
+    result = compile_file(spec_path)
+    if result.table is None:
+        return GuestResult(str(spec_path), False, result.unreadable, result.diagnostics, ())
+    table = result.table
+    header = emit(table, OutputFormat.C).decode()
+    lab = lab_status(cache_dir)
+    chosen = list(kernels) or [lab_kernel_for(table.profile)]
+    raw = table.encode()
+    reports = []
+    for kernel in chosen:
+        vm = KvmVm(emulator_profile(kernel), nr_vcpus=cpus)
+        for off in range(0, len(raw), 24):
+            vm.set_filter_record(raw[off : off + 24])
+        # Secondaries wait for the VMM's CPU_ON only when the VMM, not KVM, answers it.
+        hold = policy is ForwardPolicy.PSCI and any(
+            (a := vm.lookup(f)) is not None and a.name == "FWD_TO_USER" for f in _PSCI_CPU_ON
+        )
+        run = run_guest(
+            lab,
+            kernel,
+            header,
+            cpus=cpus,
+            psci_policy=policy is ForwardPolicy.PSCI,
+            hold_secondaries=hold,
+            timeout_s=timeout_s,
+        )
+        calls, mismatches = guest_calls(run, vm)
+        online = _count_online(run.cpus_online)
+        install = next((" ".join(e.fields) for e in run.events if e.kind == "INSTALL"), "none")
+        reports.append(
+            GuestReport(
+                kernel=kernel,
+                booted=run.booted,
+                powered_off=run.exit_reason == "SHUTDOWN",
+                cpus=cpus,
+                cpus_online=online,
+                online=run.cpus_online,
+                seconds=round(run.seconds, 2),
+                install=install,
+                exit_reason=run.exit_reason,
+                reasons=tuple(_reasons(run, calls, cpus, online)),
+                calls=calls,
+                mismatches=mismatches,
+                console_tail=run.guest_console[-15:],
+                console=run.guest_console,
+            )
+        )
+    return GuestResult(str(spec_path), True, False, result.diagnostics, tuple(reports))

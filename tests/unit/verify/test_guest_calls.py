@@ -1,0 +1,94 @@
+"""verify --guest's reading of a guest run: trace lines and VMM log into calls, offline."""
+
+from __future__ import annotations
+
+import json
+
+from hvcfilter.kernel import KvmVm
+from hvcfilter.lab import GuestRun, VmmEvent
+from hvcfilter.render.guest import guest_json, guest_text
+from hvcfilter.table.payload import RECORD
+from hvcfilter.verify.guest import GuestReport, GuestResult, guest_calls
+
+_TRACE = """\
+# tracer: nop
+ guest_vmm-135 [000] ..... 2.68: kvm_hvc_arm64: HVC at 0xffff80 (r0: 0x0000000084000000, imm: 0x0)
+ guest_vmm-135 [000] ..... 2.69: kvm_hvc_arm64: HVC at 0xffff80 (r0: 0x00000000c4000003, imm: 0x0)
+ guest_vmm-136 [001] ..... 2.70: kvm_hvc_arm64: HVC at 0xffff84 (r0: 0x0000000080000001, imm: 0x0)
+"""
+
+
+def _run(events: tuple[VmmEvent, ...]) -> GuestRun:
+    return GuestRun("6.12", ("@@GUEST-INIT", "@@GUEST-ONLINE 0-1"), events, 0, _TRACE, 7.0, "")
+
+
+def _vm(forward_cpu_on: bool) -> KvmVm:
+    vm = KvmVm("6.12", nr_vcpus=2)
+    if forward_cpu_on:
+        vm.set_filter_record(RECORD.pack(0xC4000003, 1, 2, bytes(15)))
+    return vm
+
+
+def test_calls_in_order_with_vcpus_from_threads_and_vmm_answers() -> None:
+    fwd = VmmEvent("FWD", ("0", "0", "c4000003", "0"))
+    calls, mismatches = guest_calls(_run((fwd,)), _vm(True))
+    assert [(c.vcpu, c.function_id, c.answered_by) for c in calls] == [
+        (0, 0x84000000, "kernel"),
+        (0, 0xC4000003, "vmm"),
+        (1, 0x80000001, "kernel"),
+    ]
+    assert calls[0].name == "PSCI_VERSION_32" and calls[0].x0 is None and calls[0].x0_note
+    assert calls[1].x0 == 0 and calls[1].action == "fwd_to_user"
+    assert mismatches == ()
+
+
+def test_a_forward_the_emulator_did_not_predict_is_a_mismatch() -> None:
+    fwd = VmmEvent("FWD", ("0", "0", "c4000003", "ffffffffffffffff"))
+    _calls, mismatches = guest_calls(_run((fwd,)), _vm(False))
+    assert len(mismatches) == 1 and "0xc4000003" in mismatches[0]
+
+
+def test_json_follows_the_contract_and_text_shows_mismatches() -> None:
+    calls, _ = guest_calls(_run(()), _vm(False))
+    report = GuestReport(
+        "6.12",
+        True,
+        True,
+        2,
+        2,
+        "0-1",
+        7.0,
+        "0 0 0",
+        "SHUTDOWN",
+        (),
+        calls,
+        ("0x1: differs",),
+        ("tail",),
+        ("tail",),
+    )
+    result = GuestResult("t.toml", True, False, (), (report,))
+    doc = json.loads(guest_json(result))
+    (g,) = doc["guests"]
+    for key in (
+        "kernel",
+        "booted",
+        "powered_off",
+        "cpus",
+        "cpus_online",
+        "seconds",
+        "calls",
+        "mismatches",
+        "console_tail",
+    ):
+        assert key in g
+    assert set(g["calls"][0]) >= {
+        "vcpu",
+        "conduit",
+        "function_id",
+        "name",
+        "action",
+        "answered_by",
+        "x0",
+    }
+    assert doc["ok"] is False
+    assert "MISMATCH 0x1: differs" in guest_text(result)
