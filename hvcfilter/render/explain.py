@@ -13,6 +13,7 @@ from typing import Any, assert_never
 from hvcfilter import smccc
 from hvcfilter.explain import FunctionExplanation, IdExplanation, RuleExplanation
 from hvcfilter.render.check.json import JSON_VERSION, location_json
+from hvcfilter.render.rules_reference import rule_doc_link
 from hvcfilter.render.styled import SEVERITY_STYLE, Segments, styled
 from hvcfilter.rules import Rule
 from hvcfilter.rules.wording import record_label
@@ -42,6 +43,7 @@ def _rule_lines(rule: Rule) -> list[Segments]:
         [],
     ]
     lines.extend([(line, None)] for line in rule.doc.splitlines())
+    lines += [[], [("Docs: ", "dim"), (rule_doc_link(rule.code), None)]]
     return lines
 
 
@@ -102,6 +104,7 @@ def _explanation_json(expl: RuleExplanation | FunctionExplanation) -> dict[str, 
             "severity": rule.severity.label,
             "summary": rule.summary,
             "doc": rule.doc,
+            "docs": rule_doc_link(rule.code),
         }
     functions = []
     for item in expl.functions:

@@ -225,12 +225,15 @@ def test_explain_code() -> None:
     assert result.exit_code == 0
     assert result.output.startswith("HVF201 overlapping-ranges (error)")
     assert "Fail:" in result.output
+    assert result.output.endswith("\nDocs: docs/rules.md#hvf201\n")
 
 
 def test_explain_name_and_json() -> None:
     result = _run("explain", "twin-gap", "--format", "json")
     assert result.exit_code == 0
-    assert json.loads(result.output)["code"] == "HVF301"
+    data = json.loads(result.output)
+    assert data["code"] == "HVF301"
+    assert data["docs"] == "docs/rules.md#hvf301"
 
 
 def test_explain_function_id() -> None:

@@ -9,6 +9,7 @@ from typing import Any
 
 import jsonschema
 import pytest
+from suite_paths import ROOT
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.explain import explain
@@ -263,6 +264,17 @@ def test_explain_rule_text_and_json() -> None:
     data = json.loads(render_explanation(expl, ExplainFormat.JSON))
     assert data["format"] == "hvcfilter-explain-v1"
     assert data["kind"] == "rule" and data["code"] == "HVF203" and data["severity"] == "error"
+
+
+def test_explain_rule_links_to_its_section_of_the_rules_reference() -> None:
+    expl = explain("HVF203")
+    text = render_explanation(expl, ExplainFormat.TEXT)
+    assert text.rstrip("\n").splitlines()[-1] == "Docs: docs/rules.md#hvf203"
+    data = json.loads(render_explanation(expl, ExplainFormat.JSON))
+    assert data["docs"] == "docs/rules.md#hvf203"
+    # The anchor is the one the committed page defines.
+    page = (ROOT / "docs" / "rules.md").read_text("utf-8")
+    assert "### HVF203 empty-or-wrapping-range { #hvf203 }" in page
 
 
 def test_explain_function_text() -> None:

@@ -1,0 +1,119 @@
+"""The documentation site: generated pages in sync, claims true, and ``mkdocs build --strict``.
+
+``docs/rules.md`` and the command outputs in ``docs/commands/`` are generated
+by ``docs/gen_docs.py`` and committed; these tests regenerate them and compare.
+The rules reference's ``allow`` advice is checked against the linter itself,
+and the site must build with no broken link or anchor.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import gen_docs
+import pytest
+import tomli_w
+from suite_paths import ROOT, TESTS
+
+from hvcfilter.diagnostics import Severity
+from hvcfilter.lint import lint_text
+from hvcfilter.render.rules_reference import rule_anchor, rule_doc, rules_reference
+from hvcfilter.rules import CHECKS, Rule, all_rules
+
+STALE = "{path} is out of date: run `.venv/bin/python docs/gen_docs.py` and review the diff"
+
+
+def test_rules_reference_is_in_sync_with_the_registry() -> None:
+    committed = (ROOT / "docs" / "rules.md").read_text("utf-8")
+    assert committed == rules_reference(), STALE.format(path="docs/rules.md")
+
+
+@pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.code)
+def test_rules_reference_documents_every_code(rule: Rule) -> None:
+    page = rules_reference()
+    heading = f"### {rule.code} {rule.name} {{ #{rule_anchor(rule.code)} }}"
+    assert heading in page
+    section = page.split(heading, 1)[1].split("\n### ", 1)[0]
+    assert f"**Severity:** {rule.severity.label}" in section
+    doc = rule_doc(rule)
+    assert doc.fails and doc.passes, f"{rule.code}'s docstring needs a Fail:/Pass: example"
+    escaped = doc.fails.replace("*", "\\*")
+    assert f"- Fails: {escaped}" in section
+    assert "**How to allow it:**" in section
+
+
+def _with_filter_allow(spec_text: str, item: str) -> str | None:
+    try:
+        data = tomllib.loads(spec_text)
+    except tomllib.TOMLDecodeError:
+        return None  # HVF002's cases: nothing to add an allow list to
+    data.setdefault("filter", {})["allow"] = [item]
+    return tomli_w.dumps(data)
+
+
+def _fail_specs(code: str) -> list[str]:
+    path = TESTS / "rules" / f"{code}.toml"
+    if not path.is_file():
+        return []
+    return [case["spec"] for case in tomllib.loads(path.read_text("utf-8"))["fail"]]
+
+
+@pytest.mark.parametrize("rule", all_rules(), ids=lambda r: r.code)
+def test_rules_reference_allow_advice_is_what_the_linter_does(rule: Rule) -> None:
+    section = rules_reference().split(f"{{ #{rule_anchor(rule.code)} }}", 1)[1]
+    advice = section.split("**How to allow it:**", 1)[1].split("\n", 1)[0]
+    says_allowed = f'allow = ["{rule.name}"]' in advice
+    lint_codes = {c.code for c in CHECKS}
+    assert says_allowed == (rule.code in lint_codes and rule.severity is not Severity.ERROR)
+    for spec in _fail_specs(rule.code):
+        if rule.code == "HVF108":
+            continue  # its failing cases are allow lists themselves
+        allowed = _with_filter_allow(spec, rule.name)
+        if allowed is None:
+            continue
+        assert rule.code in [d.code for d in lint_text(spec).diagnostics]
+        after = [d.code for d in lint_text(allowed).diagnostics]
+        assert (rule.code not in after) == says_allowed, (rule.code, after)
+
+
+def _mkdocs(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-f", str(config), "-d", str(site)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_mkdocs_build_strict(tmp_path: Path) -> None:
+    result = _mkdocs(ROOT / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "site" / "rules.html").is_file()
+    assert 'id="hvf201"' in (tmp_path / "site" / "rules.html").read_text("utf-8")
+
+
+def test_mkdocs_build_strict_fails_on_a_broken_link(tmp_path: Path) -> None:
+    shutil.copy(ROOT / "mkdocs.yml", tmp_path / "mkdocs.yml")
+    shutil.copytree(ROOT / "docs", tmp_path / "docs", ignore=shutil.ignore_patterns("__pycache__"))
+    index = tmp_path / "docs" / "index.md"
+    index.write_text(index.read_text("utf-8") + "\nSee [HVF999](rules.md#hvf999).\n", "utf-8")
+    result = _mkdocs(tmp_path / "mkdocs.yml", tmp_path / "site")
+    assert result.returncode != 0
+    assert "hvf999" in result.stderr
+
+
+def test_gen_docs_check_reports_nothing_stale() -> None:
+    stale = [
+        str(path.relative_to(ROOT))
+        for path, text in gen_docs.expected_files().items()
+        if not path.is_file() or path.read_text("utf-8") != text
+    ]
+    assert not stale, STALE.format(path=", ".join(stale))
