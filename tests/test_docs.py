@@ -9,6 +9,7 @@ and the site must build with no broken link or anchor.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,8 +19,10 @@ from pathlib import Path
 import gen_docs
 import pytest
 import tomli_w
+import yaml
 from suite_paths import ROOT, TESTS
 
+from hvcfilter.cli import _COMMANDS
 from hvcfilter.diagnostics import Severity
 from hvcfilter.lint import lint_text
 from hvcfilter.render.rules_reference import rule_anchor, rule_doc, rules_reference
@@ -117,3 +120,77 @@ def test_gen_docs_check_reports_nothing_stale() -> None:
         if not path.is_file() or path.read_text("utf-8") != text
     ]
     assert not stale, STALE.format(path=", ".join(stale))
+
+
+def _nav_pages(nav: object) -> list[str]:
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, list):
+        return [page for item in nav for page in _nav_pages(item)]
+    if isinstance(nav, dict):
+        return [page for value in nav.values() for page in _nav_pages(value)]
+    return []
+
+
+@pytest.mark.parametrize("command", list(_COMMANDS))
+def test_every_command_has_a_page_with_real_output(command: str) -> None:
+    page = ROOT / "docs" / "commands" / f"{command}.md"
+    assert page.is_file(), f"hvcfilter {command} needs a page: docs/commands/{command}.md"
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text("utf-8"))
+    assert f"commands/{command}.md" in _nav_pages(config["nav"]), "add the page to the nav"
+    text = page.read_text("utf-8")
+    assert f"<!-- run: hvcfilter {command}" in text or f": hvcfilter {command} " in text
+
+
+@pytest.mark.parametrize(
+    "page", sorted((ROOT / "docs" / "commands").glob("*.md")), ids=lambda p: p.stem
+)
+def test_command_page_output_is_what_the_command_prints(page: Path) -> None:
+    text = page.read_text("utf-8")
+    assert "<!-- run" in text
+    assert gen_docs.refresh_outputs(text) == text, STALE.format(path=page.relative_to(ROOT))
+
+
+def test_in_process_output_is_what_the_console_script_prints() -> None:
+    # The pages run the CLI in-process; a real process must print the same.
+    block = gen_docs.run_command("hvcfilter check docs/examples/overlap.toml")
+    real = subprocess.run(
+        [sys.executable, "-m", "hvcfilter", "check", "docs/examples/overlap.toml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100", "NO_COLOR": "1"},
+        check=False,
+    )
+    assert (real.returncode, real.stdout.rstrip("\n")) == (block.exit_code, block.output)
+    assert block.exit_code == 1 and "HVF201 overlapping-ranges" in block.output
+
+
+def _fenced(page: str, language: str) -> list[str]:
+    text = (ROOT / "docs" / page).read_text("utf-8")
+    return re.findall(rf"^```{language}\n(.*?)^```", text, re.S | re.M)
+
+
+def test_python_api_examples_run() -> None:
+    blocks = _fenced("api.md", "python")
+    assert len(blocks) >= 2
+    for code in blocks:
+        gen_docs.run_python(code)  # raises with the example's stderr if it fails
+    api_page = gen_docs.API_PAGE.read_text("utf-8")
+    assert gen_docs.refresh_python(api_page) == api_page, STALE.format(path="docs/api.md")
+
+
+def test_python_example_failure_is_reported() -> None:
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        gen_docs.run_python("1 / 0")
+
+
+@pytest.mark.parametrize("page", ["spec.md", "getting-started.md"])
+def test_toml_examples_are_specs_without_errors(page: str) -> None:
+    blocks = _fenced(page, "toml")
+    assert blocks
+    for block in blocks:
+        if block.startswith("#:schema"):
+            continue
+        report = lint_text(block, page)
+        assert not [d for d in report.diagnostics if d.severity is Severity.ERROR], block
