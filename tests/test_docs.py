@@ -82,6 +82,23 @@ def test_rules_reference_allow_advice_is_what_the_linter_does(rule: Rule) -> Non
         assert rule.code in [d.code for d in lint_text(spec).diagnostics]
         after = [d.code for d in lint_text(allowed).diagnostics]
         assert (rule.code not in after) == says_allowed, (rule.code, after)
+        if says_allowed:
+            _assert_range_allow_drops(spec, rule)
+
+
+def _assert_range_allow_drops(spec: str, rule: Rule) -> None:
+    """The advice's second half: the same item in the ``[[range]]`` the finding points at."""
+    entries = {
+        int(m.group(1))
+        for d in lint_text(spec).diagnostics
+        if d.code == rule.code and (m := re.match(r"range\[(\d+)\]", d.location.key or ""))
+    }
+    assert entries, f"{rule.code}'s finding should point at a range"
+    data = tomllib.loads(spec)
+    for entry in entries:
+        data["range"][entry]["allow"] = [rule.name]
+    after = [d.code for d in lint_text(tomli_w.dumps(data)).diagnostics]
+    assert rule.code not in after, (rule.code, after)
 
 
 def _mkdocs(config: Path, site: Path) -> subprocess.CompletedProcess[str]:
@@ -194,3 +211,12 @@ def test_toml_examples_are_specs_without_errors(page: str) -> None:
             continue
         report = lint_text(block, page)
         assert not [d for d in report.diagnostics if d.severity is Severity.ERROR], block
+
+
+def test_docs_tools_are_extras_not_run_time_dependencies() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    assert {r.split(">")[0] for r in extras["docs"]} == {"mkdocs", "mkdocs-material"}
+    # .ci/run installs only .[test], and the suite builds the site.
+    assert "hvcfilter[docs]" in extras["test"]
+    assert not [r for r in project["dependencies"] if r.startswith("mkdocs")]
