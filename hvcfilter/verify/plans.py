@@ -48,7 +48,13 @@ __all__ = [
 
 # Lab kernel key -> emulator profile. There is no 7.3 profile: 7.3-rc7 behaved
 # exactly like 7.2.13 on every probe (lab report section 4), so it borrows 7.2.
-LAB_PROFILES: dict[str, str] = {"6.12": "6.12", "6.12-trixie": "6.12", "7.2": "7.2", "7.3": "7.2"}
+LAB_PROFILES: dict[str, str] = {
+    "6.1": "6.1",
+    "6.12": "6.12",
+    "6.12-trixie": "6.12",
+    "7.2": "7.2",
+    "7.3": "7.2",
+}
 # The driver takes hundreds of calls per VM; smaller VMs keep a surprise local.
 CALLS_PER_SCENARIO = 128
 # A trace with more distinct calls than this is cut, with a note saying so.
