@@ -21,6 +21,7 @@ from hvcfilter.lab import (
     CALL_MARKERS,
     KERNELS,
     Call,
+    HasDeviceAttr,
     Scenario,
     SetFilter,
     SetFwBitmap,
@@ -34,6 +35,7 @@ from hvcfilter.table.payload import Record
 
 __all__ = [
     "CALLS_PER_SCENARIO",
+    "FILTER_PROBE",
     "LAB_PROFILES",
     "MAX_TRACE_CALLS",
     "Plan",
@@ -117,6 +119,11 @@ def setup_steps(records: Sequence[Record], vm: SpecVmConfig | None = None) -> tu
     return tuple(steps)
 
 
+# A VM of its own that only asks KVM_HAS_DEVICE_ATTR(0, 0), as a VMM probes
+# before installing: 0 with the filter, EINVAL before Linux 6.4 [obs 6.1.176].
+FILTER_PROBE = Scenario("filter-probe", (HasDeviceAttr(0, 0),))
+
+
 def _edges(first: int, last: int) -> set[int]:
     return {v for v in (first - 1, first, first + 1, last - 1, last, last + 1) if 0 <= v <= _U32}
 
@@ -195,7 +202,7 @@ def probe_plan(
         f"edges, {len(smccc.catalogue())} catalogue IDs) on hvc #0 and smc #0"
         + (", the SMC32 ones also from AArch32" if a32 else "")
     )
-    return Plan("probes", tuple(scenarios), (note,))
+    return Plan("probes", (FILTER_PROBE, *scenarios), (note,))
 
 
 def _trace_call(x0: int, conduit: str, imm: int, mode: str, regs: Sequence[int | None]) -> Call:
@@ -247,7 +254,8 @@ def trace_plan(
     notes += [f"not replayable, left out: {d}" for d in dropped]
     calls = list(seen.values())
     setup = setup_steps(records, vm)
-    return Plan(source, tuple(_scenarios("trace", setup, calls, chunk=chunk)), tuple(notes))
+    scenarios = _scenarios("trace", setup, calls, chunk=chunk)
+    return Plan(source, (FILTER_PROBE, *scenarios), tuple(notes))
 
 
 def conformance_plan(seed: int, count: int, *, probes: bool = True) -> Plan:
