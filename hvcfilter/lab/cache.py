@@ -105,7 +105,8 @@ KERNELS: dict[str, KernelSource] = {
         ),
     )
 }
-DEFAULT_KERNELS = ("6.12", "7.2")
+# Every kernel with a profile of its own; 6.1 is the one without the SMCCC filter.
+DEFAULT_KERNELS = ("6.1", "6.12", "7.2")
 
 
 @dataclass(frozen=True, slots=True)
