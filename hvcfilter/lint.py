@@ -8,11 +8,13 @@ JSON, SARIF and the CI formats; nothing here prints.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hvcfilter.diagnostics import Diagnostic, Severity
+from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import FilterSpec
 from hvcfilter.rules import check_spec
 from hvcfilter.spec import LoadResult, load, loads
@@ -64,13 +66,22 @@ class LintReport:
         return any(d.severity >= worst for d in self.diagnostics)
 
 
-def lint_result(result: LoadResult) -> FileReport:
-    """Check what :func:`hvcfilter.spec.load` returned: its own findings plus the checks'."""
+def lint_result(result: LoadResult, kernel: str | None = None) -> FileReport:
+    """Check what :func:`hvcfilter.spec.load` returned: its own findings plus the checks'.
+
+    ``kernel`` overrides the spec's ``[filter] kernel`` profile, as ``compile --kernel`` does.
+
+    Raises:
+        UnknownProfileError: ``kernel`` names no profile.
+    """
     found = list(result.diagnostics)
-    if result.spec is not None:
-        found.extend(check_spec(result.spec))
+    spec = result.spec
+    if spec is not None:
+        if kernel is not None:
+            spec = dataclasses.replace(spec, profile=get_profile(kernel))
+        found.extend(check_spec(spec))
         found.sort(key=Diagnostic.sort_key)
-    return FileReport(result.path, tuple(found), result.spec)
+    return FileReport(result.path, tuple(found), spec)
 
 
 def lint_text(text: str, filename: str = "<string>") -> FileReport:
@@ -78,11 +89,19 @@ def lint_text(text: str, filename: str = "<string>") -> FileReport:
     return lint_result(loads(text, filename))
 
 
-def lint_file(path: str | Path) -> FileReport:
-    """Lint one spec file; never raises for bad input (unreadable files give HVF001)."""
-    return lint_result(load(path))
+def lint_file(path: str | Path, kernel: str | None = None) -> FileReport:
+    """Lint one spec file; never raises for bad input (unreadable files give HVF001).
+
+    Raises:
+        UnknownProfileError: ``kernel`` names no profile.
+    """
+    return lint_result(load(path), kernel)
 
 
-def lint(paths: Iterable[str | Path]) -> LintReport:
-    """Lint every file, even after one fails; reports keep the order of ``paths``."""
-    return LintReport(tuple(lint_file(p) for p in paths))
+def lint(paths: Iterable[str | Path], kernel: str | None = None) -> LintReport:
+    """Lint every file, even after one fails; reports keep the order of ``paths``.
+
+    Raises:
+        UnknownProfileError: ``kernel`` (overriding each spec's profile) names no profile.
+    """
+    return LintReport(tuple(lint_file(p, kernel) for p in paths))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, use_color, write_output
+from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, use_color, write_output
 from hvcfilter.lint import LintReport, lint
 from hvcfilter.render.check import Format, renderer
 from hvcfilter.spec import DEFAULT_SPEC
@@ -41,16 +41,27 @@ def exit_code(report: LintReport, *, strict: bool) -> ExitCode:
     "gitlab (Code Quality) or junit (XML test report; --strict makes warnings failures).",
 )
 @click.option("--strict", is_flag=True, help="Warnings fail the check too (exit code 1).")
+@click.option(
+    "--kernel",
+    callback=kernel_profile,
+    metavar="VERSION",
+    help="Kernel profile (e.g. 6.1, 6.12, 7.2); overrides each spec's [filter] kernel.",
+)
 @click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
 @click.pass_context
 @guarded
-def check(
-    ctx: click.Context, specs: tuple[str, ...], fmt: str, strict: bool, output: str | None
+def check(  # noqa: PLR0917 - one parameter per option
+    ctx: click.Context,
+    specs: tuple[str, ...],
+    fmt: str,
+    strict: bool,
+    kernel: str | None,
+    output: str | None,
 ) -> None:
     """Lint SPEC files (default: hvcfilter.toml): will the kernel accept them, and do they
     do what was meant? Every file is checked, even after one fails."""
     paths = specs or (DEFAULT_SPEC,)
-    report = lint(paths)
+    report = lint(paths, kernel)
     text = renderer(Format(fmt))(report, color=use_color(output), strict=strict)
     write_output(text.encode("utf-8"), output, binary=False, inputs=paths)
     ctx.exit(int(exit_code(report, strict=strict)))

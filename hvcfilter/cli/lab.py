@@ -66,7 +66,7 @@ def setup(ctx: click.Context, *, cache: Path | None, kernels: tuple[str, ...]) -
 
     Needs qemu-system-arm, gcc-aarch64-linux-gnu and libc6-dev-arm64-cross; as
     root they are installed with apt-get, otherwise the exact command is shown.
-    Progress goes to stderr. Default kernels: 6.12 and 7.2.
+    Progress goes to stderr. Default kernels: 6.1, 6.12 and 7.2.
     """
     from hvcfilter.lab import DEFAULT_KERNELS, prepare_lab
     from hvcfilter.render.verify import lab_status_text

@@ -220,6 +220,8 @@ class FilterTable:
         if len(pad) != PAD_SIZE:
             raise ValueError(f"pad must be {PAD_SIZE} bytes, got {len(pad)}")
         prof = self.profile
+        if prof.no_filter_errno is not None:
+            return prof.no_filter_errno  # no VM-fd attribute ioctls before 6.4
         if protected and prof.protected_filter_errno is not None:
             return prof.protected_filter_errno  # [obs section 10]
         # EINVAL for the pad wins over EEXIST and EBUSY [obs 7.1]; 7.2 rejects

@@ -101,8 +101,21 @@ class KernelProfile:
     # kvm-arm.mode=protected), or None where the profile has no such VM type
     # (reference section 10 [obs on 7.2.13]).
     protected_filter_errno: int | None = None
+    # errno of every VM-fd device-attribute ioctl (the filter's HAS, SET and
+    # GET) on a kernel without the SMCCC filter, which arrived in 6.4; None
+    # where the filter exists (reference 1.3 and section 4).
+    no_filter_errno: int | None = None
+    # Whether a guest SMC from EL1 reaches the SMCCC handler (6.4+, with the
+    # filter) or gets x0 = all-ones with x1-x3 untouched and PC + 4, whatever
+    # the function ID (before 6.4; reference section 4).
+    smc_via_smccc: bool = True
     observed: str = ""
     notes: tuple[str, ...] = field(default=())
+
+    @property
+    def has_filter(self) -> bool:
+        """Whether this kernel has the SMCCC filter (the VM-fd attribute ioctls work)."""
+        return self.no_filter_errno is None
 
     def register(self, index: int) -> BitmapRegister | None:
         """The bitmap register with this index, or None where the profile has none."""
@@ -124,6 +137,24 @@ _ARCH_RESERVED = (ARCH_RESERVED_SMC32, ARCH_RESERVED_SMC64)
 PROFILES: dict[str, KernelProfile] = {
     p.name: p
     for p in (
+        KernelProfile(
+            name="6.1",
+            title="Linux 6.1 (LTS, no SMCCC filter)",
+            # No filter, so nothing is reserved in it: every install fails first.
+            reserved_ranges=(),
+            zero_zero_errno=errno.EINVAL,  # like every other filter write (below)
+            zero_zero_is_validation=True,
+            psci_version_default=(1, 1),
+            psci_versions_accepted=((0, 1), (0, 2), (1, 0), (1, 1)),
+            bitmap_registers=(_STD, _STD_HYP, _VENDOR_HYP),
+            kvm_features_x2=False,
+            system_off2=False,
+            reserved_insertion="lazy",
+            protected_filter_errno=None,
+            no_filter_errno=errno.EINVAL,
+            smc_via_smccc=False,
+            observed="6.1.176 (Debian bookworm linux-image-6.1.0-50-arm64-unsigned)",
+        ),
         KernelProfile(
             name="6.12",
             title="Linux 6.12 (LTS)",

@@ -187,19 +187,27 @@ class KvmVm:
         Raises:
             PayloadError: the record is not 24 bytes.
         """
+        if self.profile.no_filter_errno is not None:
+            return self.profile.no_filter_errno  # the ioctl itself is unknown before 6.4
         if group != 0 or attr != 0:
             return errno.ENXIO
         return self.set_filter_record(record)
 
-    @staticmethod
-    def has_device_attr(group: int, attr: int) -> int:
-        """``KVM_HAS_DEVICE_ATTR``: 0 for (0, 0), ENXIO otherwise [obs 7.1]."""
+    def has_device_attr(self, group: int, attr: int) -> int:
+        """``KVM_HAS_DEVICE_ATTR``: 0 for (0, 0), ENXIO otherwise [obs 7.1].
+
+        A kernel without the filter (before 6.4) fails every attribute with
+        the profile's ``no_filter_errno``.
+        """
+        if self.profile.no_filter_errno is not None:
+            return self.profile.no_filter_errno
         return 0 if group == 0 and attr == 0 else errno.ENXIO
 
-    @staticmethod
-    def get_device_attr(group: int, attr: int) -> int:
+    def get_device_attr(self, group: int, attr: int) -> int:
         """``KVM_GET_DEVICE_ATTR``: the filter is write-only, EINVAL [obs 7.1]."""
         del group, attr
+        if self.profile.no_filter_errno is not None:
+            return self.profile.no_filter_errno
         return errno.EINVAL
 
     @property
@@ -384,6 +392,20 @@ class KvmVm:
                 "arch",
                 x0=0,
                 x1=0,
+                x2=x2,
+                x3=x3,
+            )
+        if conduit == "smc" and not self.profile.smc_via_smccc:
+            # Before 6.4 handle_smc() answers every SMC itself: x0 = all-ones,
+            # x1-x3 untouched, PC + 4, no filter and no handler [src handle_exit.c].
+            return CallResult(
+                "rejected",
+                None,
+                "SMC: this kernel answers every guest SMC with NOT_SUPPORTED (before 6.4)",
+                fid,
+                None,
+                x0=mask,
+                x1=x1,
                 x2=x2,
                 x3=x3,
             )

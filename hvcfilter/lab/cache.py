@@ -42,7 +42,7 @@ __all__ = [
 
 ARCHIVE = "http://deb.debian.org/debian"
 KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
-SUITES = ("bookworm-backports", "trixie", "sid", "experimental")
+SUITES = ("bookworm", "bookworm-backports", "trixie", "sid", "experimental")
 # Host package -> a file it provides, to tell whether it is installed.
 HOST_PACKAGES: dict[str, str] = {
     "qemu-system-arm": "qemu-system-aarch64",
@@ -68,6 +68,13 @@ class KernelSource:
 KERNELS: dict[str, KernelSource] = {
     k.key: k
     for k in (
+        KernelSource(
+            "6.1",
+            "bookworm",
+            r"^linux-image-6\.1\.0-[0-9]+-arm64-unsigned$",
+            r"^(\./)?boot/vmlinuz-",
+            "Debian bookworm 6.1 (LTS; no SMCCC filter, which arrived in 6.4)",
+        ),
         KernelSource(
             "6.12",
             "bookworm-backports",
@@ -98,7 +105,8 @@ KERNELS: dict[str, KernelSource] = {
         ),
     )
 }
-DEFAULT_KERNELS = ("6.12", "7.2")
+# Every kernel with a profile of its own; 6.1 is the one without the SMCCC filter.
+DEFAULT_KERNELS = ("6.1", "6.12", "7.2")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from hvcfilter.lab.scenario import (
     CreateVcpu,
     ErrnoResult,
     GetFwBitmap,
+    HasDeviceAttr,
     RegValue,
     Run,
     RunResult,
@@ -56,6 +57,8 @@ class EmulatedVm(Protocol):
     """The subset of ``hvcfilter.kernel.KvmVm`` that a replay uses."""
 
     def set_filter(self, base: int, nr_functions: int, action: int, pad: bytes = ...) -> int: ...
+
+    def has_device_attr(self, group: int, attr: int) -> int: ...
 
     def set_fw_bitmap(self, reg: int, value: int) -> int: ...
 
@@ -147,6 +150,8 @@ def replay(scenario: Scenario, vm: EmulatedVm) -> list[object]:
             match step:
                 case SetFilter(base, nr, action, pad):
                     out.append(vm.set_filter(base, nr, action, pad=pad))
+                case HasDeviceAttr(group, attr):
+                    out.append(vm.has_device_attr(group, attr))
                 case SetFwBitmap(reg, value):
                     out.append(vm.set_fw_bitmap(reg, value))
                 case GetFwBitmap(reg):

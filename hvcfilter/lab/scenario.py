@@ -31,6 +31,7 @@ __all__ = [
     "CreateVcpu",
     "ErrnoResult",
     "GetFwBitmap",
+    "HasDeviceAttr",
     "Mode",
     "RegValue",
     "Run",
@@ -82,6 +83,18 @@ class SetFilter:
         check_range("action", self.action, 0xFF)
         if len(self.pad) != _PAD_LEN:
             raise LabError(f"pad must be {_PAD_LEN} bytes, got {len(self.pad)}")
+
+
+@dataclass(frozen=True, slots=True)
+class HasDeviceAttr:
+    """``KVM_HAS_DEVICE_ATTR`` on the VM fd: a VMM's probe for the filter (group 0, attr 0)."""
+
+    group: int = 0
+    attr: int = 0
+
+    def __post_init__(self) -> None:
+        check_range("group", self.group, _U32)
+        check_range("attr", self.attr, 0xFFFF_FFFF_FFFF_FFFF)
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +181,9 @@ class Call:
         return self.mode != "a64"
 
 
-Step: TypeAlias = SetFilter | SetFwBitmap | GetFwBitmap | SetPsciVersion | CreateVcpu | Run | Call
+Step: TypeAlias = (
+    SetFilter | HasDeviceAttr | SetFwBitmap | GetFwBitmap | SetPsciVersion | CreateVcpu | Run | Call
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from hvcfilter.lab.scenario import (
     CreateVcpu,
     ErrnoResult,
     GetFwBitmap,
+    HasDeviceAttr,
     RegValue,
     Run,
     RunResult,
@@ -45,6 +46,8 @@ def _step_to_dict(step: Step) -> dict[str, Any]:
             if any(pad):
                 d["pad"] = pad.hex()
             return d
+        case HasDeviceAttr(group, attr):
+            return {"op": "has_device_attr", "group": group, "attr": attr}
         case SetFwBitmap(reg, value):
             return {"op": "set_fw_bitmap", "reg": reg, "value": value}
         case GetFwBitmap(reg):
@@ -79,6 +82,8 @@ def _step_from_dict(d: Mapping[str, Any]) -> Step:
                 int(d["action"]),
                 bytes.fromhex(d.get("pad", "") or "00" * _PAD_LEN),
             )
+        if op == "has_device_attr":
+            return HasDeviceAttr(int(d.get("group", 0)), int(d.get("attr", 0)))
         if op == "set_fw_bitmap":
             return SetFwBitmap(int(d["reg"]), int(d["value"]))
         if op == "get_fw_bitmap":

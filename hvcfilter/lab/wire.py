@@ -22,6 +22,7 @@ from hvcfilter.lab.scenario import (
     CreateVcpu,
     ErrnoResult,
     GetFwBitmap,
+    HasDeviceAttr,
     RegValue,
     Run,
     RunResult,
@@ -53,6 +54,8 @@ def _wire_step(step: Step) -> str:
     match step:
         case SetFilter(base, nr, action, pad):
             return f"F {base:x} {nr:x} {action:x} {pad.hex()}"
+        case HasDeviceAttr(group, attr):
+            return f"A {group:x} {attr:x}"
         case SetFwBitmap(reg, value):
             return f"B {reg:x} {value:x}"
         case GetFwBitmap(reg):
@@ -88,6 +91,7 @@ def to_wire(scenarios: Sequence[Scenario], *, timeout_ms: int = 200) -> str:
 
 _TAG_OF: dict[type, str] = {
     SetFilter: "F",
+    HasDeviceAttr: "A",
     SetFwBitmap: "B",
     GetFwBitmap: "G",
     SetPsciVersion: "P",
@@ -95,7 +99,7 @@ _TAG_OF: dict[type, str] = {
     Run: "N",
     Call: "C",
 }
-_LINE = re.compile(r"^(?:@@HVCLAB-(?:BEGIN|END)|[USFBGPVNCXEZ])(?: |$)")
+_LINE = re.compile(r"^(?:@@HVCLAB-(?:BEGIN|END)|[USFABGPVNCXEZ])(?: |$)")
 
 
 def _int(tok: str, what: str) -> int:

@@ -128,7 +128,13 @@ def dry_run_text(result: DryRunResult) -> str:
             f"{step.errno_name:<6}  {sources}"
         )
     failed = [step for step in result.steps if step.errno]
-    if not failed:
+    if result.probe_errno:
+        lines.append(
+            f"FAILED: kernel {result.profile.name} has no SMCCC filter (it arrived in Linux "
+            f"6.4): the KVM_HAS_DEVICE_ATTR probe fails with {result.probe_errno_name} and "
+            "so does every record; the guest gets the kernel's default handling"
+        )
+    elif not failed:
         lines.append(f"ok: all {len(result.steps)} records would be accepted")
     else:
         lines.append(
@@ -145,6 +151,9 @@ def dry_run_json(result: DryRunResult) -> str:
         "spec": Path(result.table.spec_path).name,
         "kernel": result.profile.name,
         "ok": result.ok,
+        "filter_available": result.profile.has_filter,
+        "probe_errno": result.probe_errno,
+        "probe_result": result.probe_errno_name,
         "steps": [
             {
                 "index": step.index,

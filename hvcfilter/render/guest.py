@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 
+from hvcfilter.errors import errno_name
 from hvcfilter.verify.guest import GuestReport, GuestResult
 
 __all__ = ["GUEST_FORMAT_TAG", "guest_json", "guest_text"]
@@ -25,12 +26,22 @@ def _x0(value: int | None) -> str:
     return "-1" if value == (1 << 64) - 1 else f"{value:#x}"
 
 
+def _install(g: GuestReport) -> str:
+    if g.filter_available is False:
+        err = errno_name(g.probe_errno or 0)
+        return (
+            f"SMCCC filter unavailable (KVM_HAS_DEVICE_ATTR: {err}; the filter arrived in "
+            "Linux 6.4), table not installed: the guest ran with the kernel's default handling"
+        )
+    return f"table install: {g.install}"
+
+
 def _kernel_text(g: GuestReport, console: bool) -> list[str]:
     state = "booted" if g.booted else "did not boot"
     off = "powered off" if g.powered_off else f"did not power off ({g.exit_reason or 'no exit'})"
     out = [
         f"Linux {g.kernel}: {state}, {off}, {g.cpus_online if g.cpus_online is not None else '?'}"
-        f" of {g.cpus} CPUs online, {g.seconds:.1f} s; table install: {g.install}",
+        f" of {g.cpus} CPUs online, {g.seconds:.1f} s; {_install(g)}",
     ]
     out += [f"  why: {r}" for r in g.reasons]
     out.append(f"  {len(g.calls)} calls:")

@@ -165,6 +165,8 @@ def _kernel_doc(k: KernelReport) -> dict[str, object]:
         "driver_s": round(k.driver_s, 3),
         "total_s": round(k.total_s, 3),
         "notes": list(k.notes),
+        "filter_available": k.filter_available,
+        "probe_errno": k.probe_errno,
         "divergences": [_divergence_doc(d) for d in k.divergences],
     }
 

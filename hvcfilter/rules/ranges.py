@@ -1,8 +1,9 @@
 """Rules about the records themselves: overlaps, empty or wrapping ranges, mergeable neighbours.
 
 HVF201 and HVF203 are errors: the kernel rejects such records (EEXIST,
-EINVAL). HVF205 is a note: the table works, but says the same more simply
-as one range.
+EINVAL); so is HVF207, a kernel without the filter, which rejects them all.
+HVF205 is a note: the table works, but says the same more simply as one
+range.
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from hvcfilter.rules.registry import Check, check
 from hvcfilter.rules.wording import record_label, span, span_names
 from hvcfilter.smccc import format_id
 
-__all__ = ["CHECKS", "empty_or_wrapping_range", "mergeable_ranges", "overlapping_ranges"]
+__all__ = [
+    "CHECKS",
+    "empty_or_wrapping_range",
+    "mergeable_ranges",
+    "no_smccc_filter",
+    "overlapping_ranges",
+]
 
 
 @check("HVF201", "overlapping-ranges", Severity.ERROR)
@@ -209,8 +216,42 @@ def mergeable_ranges(spec: FilterSpec) -> Iterator[Diagnostic]:
         yield report(run_start, run_end)
 
 
+@check("HVF207", "no-smccc-filter", Severity.ERROR)
+def no_smccc_filter(spec: FilterSpec) -> Iterator[Diagnostic]:
+    """The target kernel has no SMCCC filter: before Linux 6.4 every install fails.
+
+    The filter arrived in Linux 6.4. Older kernels (Linux 6.1 is the lab's) do
+    not know the VM-fd device-attribute ioctls on arm64, so a VMM's
+    ``KVM_HAS_DEVICE_ATTR`` probe and every ``KVM_SET_DEVICE_ATTR`` fail with
+    EINVAL (observed on 6.1.176), and the guest gets the kernel's default
+    handling of every call. It is an error, not a warning: hvcfilter's errors
+    are tables the kernel rejects, and this kernel rejects every record. One
+    finding per spec, at its first range.
+
+    Fail: any ``[[range]]`` with ``[filter] kernel = "6.1"`` (or ``--kernel 6.1``).
+    Pass: the same table for ``kernel = "6.12"``, or no ranges at all (an
+    empty table probes nothing).
+    """
+    profile = spec.profile
+    if profile.has_filter or not spec.entries:
+        return
+    err = errno_name(profile.no_filter_errno or 0)
+    n = len(spec.ranges)
+    yield no_smccc_filter.finding(
+        spec,
+        0,
+        f"kernel {profile.name} has no SMCCC filter (it arrived in Linux 6.4): a VMM's "
+        f"KVM_HAS_DEVICE_ATTR probe and KVM_SET_DEVICE_ATTR fail with {err}, so none of "
+        f"the {n} record{'s' if n != 1 else ''} can be installed and the guest gets the "
+        "kernel's default handling of every call",
+        "target Linux 6.4 or later ([filter] kernel or --kernel), or install no table on "
+        "this kernel",
+    )
+
+
 CHECKS: tuple[Check, ...] = (
     overlapping_ranges,
     empty_or_wrapping_range,
     mergeable_ranges,
+    no_smccc_filter,
 )

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from hvcfilter.verify.plans import (
     CALLS_PER_SCENARIO,
+    FILTER_PROBE,
     LAB_PROFILES,
     MAX_TRACE_CALLS,
     Plan,
@@ -47,6 +48,7 @@ from hvcfilter.verify.run import (
 
 __all__ = [
     "CALLS_PER_SCENARIO",
+    "FILTER_PROBE",
     "LAB_PROFILES",
     "MAX_TRACE_CALLS",
     "DivergentStep",

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic
+from hvcfilter.errors import errno_name
 from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import GuestRun, lab_status, run_guest
 from hvcfilter.verify.plans import emulator_profile, lab_kernel_for
@@ -32,6 +33,7 @@ __all__ = [
     "GuestReport",
     "GuestResult",
     "guest_calls",
+    "predicted_install",
     "verify_guest",
 ]
 
@@ -82,6 +84,11 @@ class GuestReport:
     mismatches: tuple[str, ...]
     console_tail: tuple[str, ...]
     console: tuple[str, ...]
+    # Whether the kernel has the SMCCC filter, from the install function's
+    # KVM_HAS_DEVICE_ATTR probe (None: an empty table probes nothing), and
+    # the probe's errno when it failed (EINVAL before Linux 6.4).
+    filter_available: bool | None = None
+    probe_errno: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -159,6 +166,47 @@ def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[
     return tuple(calls), tuple(mismatches)
 
 
+def predicted_install(vm: KvmVm, raw: bytes) -> tuple[int, int, int]:
+    """What the emitted install function returns on ``vm``: (rc, record, errno), as the VMM prints.
+
+    It probes with ``KVM_HAS_DEVICE_ATTR`` (record -1 when that fails), then
+    sets one record at a time and stops at the first refusal; an empty table
+    does neither. The records are installed into ``vm`` as a side effect.
+    """
+    if not raw:
+        return 0, 0, 0
+    err = vm.has_device_attr(0, 0)
+    if err:
+        return -1, -1, err
+    for index, off in enumerate(range(0, len(raw), 24)):
+        err = vm.set_filter_record(raw[off : off + 24])
+        if err:
+            return -1, index, err
+    return 0, 0, 0
+
+
+def _install_fields(
+    install: str, predicted: tuple[int, int, int], *, probed: bool
+) -> tuple[bool | None, int | None, list[str]]:
+    """``filter_available``, ``probe_errno`` and any mismatch from the VMM's INSTALL line."""
+    try:
+        real = tuple(int(f) for f in install.split())
+    except ValueError:
+        real = ()
+    if len(real) != 3:
+        return None, None, [f"the VMM reported no usable install result ({install!r})"]
+    rc, record, err = real
+    mismatches = []
+    if real != predicted:
+        mismatches.append(
+            f"table install: the VMM got rc={rc} record={record} {errno_name(err)}, the "
+            f"emulator predicted rc={predicted[0]} record={predicted[1]} {errno_name(predicted[2])}"
+        )
+    if rc and record == -1:
+        return False, err, mismatches
+    return (True if probed else None), None, mismatches
+
+
 def _reasons(run: GuestRun, calls: Sequence[GuestCall], cpus: int, online: int | None) -> list[str]:
     out: list[str] = []
     if run.exit_reason == "TIMEOUT":
@@ -211,8 +259,7 @@ def verify_guest(
     reports = []
     for kernel in chosen:
         vm = KvmVm(emulator_profile(kernel), nr_vcpus=cpus)
-        for off in range(0, len(raw), 24):
-            vm.set_filter_record(raw[off : off + 24])
+        predicted = predicted_install(vm, raw)
         # Secondaries wait for the VMM's CPU_ON only when the VMM, not KVM, answers it.
         hold = policy is ForwardPolicy.PSCI and any(
             (a := vm.lookup(f)) is not None and a.name == "FWD_TO_USER" for f in _PSCI_CPU_ON
@@ -229,6 +276,9 @@ def verify_guest(
         calls, mismatches = guest_calls(run, vm)
         online = _count_online(run.cpus_online)
         install = next((" ".join(e.fields) for e in run.events if e.kind == "INSTALL"), "none")
+        available, probe_errno, install_mismatches = _install_fields(
+            install, predicted, probed=bool(raw)
+        )
         reports.append(
             GuestReport(
                 kernel=kernel,
@@ -242,9 +292,11 @@ def verify_guest(
                 exit_reason=run.exit_reason,
                 reasons=tuple(_reasons(run, calls, cpus, online)),
                 calls=calls,
-                mismatches=mismatches,
+                mismatches=(*install_mismatches, *mismatches),
                 console_tail=run.guest_console[-15:],
                 console=run.guest_console,
+                filter_available=available,
+                probe_errno=probe_errno,
             )
         )
     return GuestResult(str(spec_path), True, False, result.diagnostics, tuple(reports))

@@ -21,6 +21,7 @@ from hvcfilter.lab import (
     CALL_MARKERS,
     KERNELS,
     Call,
+    HasDeviceAttr,
     Scenario,
     SetFilter,
     SetFwBitmap,
@@ -34,6 +35,7 @@ from hvcfilter.table.payload import Record
 
 __all__ = [
     "CALLS_PER_SCENARIO",
+    "FILTER_PROBE",
     "LAB_PROFILES",
     "MAX_TRACE_CALLS",
     "Plan",
@@ -48,7 +50,13 @@ __all__ = [
 
 # Lab kernel key -> emulator profile. There is no 7.3 profile: 7.3-rc7 behaved
 # exactly like 7.2.13 on every probe (lab report section 4), so it borrows 7.2.
-LAB_PROFILES: dict[str, str] = {"6.12": "6.12", "6.12-trixie": "6.12", "7.2": "7.2", "7.3": "7.2"}
+LAB_PROFILES: dict[str, str] = {
+    "6.1": "6.1",
+    "6.12": "6.12",
+    "6.12-trixie": "6.12",
+    "7.2": "7.2",
+    "7.3": "7.2",
+}
 # The driver takes hundreds of calls per VM; smaller VMs keep a surprise local.
 CALLS_PER_SCENARIO = 128
 # A trace with more distinct calls than this is cut, with a note saying so.
@@ -109,6 +117,11 @@ def setup_steps(records: Sequence[Record], vm: SpecVmConfig | None = None) -> tu
         steps += [SetFwBitmap(reg, value) for reg, value in sorted(vm.bitmaps.items())]
     steps += [SetFilter(r.base, r.nr_functions, r.action, r.pad) for r in records]
     return tuple(steps)
+
+
+# A VM of its own that only asks KVM_HAS_DEVICE_ATTR(0, 0), as a VMM probes
+# before installing: 0 with the filter, EINVAL before Linux 6.4 [obs 6.1.176].
+FILTER_PROBE = Scenario("filter-probe", (HasDeviceAttr(0, 0),))
 
 
 def _edges(first: int, last: int) -> set[int]:
@@ -189,7 +202,7 @@ def probe_plan(
         f"edges, {len(smccc.catalogue())} catalogue IDs) on hvc #0 and smc #0"
         + (", the SMC32 ones also from AArch32" if a32 else "")
     )
-    return Plan("probes", tuple(scenarios), (note,))
+    return Plan("probes", (FILTER_PROBE, *scenarios), (note,))
 
 
 def _trace_call(x0: int, conduit: str, imm: int, mode: str, regs: Sequence[int | None]) -> Call:
@@ -241,7 +254,8 @@ def trace_plan(
     notes += [f"not replayable, left out: {d}" for d in dropped]
     calls = list(seen.values())
     setup = setup_steps(records, vm)
-    return Plan(source, tuple(_scenarios("trace", setup, calls, chunk=chunk)), tuple(notes))
+    scenarios = _scenarios("trace", setup, calls, chunk=chunk)
+    return Plan(source, (FILTER_PROBE, *scenarios), tuple(notes))
 
 
 def conformance_plan(seed: int, count: int, *, probes: bool = True) -> Plan:

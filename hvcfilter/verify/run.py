@@ -15,11 +15,13 @@ from pathlib import Path
 
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic
-from hvcfilter.errors import LabError
+from hvcfilter.errors import LabError, errno_name
 from hvcfilter.lab import (
     DEFAULT_KERNELS,
     Call,
     Divergence,
+    ErrnoResult,
+    HasDeviceAttr,
     LabRun,
     LabStatus,
     Scenario,
@@ -100,6 +102,10 @@ class KernelReport:
     driver_s: float
     total_s: float
     notes: tuple[str, ...] = ()
+    # The real kernel's answer to KVM_HAS_DEVICE_ATTR(0, 0) when the plan
+    # asked it: whether the SMCCC filter exists, and the errno when not.
+    filter_available: bool | None = None
+    probe_errno: int | None = None
 
     @property
     def steps_diverged(self) -> int:
@@ -210,7 +216,11 @@ def _report(kernel: str, plan: Plan, run: LabRun) -> KernelReport:
     installs = accepted = settings = calls = agreed = 0
     divergent: list[DivergentStep] = []
     skipped: list[tuple[str, str]] = []
+    probe: int | None = None
     for scenario, real in zip(plan.scenarios, run.results, strict=True):
+        for step, result in zip(scenario.steps, real.steps, strict=False):
+            if step == HasDeviceAttr(0, 0) and isinstance(result, ErrnoResult):
+                probe = result.errno
         comparison = compare(scenario, real, default_vm_factory(profile, scenario.config))
         if comparison.skipped:
             skipped.append((scenario.name, comparison.skipped))
@@ -233,6 +243,12 @@ def _report(kernel: str, plan: Plan, run: LabRun) -> KernelReport:
             f"lab kernel {kernel} is compared with emulator profile {profile} "
             "(hvcfilter has no profile of its own for it)"
         )
+    if probe:
+        notes.append(
+            f"no SMCCC filter on Linux {run.release} (it arrived in 6.4): KVM_HAS_DEVICE_ATTR "
+            f"failed with {errno_name(probe)} and every install was refused; the calls got "
+            "the kernel's default handling"
+        )
     return KernelReport(
         kernel=kernel,
         profile=profile,
@@ -251,6 +267,8 @@ def _report(kernel: str, plan: Plan, run: LabRun) -> KernelReport:
         driver_s=run.driver_s,
         total_s=run.total_s,
         notes=tuple(notes),
+        filter_available=None if probe is None else not probe,
+        probe_errno=probe or None,
     )
 
 

@@ -298,3 +298,28 @@ def test_help_lists_exit_codes() -> None:
     result = _run("check", "--help")
     assert result.exit_code == 0
     assert "2 usage error or unreadable file" in " ".join(result.output.split())
+
+
+def test_kernel_option_overrides_the_spec_profile(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "t.toml",
+        '[filter]\nkernel = "6.12"\n[[range]]\naction = "deny"\nbase = 0xC2000000\n'
+        "nr_functions = 0x10\n",
+    )
+    assert _run("check", path).exit_code == ExitCode.OK
+    result = _run("check", "--kernel", "6.1", path)
+    assert result.exit_code == ExitCode.FINDINGS
+    assert "HVF207" in result.output and "fail with EINVAL" in result.output
+    assert _run("check", "--kernel", "5.99", path).exit_code == ExitCode.USAGE
+
+
+def test_dry_run_json_on_6_1_names_the_probe(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path, "t.toml", '[[range]]\naction = "deny"\nbase = 0xC2000000\nnr_functions = 1\n'
+    )
+    result = _run("compile", path, "--dry-run", "--kernel", "6.1", "--format", "json")
+    assert result.exit_code == ExitCode.FINDINGS
+    doc = json.loads(result.stdout)
+    assert doc["filter_available"] is False and doc["probe_result"] == "EINVAL"
+    assert [s["result"] for s in doc["steps"]] == ["EINVAL"]

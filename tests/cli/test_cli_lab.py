@@ -139,7 +139,7 @@ def test_lab_setup_reports_progress(monkeypatch: pytest.MonkeyPatch, tmp_path: P
     assert code == 0 and "ready" in out and "downloading linux-image-6.12" in err
     assert seen == {"cache": tmp_path, "kernels": ("7.3",)}
     code, _, _ = run("lab", "setup", "--cache", str(tmp_path))
-    assert seen["kernels"] == ("6.12", "7.2")
+    assert seen["kernels"] == ("6.1", "6.12", "7.2")
 
 
 def test_lab_setup_failure_exits_2(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from hvcfilter.errors import LabError
 from hvcfilter.lab import LabStatus, prepare_lab
 
 # Every kernel the lab tests and the conformance suite boot.
-LAB_KERNELS = ("6.12", "7.2")
+LAB_KERNELS = ("6.1", "6.12", "7.2")
 
 
 @pytest.fixture(scope="session")

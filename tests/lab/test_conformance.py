@@ -12,6 +12,7 @@ kernel difference to record in a profile.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
@@ -29,7 +30,7 @@ SEED = 20240601
 COUNT = 600  # with the probes: about 5,000 calls per kernel, about 12 s per boot
 
 
-@pytest.mark.parametrize("kernel", ["6.12", "7.2"])
+@pytest.mark.parametrize("kernel", ["6.1", "6.12", "7.2"])
 def test_random_and_probe_scenarios_agree(lab: LabStatus, kernel: str) -> None:
     result = conformance([kernel], SEED, COUNT, lab=lab)
     (report,) = result.kernels
@@ -37,6 +38,10 @@ def test_random_and_probe_scenarios_agree(lab: LabStatus, kernel: str) -> None:
     assert report.release.startswith(kernel)
     assert report.scenarios > COUNT and report.calls >= 3000
     assert report.calls_agreed == report.calls
+    # 6.1 has no SMCCC filter: the probe and every install fail with EINVAL.
+    assert report.filter_available is (kernel != "6.1")
+    if kernel == "6.1":
+        assert report.probe_errno == errno.EINVAL and report.installs_accepted == 0
 
 
 @pytest.mark.parametrize("kernel", ["6.12", "7.2"])

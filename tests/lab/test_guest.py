@@ -7,11 +7,13 @@ the emitted install code on each real kernel.
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 
 import pytest
 
 from hvcfilter.lab import LabStatus
+from hvcfilter.render.guest import guest_json, guest_text
 from hvcfilter.verify.guest import ForwardPolicy, verify_guest
 
 pytestmark = pytest.mark.lab
@@ -63,3 +65,24 @@ def test_deny_all_psci_times_out_cleanly(lab: LabStatus, tmp_path: Path) -> None
     assert any("--timeout" in r for r in g.reasons)
     assert {c.answered_by for c in g.calls} == {"denied"}
     assert not result.ok
+
+
+def test_6_1_the_filter_unavailable_report(lab: LabStatus) -> None:
+    """6.1: the filter-unavailable report.
+
+    Linux 6.1 has no SMCCC filter: the emitted install function's
+    KVM_HAS_DEVICE_ATTR probe fails (EINVAL on 6.1.176), the VMM carries on,
+    and the guest boots and powers off with the kernel's default handling,
+    call for call as the 6.1 emulator profile predicts.
+    """
+    result = verify_guest(EXAMPLES / "minimal.toml", ["6.1"], timeout_s=60)
+    (g,) = result.guests
+    assert g.install == f"-1 -1 {errno.EINVAL}"  # failed at the probe, record -1
+    assert g.filter_available is False and g.probe_errno == errno.EINVAL
+    assert g.booted and g.powered_off and g.cpus_online == 1
+    assert g.calls and all(c.answered_by == c.predicted_by == "kernel" for c in g.calls)
+    assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
+    assert g.mismatches == () and result.ok
+    text = guest_text(result)
+    assert "SMCCC filter unavailable (KVM_HAS_DEVICE_ATTR: EINVAL" in text
+    assert '"probe_errno": 22' in guest_json(result)

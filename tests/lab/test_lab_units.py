@@ -22,13 +22,14 @@ from hvcfilter.lab.scenario import (
     CallOutcome,
     ErrnoResult,
     GetFwBitmap,
+    HasDeviceAttr,
     RegValue,
     Scenario,
     ScenarioResult,
     SetFilter,
     VmConfig,
 )
-from hvcfilter.lab.serial import scenario_from_dict
+from hvcfilter.lab.serial import scenario_from_dict, scenario_to_dict
 from hvcfilter.lab.wire import parse_output, to_wire
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -158,6 +159,9 @@ class _FakeVm:
     def set_filter(self, base: int, nr_functions: int, action: int, pad: bytes = bytes(15)) -> int:
         return errno.EEXIST if base == 0 and nr_functions == 0 else 0
 
+    def has_device_attr(self, group: int, attr: int) -> int:
+        return 0 if group == attr == 0 else errno.ENXIO
+
     def set_fw_bitmap(self, reg: int, value: int) -> int:
         return 0
 
@@ -259,3 +263,27 @@ def test_probe_console_fixture_parses(kernel: str) -> None:
     assert isinstance(later, CallOutcome) and later.x0 == 0x10000
     zero = by_name["install-before-run"].steps[0]
     assert zero == ErrnoResult(errno.EEXIST if kernel == "6.12" else errno.EINVAL)
+
+
+def test_has_device_attr_step_on_the_wire_in_json_and_on_the_emulator() -> None:
+    sc = Scenario("probe", (HasDeviceAttr(0, 0), HasDeviceAttr(1, 2)))
+    wire = to_wire([sc])
+    assert "\nA 0 0\nA 1 2\n" in wire
+    assert scenario_from_dict(scenario_to_dict(sc)) == sc
+    console = "@@HVCLAB-BEGIN 1\nU 6.1.0-50-arm64\nS 0\nA 22\nA 22\nE 0 5\n@@HVCLAB-END 1 9\n"
+    (res,) = parse_output(console, [sc]).results
+    assert res.steps == (ErrnoResult(errno.EINVAL), ErrnoResult(errno.EINVAL))
+    assert compare(sc, res, default_vm_factory("6.1", sc.config)).ok
+    bad = compare(sc, res, default_vm_factory("6.12", sc.config))
+    assert [(d.step, d.real, d.emulated) for d in bad.divergences] == [
+        (0, errno.EINVAL, 0),
+        (1, errno.EINVAL, errno.ENXIO),
+    ]
+
+
+def test_6_1_is_a_bookworm_kernel() -> None:
+    src = cache.KERNELS["6.1"]
+    assert src.suite == "bookworm" and "bookworm" in cache.SUITES
+    assert re.match(src.package_re, "linux-image-6.1.0-50-arm64-unsigned")
+    assert not re.match(src.package_re, "linux-image-6.1.0-50-cloud-arm64-unsigned")
+    assert re.match(src.image_re, "./boot/vmlinuz-6.1.0-50-arm64")

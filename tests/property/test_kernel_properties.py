@@ -49,6 +49,8 @@ class _Model:
         self.ran = False
 
     def install(self, base: int, nr: int, action: int) -> int:
+        if self.profile.no_filter_errno is not None:
+            return self.profile.no_filter_errno  # no filter at all (before 6.4)
         end = (base + nr - 1) & U32
         if end < base or action >= 3:
             return errno.EINVAL

@@ -14,6 +14,7 @@
  *   S <id> <a64|a32|t32> <psci02> <extra>  start scenario: vCPU mode, PSCI 0.2
  *                                          feature, powered-off extra vCPUs
  *   F <base> <nr> <action> <pad 30 hex>    KVM_SET_DEVICE_ATTR(SMCCC filter)
+ *   A <group> <attr>                       KVM_HAS_DEVICE_ATTR on the VM fd (the probe)
  *   B <reg> <value>                        SET_ONE_REG firmware bitmap reg
  *   G <reg>                                GET_ONE_REG firmware bitmap reg
  *   P <value>                              SET_ONE_REG PSCI_VERSION
@@ -22,7 +23,7 @@
  *   C <x0> <x1> <x2> <x3> <h|s> <imm> <mode>  guest call
  *   E                                      end scenario
  * Output (between @@HVCLAB-BEGIN and @@HVCLAB-END), one line per step:
- *   U <release>    S <id>    F <errno>    B <errno>    G <errno> <value>
+ *   U <release>    S <id>    F <errno>    A <errno>    B <errno>    G <errno> <value>
  *   P <errno>      V <errno>  N <errno> <exit>
  *   C <exit> <nr> <flags> <pcadv> <x0> <x1> <x2> <x3> <evtype> <ndata>
  *     <data0> <evx0> <eintr> <errno>
@@ -523,6 +524,14 @@ int main(int argc, char **argv)
 			attr.attr = SMCCC_FILTER_ATTR;
 			attr.addr = (uint64_t)(uintptr_t)&f;
 			printf("F %d\n", ioctl(vm.fd, KVM_SET_DEVICE_ATTR, &attr) < 0 ? errno : 0);
+		} else if (op == 'A') {
+			unsigned long long group = 0, at = 0;
+			struct kvm_device_attr attr;
+			sscanf(line + 1, "%llx %llx", &group, &at);
+			memset(&attr, 0, sizeof(attr));
+			attr.group = (uint32_t)group;
+			attr.attr = at;
+			printf("A %d\n", ioctl(vm.fd, KVM_HAS_DEVICE_ATTR, &attr) < 0 ? errno : 0);
 		} else if (op == 'B' || op == 'G' || op == 'P') {
 			unsigned long long a = 0, b = 0;
 			uint64_t val = 0;

@@ -26,6 +26,7 @@ EXPECTED_SEVERITY = {
     "HVF204": Severity.WARNING,
     "HVF205": Severity.NOTE,
     "HVF206": Severity.WARNING,
+    "HVF207": Severity.ERROR,
     "HVF301": Severity.WARNING,
     "HVF302": Severity.WARNING,
     "HVF303": Severity.WARNING,

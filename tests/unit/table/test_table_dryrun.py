@@ -50,3 +50,14 @@ def test_dry_run_of_examples_is_clean() -> None:
         result = compiler.compile_file(path)
         assert result.table is not None, (path, result.diagnostics)
         assert dryrun.dry_run(result.table).ok, path
+
+
+def test_dry_run_on_6_1_fails_at_the_probe() -> None:
+    table = compile_spec(spec_of(raw_entry(0xC2000000, 0x100, "fwd_to_user")))
+    old = dryrun.dry_run(table, kernel="6.1")
+    assert old.probe_errno == errno.EINVAL and old.probe_errno_name == "EINVAL"
+    assert [s.errno for s in old.steps] == [errno.EINVAL] and not old.ok
+    new = dryrun.dry_run(table, kernel="6.12")
+    assert new.probe_errno == 0 and new.ok
+    empty = dryrun.dry_run(compile_spec(spec_of("")), kernel="6.1")
+    assert empty.probe_errno == 0 and empty.ok  # nothing to install, nothing probed

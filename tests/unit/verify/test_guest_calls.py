@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import json
 
 from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import GuestRun, VmmEvent
 from hvcfilter.render.guest import guest_json, guest_text
 from hvcfilter.table.payload import RECORD
-from hvcfilter.verify.guest import GuestReport, GuestResult, guest_calls
+from hvcfilter.verify.guest import GuestReport, GuestResult, guest_calls, predicted_install
 
 _TRACE = """\
 # tracer: nop
@@ -92,3 +93,29 @@ def test_json_follows_the_contract_and_text_shows_mismatches() -> None:
     }
     assert doc["ok"] is False
     assert "MISMATCH 0x1: differs" in guest_text(result)
+
+
+def test_the_install_prediction_follows_the_emitted_c() -> None:
+    rec = RECORD.pack(0xC2000000, 0x100, 2, bytes(15))
+    assert predicted_install(KvmVm("6.12"), rec) == (0, 0, 0)
+    assert predicted_install(KvmVm("6.12"), rec + rec) == (-1, 1, errno.EEXIST)
+    assert predicted_install(KvmVm("6.1"), rec) == (-1, -1, errno.EINVAL)  # the probe
+    assert predicted_install(KvmVm("6.1"), b"") == (0, 0, 0)  # nothing to probe
+
+
+def _report(install: str, available: bool | None, probe: int | None) -> GuestReport:
+    return GuestReport(
+        "6.1", True, True, 1, 1, "0", 3.0, install, "SHUTDOWN", (), (), (), (), (),
+        filter_available=available, probe_errno=probe,
+    )  # fmt: skip
+
+
+def test_filter_unavailable_in_text_and_json() -> None:
+    result = GuestResult("t.toml", True, False, (), (_report("-1 -1 22", False, 22),))
+    text = guest_text(result)
+    assert "SMCCC filter unavailable (KVM_HAS_DEVICE_ATTR: EINVAL" in text
+    assert "default handling" in text and text.endswith("ok\n")
+    (g,) = json.loads(guest_json(result))["guests"]
+    assert g["filter_available"] is False and g["probe_errno"] == errno.EINVAL
+    ok = GuestResult("t.toml", True, False, (), (_report("0 0 0", True, None),))
+    assert "table install: 0 0 0" in guest_text(ok)

@@ -26,6 +26,7 @@ from hvcfilter.lab.probes import probe_scenarios
 from hvcfilter.lab.scenario import (
     CALL_MARKERS,
     Call,
+    HasDeviceAttr,
     Scenario,
     SetFilter,
     SetFwBitmap,
@@ -43,6 +44,7 @@ from hvcfilter.render.verify import (
 from hvcfilter.table.payload import Record
 from hvcfilter.verify import (
     CALLS_PER_SCENARIO,
+    FILTER_PROBE,
     Plan,
     conformance,
     conformance_plan,
@@ -110,7 +112,9 @@ def test_probe_plan_shapes_scenarios() -> None:
     plan = probe_plan(recs, get_profile("6.12"), VmConfig(bitmaps={0: 0}))
     setup = (SetFwBitmap(0, 0), SetFilter(0x8400_0000, 0x20, 2))
     calls = [c for sc in plan.scenarios for _, c in sc.calls()]
-    for sc in plan.scenarios:
+    # First a VM that only probes for the filter, as a VMM does before installing.
+    assert plan.scenarios[0] == FILTER_PROBE == Scenario("filter-probe", (HasDeviceAttr(0, 0),))
+    for sc in plan.scenarios[1:]:
         assert sc.steps[: len(setup)] == setup
         assert 0 < len(list(sc.calls())) <= CALLS_PER_SCENARIO
         suspend = any(c.x0 & 0xFFFF_FFFF == 0x8400_0001 for _, c in sc.calls())
@@ -145,7 +149,8 @@ def test_trace_plan_dedupes_caps_and_drops() -> None:
     assert len(calls) == 4
     assert any("only the first 5 of 6" in n for n in plan.notes)
     assert any("left out" in n and "a32" in n for n in plan.notes)
-    assert all(sc.steps[0] == SetFilter(0xC200_0000, 0x100, 2) for sc in plan.scenarios)
+    assert plan.scenarios[0] == FILTER_PROBE
+    assert all(sc.steps[0] == SetFilter(0xC200_0000, 0x100, 2) for sc in plan.scenarios[1:])
 
 
 def test_conformance_plan_has_all_parts() -> None:
@@ -215,7 +220,8 @@ def test_verify_examples_agree_on_an_emulated_lab(tmp_path: Path, spec: str) -> 
                     kernels=["7.2"])  # fmt: skip
     assert result.compiled and result.ok, verify_text(result)
     (k,) = result.kernels
-    assert k.installs == k.installs_accepted == len(result.records) * k.scenarios
+    # Every scenario installs the table, except the one that only probes for the filter.
+    assert k.installs == k.installs_accepted == len(result.records) * (k.scenarios - 1)
     assert "agree with the emulator" in verify_text(result)
 
 
@@ -269,3 +275,30 @@ def test_lab_status_renderers(tmp_path: Path) -> None:
     assert "not ready" in lab_status_text(empty) and "hvcfilter lab setup" in lab_status_text(empty)
     doc = json.loads(lab_status_json(empty))
     assert doc["format"] == LAB_STATUS_FORMAT_TAG and doc["ready"] is False
+
+
+def test_verify_on_6_1_reports_the_probe_errno_without_diverging(tmp_path: Path) -> None:
+    result = verify(EXAMPLES / "minimal.toml", lab=fake_status(tmp_path, ("6.1", "6.12")),
+                    run=emulator_run("6.1"), kernels=["6.1"])  # fmt: skip
+    assert result.ok, verify_text(result)  # the emulator predicted the refusals
+    (k,) = result.kernels
+    assert k.filter_available is False and k.probe_errno == errno.EINVAL
+    assert k.installs_accepted == 0 and k.installs > 0
+    text = verify_text(result, width=200)
+    assert "no SMCCC filter" in text and "KVM_HAS_DEVICE_ATTR failed with EINVAL" in text
+    doc = json.loads(verify_json(result))
+    assert doc["kernels"][0]["filter_available"] is False
+    assert doc["kernels"][0]["probe_errno"] == errno.EINVAL
+    # The same kernel compared with the 6.12 profile: every refused install diverges.
+    (wrong,) = run_plan(
+        probe_plan(result.records, get_profile("6.12")), ["6.12"],
+        lab=fake_status(tmp_path, ("6.1", "6.12")), run=emulator_run("6.1"),
+    )  # fmt: skip
+    assert not wrong.ok and wrong.filter_available is False
+
+
+def test_verify_with_the_filter_probes_ok(tmp_path: Path) -> None:
+    result = verify(EXAMPLES / "minimal.toml", lab=fake_status(tmp_path),
+                    run=emulator_run("6.12"), kernels=["6.12"])  # fmt: skip
+    assert result.kernels[0].filter_available is True
+    assert result.kernels[0].probe_errno is None
