@@ -61,7 +61,9 @@ def test_guest_tree_has_what_linux_needs() -> None:
     gic = nodes["intc@8000000"].props
     assert gic["compatible"] == b"arm,gic-v3\0" and "interrupt-controller" in gic
     # The redistributor region grows by 128 KiB per vCPU.
-    assert gic["reg"][16:] == struct.pack(">4I", 0, 0x80A0000, 0, 0x40000)
+    reg = gic["reg"]
+    assert isinstance(reg, bytes)
+    assert reg[16:] == struct.pack(">4I", 0, 0x80A0000, 0, 0x40000)
 
 
 def test_parse_refuses_a_bad_magic() -> None:
