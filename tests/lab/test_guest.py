@@ -86,3 +86,28 @@ def test_6_1_the_filter_unavailable_report(lab: LabStatus) -> None:
     text = guest_text(result)
     assert "SMCCC filter unavailable (KVM_HAS_DEVICE_ATTR: EINVAL" in text
     assert '"probe_errno": 22' in guest_json(result)
+
+
+DENY_TRNG = """\
+[filter]
+name = "deny-trng"
+kernel = "6.12"
+
+[[range]]
+service = "trng"
+action = "deny"
+"""
+
+
+def test_a_table_denying_trng_still_boots_and_the_kernel_denies_its_trng_calls(
+    lab: LabStatus, tmp_path: Path
+) -> None:
+    spec = tmp_path / "deny-trng.toml"
+    spec.write_text(DENY_TRNG)
+    result = verify_guest(spec, ["6.12"], timeout_s=60)
+    (g,) = result.guests
+    assert g.booted and g.powered_off
+    trng = [c for c in g.calls if (c.function_id & 0xBFFFFFFF) in range(0x84000050, 0x84000060)]
+    # Debian's 6.12 guest asks TRNG for entropy at boot; every such call is denied by the table.
+    assert trng and all(c.answered_by == "denied" and c.action == "deny" for c in trng)
+    assert result.ok
