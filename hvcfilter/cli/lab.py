@@ -136,6 +136,12 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
     show_default=True,
     help="With --guest: seconds before the VMM stops a guest that has not powered off.",
 )
+@click.option(
+    "--save-trace",
+    metavar="FILE",
+    help="With --guest: write the guest's calls as an ftrace file that `hvcfilter simulate` "
+    "reads (one file per kernel: FILE.KERNEL.txt when several kernels run).",
+)
 @_format_option
 @click.pass_context
 @guarded
@@ -155,6 +161,7 @@ def verify(
     forward_policy: str,
     show_console: bool,
     timeout: float,
+    save_trace: str | None,
 ) -> None:
     """Install SPEC on real Linux KVMs, replay TRACE's calls (or probes), compare with the emulator.
 
@@ -171,6 +178,8 @@ def verify(
 
     if conformance and spec is not None:
         raise click.UsageError("--conformance takes no SPEC or TRACE")
+    if save_trace is not None and not guest:
+        raise click.UsageError("--save-trace needs --guest")
     if guest:
         if conformance or trace is not None:
             raise click.UsageError("--guest takes a SPEC only (no TRACE, no --conformance)")
@@ -183,6 +192,7 @@ def verify(
             show_console=show_console,
             timeout=timeout,
             fmt=fmt,
+            save_trace=save_trace,
         )
         return
     if conformance:
@@ -213,7 +223,9 @@ def _verify_guest(
     show_console: bool,
     timeout: float,
     fmt: str,
+    save_trace: str | None,
 ) -> None:
+    from hvcfilter.fileio import write_atomic
     from hvcfilter.render.compile import diagnostics_text
     from hvcfilter.render.guest import guest_json, guest_text
     from hvcfilter.spec import DEFAULT_SPEC
@@ -225,6 +237,13 @@ def _verify_guest(
         click.echo(diagnostics_text(result.diagnostics), err=True, nl=False)
     if not result.compiled:
         ctx.exit(ExitCode.USAGE if result.unreadable else ExitCode.FINDINGS)
+    if save_trace is not None:
+        for report in result.guests:
+            write_atomic(
+                _trace_path(save_trace, report.kernel, len(result.guests)),
+                report.trace.encode(),
+                inputs=[spec or DEFAULT_SPEC],
+            )
     chosen = ReportFormat(fmt)
     if chosen is ReportFormat.TEXT:
         click.echo(guest_text(result, console=show_console), nl=False)
@@ -233,3 +252,11 @@ def _verify_guest(
     else:
         assert_never(chosen)
     ctx.exit(ExitCode.OK if result.ok else ExitCode.FINDINGS)
+
+
+def _trace_path(path: str, kernel: str, kernels: int) -> Path:
+    """Where ``--save-trace`` writes one kernel's trace: FILE, or FILE.KERNEL.txt for several."""
+    target = Path(path)
+    if kernels == 1:
+        return target
+    return target.with_name(f"{target.stem}.{kernel}{target.suffix or '.txt'}")

@@ -33,6 +33,7 @@ __all__ = [
     "GuestReport",
     "GuestResult",
     "guest_calls",
+    "guest_trace",
     "predicted_install",
     "verify_guest",
 ]
@@ -89,6 +90,8 @@ class GuestReport:
     # the probe's errno when it failed (EINVAL before Linux 6.4).
     filter_available: bool | None = None
     probe_errno: int | None = None
+    # The guest's calls as the lab kernel traced them (ftrace text that `simulate` reads).
+    trace: str = ""
 
     @property
     def ok(self) -> bool:
@@ -207,6 +210,20 @@ def _install_fields(
     return (True if probed else None), None, mismatches
 
 
+def guest_trace(run: GuestRun) -> str:
+    """The guest's SMCCC calls as ftrace text: the trace header and its ``kvm_hvc_arm64`` events.
+
+    This is the lab kernel's own trace, unchanged line for line, so ``hvcfilter
+    simulate`` replays exactly the calls the report lists.
+    """
+    keep = [
+        line
+        for line in (run.trace or "").splitlines()
+        if line.startswith("#") or _HVC.match(line) is not None
+    ]
+    return "".join(f"{line}\n" for line in keep)
+
+
 def _reasons(run: GuestRun, calls: Sequence[GuestCall], cpus: int, online: int | None) -> list[str]:
     out: list[str] = []
     if run.exit_reason == "TIMEOUT":
@@ -297,6 +314,7 @@ def verify_guest(
                 console=run.guest_console,
                 filter_available=available,
                 probe_errno=probe_errno,
+                trace=guest_trace(run),
             )
         )
     return GuestResult(str(spec_path), True, False, result.diagnostics, tuple(reports))

@@ -157,3 +157,59 @@ def test_lab_status_of_real_cache_is_consistent() -> None:
     # Whatever this machine has, the exit code must match the status.
     code, _, _ = run("lab", "status")
     assert code == (0 if lab_status().ready else 1)
+
+
+def test_verify_save_trace_needs_guest(tmp_path: Path) -> None:
+    code, _, err = run(
+        "verify", str(EXAMPLES / "minimal.toml"), "--save-trace", str(tmp_path / "t")
+    )
+    assert code == 2 and "--save-trace needs --guest" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_verify_guest_without_lab_exits_2_with_the_setup_command(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    code, _, err = run("verify", "--guest", str(EXAMPLES / "minimal.toml"))
+    assert code == 2 and "hvcfilter lab setup" in err and "Traceback" not in err
+
+
+def test_verify_guest_save_trace_writes_one_file_per_kernel(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hvcfilter.verify import guest as guest_mod
+
+    def fake(spec: str, kernels: tuple[str, ...], **_: Any) -> guest_mod.GuestResult:
+        reports = tuple(
+            guest_mod.GuestReport(
+                k,
+                True,
+                True,
+                1,
+                1,
+                "0",
+                1.0,
+                "0 0 0",
+                "SHUTDOWN",
+                (),
+                (),
+                (),
+                (),
+                (),
+                trace=f"# tracer: nop\n trace of {k}\n",
+            )
+            for k in kernels or ("6.12",)  # the spec's own profile
+        )
+        return guest_mod.GuestResult(spec, True, False, (), reports)
+
+    monkeypatch.setattr(guest_mod, "verify_guest", fake)
+    one = tmp_path / "one.txt"
+    code, _, _ = run("verify", "--guest", str(EXAMPLES / "minimal.toml"), "--save-trace", str(one))
+    assert code == 0 and one.read_text() == "# tracer: nop\n trace of 6.12\n"
+    both = tmp_path / "guest.txt"
+    args = ["--kernel", "6.12", "--kernel", "7.2", "--save-trace", str(both)]
+    code, _, _ = run("verify", "--guest", str(EXAMPLES / "minimal.toml"), *args)
+    assert code == 0 and not both.exists()
+    assert (tmp_path / "guest.7.2.txt").read_text().endswith("trace of 7.2\n")
+    assert (tmp_path / "guest.6.12.txt").read_text().endswith("trace of 6.12\n")

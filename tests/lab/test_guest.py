@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from hvcfilter.api import replay
 from hvcfilter.lab import LabStatus
 from hvcfilter.render.guest import guest_json, guest_text
 from hvcfilter.verify.guest import ForwardPolicy, verify_guest
@@ -111,3 +112,9 @@ def test_a_table_denying_trng_still_boots_and_the_kernel_denies_its_trng_calls(
     # Debian's 6.12 guest asks TRNG for entropy at boot; every such call is denied by the table.
     assert trng and all(c.answered_by == "denied" and c.action == "deny" for c in trng)
     assert result.ok
+    # --save-trace closes the loop: simulate replays the saved calls to the same outcomes.
+    saved = tmp_path / "guest.txt"
+    saved.write_text(g.trace)
+    replayed = replay([str(saved)], spec=str(spec))
+    assert replayed.summary.calls == len(g.calls)
+    assert replayed.summary.outcomes["not_supported"] == len(trng)

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import errno
 import json
+from pathlib import Path
 
+from hvcfilter.api import replay
 from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import GuestRun, VmmEvent
 from hvcfilter.render.guest import guest_json, guest_text
 from hvcfilter.table.payload import RECORD
-from hvcfilter.verify.guest import GuestReport, GuestResult, guest_calls, predicted_install
+from hvcfilter.verify.guest import (
+    GuestReport,
+    GuestResult,
+    guest_calls,
+    guest_trace,
+    predicted_install,
+)
 
 _TRACE = """\
 # tracer: nop
@@ -119,3 +127,14 @@ def test_filter_unavailable_in_text_and_json() -> None:
     assert g["filter_available"] is False and g["probe_errno"] == errno.EINVAL
     ok = GuestResult("t.toml", True, False, (), (_report("0 0 0", True, None),))
     assert "table install: 0 0 0" in guest_text(ok)
+
+
+def test_guest_trace_keeps_the_header_and_calls_and_simulate_replays_them(tmp_path: Path) -> None:
+    noisy = _TRACE + " guest_vmm-135 [000] ..... 2.71: kvm_exit: some other event\n"
+    run = GuestRun("6.12", (), (), 0, noisy, 1.0, "")
+    text = guest_trace(run)
+    assert text == _TRACE  # the lab's own lines, unchanged, the unrelated event left out
+    path = tmp_path / "guest.txt"
+    path.write_text(text)
+    report = replay([str(path)], kernel="6.12")
+    assert report.summary.calls == 3 and report.summary.skipped_lines == 0
