@@ -30,6 +30,7 @@ __all__ = [
     "IdExplanation",
     "RuleExplanation",
     "UnknownQueryError",
+    "completions",
     "explain",
     "explain_id",
 ]
@@ -245,7 +246,11 @@ def explain(
             fids = [cat.by_name(text).function_id]
         except KeyError:
             stem = text.upper()
-            fids = [e.function_id for e in cat.entries if e.stem == stem] or _service_ids(text)
+            fids = (
+                [e.function_id for e in cat.entries if e.stem == stem]
+                or _service_ids(text)
+                or _owner_ids(text)
+            )
             if not fids:
                 names = [r.name for r in all_rules()] + [e.name for e in cat.entries]
                 raise UnknownQueryError(
@@ -266,6 +271,38 @@ def _service_ids(name: str) -> list[int]:
     for block in smccc.service_ranges(service, service.conventions):
         ids += [e.function_id for e in smccc.catalogue().in_range(block.first, block.last)]
     return ids
+
+
+def _owner_ids(name: str) -> list[int]:
+    """An owner's catalogue IDs (``explain sip``), else the first ID of each of its blocks."""
+    try:
+        owners = smccc.parse_owner(name)
+    except ValueError:
+        return []
+    blocks = smccc.owner_ranges(owners)
+    ids: list[int] = []
+    for block in blocks:
+        ids += [e.function_id for e in smccc.catalogue().in_range(block.first, block.last)]
+    return ids or [block.first for block in blocks]
+
+
+def completions(incomplete: str) -> list[str]:
+    """What ``explain`` accepts that starts with ``incomplete``, for shell completion.
+
+    Diagnostic codes, rule names, catalogue names, services and owners, in
+    that order, compared without case.
+    """
+    words = [r.code for r in all_rules()] + [r.name for r in all_rules()]
+    words += [e.name for e in smccc.catalogue().entries]
+    words += list(smccc.SERVICES) + list(smccc.owner_numbers())
+    prefix = incomplete.casefold()
+    seen: set[str] = set()
+    out = []
+    for word in words:
+        if word.casefold().startswith(prefix) and word not in seen:
+            seen.add(word)
+            out.append(word)
+    return out
 
 
 def _suggestion(word: str, candidates: Sequence[str]) -> str:

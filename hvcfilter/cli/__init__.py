@@ -12,16 +12,24 @@ from __future__ import annotations
 
 import importlib
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hvcfilter import __version__
 
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
 __all__ = ["main"]
 
 # name -> (module, function, one-line help shown by `hvcfilter --help`)
 _COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": (
+        "hvcfilter.cli.init",
+        "init",
+        "Write a starter hvcfilter.toml from a template (lock-down, hotplug, TRNG, SiP).",
+    ),
     "check": (
         "hvcfilter.cli.check",
         "check",
@@ -67,6 +75,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "learn",
         "Learn the least-privilege table from guest traces, for one VM or a fleet.",
     ),
+    "completion": (
+        "hvcfilter.cli.completion",
+        "completion",
+        "Print the shell completion script (bash, zsh, fish).",
+    ),
     "lab": (
         "hvcfilter.cli.lab",
         "lab",
@@ -93,6 +106,19 @@ class _LazyGroup(click.Group):
         module = importlib.import_module(target[0])
         command: click.Command = getattr(module, target[1])
         return command
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        # Command names and their help from the table: a TAB imports no command module.
+        from click.shell_completion import CompletionItem
+
+        items = [
+            CompletionItem(name, help=info[2])
+            for name, info in _COMMANDS.items()
+            if name.startswith(incomplete)
+        ]
+        # Options of the group itself, as click's own completion gives them.
+        items += click.Command.shell_complete(self, ctx, incomplete)
+        return items
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help comes from the table, so `--help` does not import every command.

@@ -15,14 +15,18 @@ import traceback
 from collections.abc import Callable, Iterable
 from enum import IntEnum
 from pathlib import Path
-from typing import ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
 
 from hvcfilter.errors import HvcFilterError
 
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
 __all__ = [
     "ExitCode",
+    "complete_path",
     "guarded",
     "kernel_profile",
     "use_color",
@@ -114,6 +118,20 @@ def write_output(
         stream.flush()
         return
     write_atomic(output, data, inputs=inputs)
+
+
+def complete_path(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of a file argument: let the shell complete paths.
+
+    A ``shell_complete=`` callback rather than ``type=click.Path()``, whose
+    conversion would stat and refuse unreadable files before the commands
+    can report them their own way (HVF001, exit 2).
+    """
+    from click.shell_completion import CompletionItem
+
+    return [CompletionItem(incomplete, type="file")]
 
 
 def kernel_profile(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:

@@ -9,10 +9,22 @@ documented code: 0 clean, 1 findings, 2 usage error or unreadable file,
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, use_color, write_output
+from hvcfilter.cli._common import (
+    ExitCode,
+    complete_path,
+    guarded,
+    kernel_profile,
+    use_color,
+    write_output,
+)
 from hvcfilter.lint import LintReport, lint
+
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
 from hvcfilter.render.check import Format, renderer
 from hvcfilter.spec import DEFAULT_SPEC
 
@@ -30,7 +42,7 @@ def exit_code(report: LintReport, *, strict: bool) -> ExitCode:
     epilog="Exit codes: 0 no errors, 1 errors (or warnings with --strict), "
     "2 usage error or unreadable file, 3 internal error."
 )
-@click.argument("specs", nargs=-1, metavar="[SPEC]...")
+@click.argument("specs", nargs=-1, metavar="[SPEC]...", shell_complete=complete_path)
 @click.option(
     "--format",
     "fmt",
@@ -47,7 +59,13 @@ def exit_code(report: LintReport, *, strict: bool) -> ExitCode:
     metavar="VERSION",
     help="Kernel profile (e.g. 6.1, 6.12, 7.2); overrides each spec's [filter] kernel.",
 )
-@click.option("-o", "--output", metavar="FILE", help="Write the report to FILE instead of stdout.")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    shell_complete=complete_path,
+    help="Write the report to FILE instead of stdout.",
+)
 @click.pass_context
 @guarded
 def check(  # noqa: PLR0917 - one parameter per option
@@ -67,12 +85,23 @@ def check(  # noqa: PLR0917 - one parameter per option
     ctx.exit(int(exit_code(report, strict=strict)))
 
 
+def _complete_query(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    from click.shell_completion import CompletionItem
+
+    from hvcfilter.explain import completions
+
+    return [CompletionItem(word) for word in completions(incomplete)]
+
+
 @click.command()
-@click.argument("query", metavar="CODE|NAME|ID")
+@click.argument("query", metavar="CODE|NAME|ID", shell_complete=_complete_query)
 @click.option(
     "--spec",
     "spec_path",
     metavar="SPEC",
+    shell_complete=complete_path,
     help="With a function ID: say which range of SPEC applies and what the guest gets.",
 )
 @click.option(

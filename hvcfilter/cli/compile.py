@@ -13,7 +13,7 @@ from typing import assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, write_output
+from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.errors import PayloadError
@@ -64,8 +64,19 @@ def _report(diagnostics: tuple[Diagnostic, ...]) -> None:
 
 
 @click.command("compile")
-@click.argument("spec", default=DEFAULT_SPEC, metavar="[SPEC]")
-@click.option("-o", "--output", metavar="FILE", help="Write here (atomically); - is stdout.")
+@click.argument(
+    "spec",
+    default=DEFAULT_SPEC,
+    metavar="[SPEC]",
+    shell_complete=complete_path,
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    shell_complete=complete_path,
+    help="Write here (atomically); - is stdout.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -120,9 +131,17 @@ def compile_(
 
 
 @click.command("decompile")
-@click.argument("payload_path", metavar="PAYLOAD")
+@click.argument(
+    "payload_path",
+    metavar="PAYLOAD",
+    shell_complete=complete_path,
+)
 @click.option(
-    "-o", "--output", metavar="FILE", help="Write the spec here (atomically); default stdout."
+    "-o",
+    "--output",
+    metavar="FILE",
+    shell_complete=complete_path,
+    help="Write the spec here (atomically); default stdout.",
 )
 @_byte_order_option
 @click.option(
@@ -155,8 +174,14 @@ def decompile(
 
 
 @click.command("diff")
-@click.argument("a")
-@click.argument("b")
+@click.argument(
+    "a",
+    shell_complete=complete_path,
+)
+@click.argument(
+    "b",
+    shell_complete=complete_path,
+)
 @click.option(
     "--format",
     "fmt",

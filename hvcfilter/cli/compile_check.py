@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, kernel_profile
+from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile
 from hvcfilter.emit.committed import Status, check_pair, pair_files
 from hvcfilter.render.committed import compile_check_json, compile_check_text
 from hvcfilter.table.payload import ByteOrder
@@ -24,7 +24,12 @@ __all__ = ["compile_check"]
     epilog="Exit codes: 0 up to date, 1 a stale or missing output or a spec that does not "
     "compile, 2 usage error or unreadable spec.",
 )
-@click.argument("files", nargs=-1, metavar="[FILE|SPEC=OUTPUT]...")
+@click.argument(
+    "files",
+    nargs=-1,
+    metavar="[FILE|SPEC=OUTPUT]...",
+    shell_complete=complete_path,
+)
 @click.option("--no-merge", is_flag=True, help="The outputs were compiled with --no-merge.")
 @click.option(
     "--byte-order",

@@ -15,7 +15,7 @@ from typing import assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded
+from hvcfilter.cli._common import ExitCode, complete_path, guarded
 from hvcfilter.lab import KERNELS
 
 __all__ = ["ReportFormat", "lab", "verify"]
@@ -100,8 +100,18 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
 
 
 @click.command("verify")
-@click.argument("spec", required=False, metavar="[SPEC]")
-@click.argument("trace", required=False, metavar="[TRACE]")
+@click.argument(
+    "spec",
+    required=False,
+    metavar="[SPEC]",
+    shell_complete=complete_path,
+)
+@click.argument(
+    "trace",
+    required=False,
+    metavar="[TRACE]",
+    shell_complete=complete_path,
+)
 @_kernel_option
 @_cache_option
 @click.option(

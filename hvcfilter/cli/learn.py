@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, write_output
+from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
 from hvcfilter.trace import TraceFormat
 
 if TYPE_CHECKING:
@@ -43,8 +43,20 @@ def _command() -> str:
 
 
 @click.command("learn")
-@click.argument("inputs", nargs=-1, required=True, metavar="TRACE...")
-@click.option("-o", "--output", metavar="FILE", help="Write the spec (or tally) here; - is stdout.")
+@click.argument(
+    "inputs",
+    nargs=-1,
+    required=True,
+    metavar="TRACE...",
+    shell_complete=complete_path,
+)
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    shell_complete=complete_path,
+    help="Write the spec (or tally) here; - is stdout.",
+)
 @click.option("--kernel", callback=kernel_profile, metavar="VERSION", help="Kernel profile.")
 @click.option(
     "--granularity",
@@ -59,10 +71,18 @@ def _command() -> str:
 @click.option(
     "--handle", multiple=True, metavar="ID|NAME|SERVICE", help="Keep these in the kernel."
 )
-@click.option("--tally-out", metavar="FILE", help="Write the tally (JSON) instead of a spec.")
+@click.option(
+    "--tally-out",
+    metavar="FILE",
+    shell_complete=complete_path,
+    help="Write the tally (JSON) instead of a spec.",
+)
 @click.option("--tally", "from_tallies", is_flag=True, help="The inputs are tallies to merge.")
 @click.option(
-    "--against", metavar="SPEC", help="Report on an existing spec; -o writes it tightened."
+    "--against",
+    metavar="SPEC",
+    shell_complete=complete_path,
+    help="Report on an existing spec; -o writes it tightened.",
 )
 @click.option(
     "-j",

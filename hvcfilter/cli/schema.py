@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, write_output
+from hvcfilter.cli._common import ExitCode, complete_path, guarded, write_output
 from hvcfilter.spec.json_schema import shipped
 
 __all__ = ["schema"]
 
 
 @click.command("schema")
-@click.option("-o", "--output", metavar="FILE", help="Write the schema to FILE (atomically).")
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    shell_complete=complete_path,
+    help="Write the schema to FILE (atomically).",
+)
 @click.pass_context
 @guarded
 def schema(ctx: click.Context, output: str | None) -> None:

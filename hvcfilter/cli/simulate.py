@@ -14,7 +14,7 @@ from typing import assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, guarded, kernel_profile, use_color
+from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, use_color
 from hvcfilter.replay import Replayer
 from hvcfilter.table.files import load_baseline, load_table
 from hvcfilter.trace import TraceFormat, TraceTally
@@ -65,9 +65,25 @@ def _run(
 
 
 @click.command("simulate")
-@click.argument("traces", nargs=-1, required=True, metavar="TRACE...")
-@click.option("--spec", metavar="SPEC", help="Filter spec (default: ./hvcfilter.toml if any).")
-@click.option("--payload", metavar="BIN", help="Binary payload of struct kvm_smccc_filter records.")
+@click.argument(
+    "traces",
+    nargs=-1,
+    required=True,
+    metavar="TRACE...",
+    shell_complete=complete_path,
+)
+@click.option(
+    "--spec",
+    metavar="SPEC",
+    shell_complete=complete_path,
+    help="Filter spec (default: ./hvcfilter.toml if any).",
+)
+@click.option(
+    "--payload",
+    metavar="BIN",
+    shell_complete=complete_path,
+    help="Binary payload of struct kvm_smccc_filter records.",
+)
 @click.option(
     "--kernel", callback=kernel_profile, metavar="VERSION", help="Kernel profile (e.g. 6.12, 7.2)."
 )
@@ -89,6 +105,7 @@ def _run(
 @click.option(
     "--baseline",
     metavar="SPEC_OR_PAYLOAD",
+    shell_complete=complete_path,
     help="Also replay under this table; exit 1 if any call's outcome changes.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 if any trace line cannot be parsed.")
