@@ -56,6 +56,36 @@ def lab() -> None:
     """Prepare and inspect the real-kernel lab (qemu + Debian arm64 kernels)."""
 
 
+@lab.command("boot-calls")
+@_cache_option
+@_kernel_option
+@click.option(
+    "-o",
+    "--output",
+    metavar="FILE",
+    help="Write the data here (atomically) [default: stdout]. The shipped copy is "
+    "hvcfilter/data/boot-calls.json.",
+)
+@click.pass_context
+@guarded
+def boot_calls(
+    ctx: click.Context, *, cache: Path | None, kernels: tuple[str, ...], output: str | None
+) -> None:
+    """Record the SMCCC calls a real Linux guest makes at boot, per lab kernel.
+
+    Boots each kernel (default: the lab's default kernels) as a two-vCPU guest
+    under no table and writes the distinct function IDs it called, with their
+    counts, as the JSON that `check` reads for HVF306.
+    """
+    from hvcfilter.cli._common import write_output
+    from hvcfilter.lab import DEFAULT_KERNELS
+    from hvcfilter.verify.boot_calls import record_boot_calls
+
+    text = record_boot_calls(kernels or DEFAULT_KERNELS, cache_dir=cache)
+    write_output(text.encode("utf-8"), output, binary=False, inputs=())
+    ctx.exit(ExitCode.OK)
+
+
 @lab.command("setup")
 @_cache_option
 @_kernel_option

@@ -15,10 +15,17 @@ from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.kernel import calls as kvm_calls
 from hvcfilter.model import Action, FilterSpec
 from hvcfilter.rules.analysis import analyse, psci_version_of
+from hvcfilter.rules.boot_calls import PURPOSE, linux_boot_calls
 from hvcfilter.rules.registry import Check, check
 from hvcfilter.rules.wording import Groups, join, labels, record_label
 
-__all__ = ["CHECKS", "denies_boot_call", "forwards_kernel_call", "legacy_psci_gap"]
+__all__ = [
+    "CHECKS",
+    "denies_boot_call",
+    "denies_linux_boot_call",
+    "forwards_kernel_call",
+    "legacy_psci_gap",
+]
 
 
 # What a guest needs to boot and to power off or reboot (HVF302).
@@ -65,6 +72,40 @@ def denies_boot_call(spec: FilterSpec) -> Iterator[Diagnostic]:
             f"{join(items)}; the guest cannot probe PSCI, start secondary CPUs, "
             "or power off and reboot",
             "leave them to KVM, or forward them (fwd_to_user) to a VMM that implements them",
+        )
+
+
+@check("HVF306", "denies-linux-boot-call", Severity.WARNING)
+def denies_linux_boot_call(spec: FilterSpec) -> Iterator[Diagnostic]:
+    """A ``deny`` covers a call that real Linux guests make at boot.
+
+    Recorded by ``hvcfilter lab boot-calls`` from Debian's kernels booting as
+    KVM guests (shipped as data, per kernel): besides the PSCI calls of
+    HVF302, Linux asks PSCI_MIGRATE_INFO_TYPE, probes and reads the TRNG,
+    discovers KVM's vendor services and sets up PV time. Denied, the guest
+    still boots but loses what the call was for (early entropy, the PTP clock,
+    stolen-time accounting). Forwarding such a call is HVF303's business.
+
+    Fail: ``service = "trng", action = "deny"``.
+    Pass: ``owner = "sip", action = "deny"`` (Linux makes no SiP call at boot).
+    """
+    a = analyse(spec)
+    cat = smccc.catalogue()
+    groups = Groups()
+    boot = linux_boot_calls(spec.profile.name)
+    for fid in sorted(boot):
+        if fid in _BOOT_CALLS:
+            continue  # HVF302 reports these
+        act, rec = a.action_at(fid)
+        if act is Action.DENY and rec is not None:
+            purpose = PURPOSE.get(fid, "made by Linux at boot")
+            groups.add(rec, f"{cat.label(fid)} ({purpose})")
+    for entry, label, items in groups:
+        yield denies_linux_boot_call.finding(
+            spec,
+            entry,
+            f"{label} denies calls Linux guests make at boot on {spec.profile.name}: {join(items)}",
+            "deny them only if the guest can do without them, then allow this finding",
         )
 
 
@@ -140,6 +181,7 @@ def legacy_psci_gap(spec: FilterSpec) -> Iterator[Diagnostic]:
 
 CHECKS: tuple[Check, ...] = (
     denies_boot_call,
+    denies_linux_boot_call,
     forwards_kernel_call,
     legacy_psci_gap,
 )

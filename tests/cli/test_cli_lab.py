@@ -213,3 +213,13 @@ def test_verify_guest_save_trace_writes_one_file_per_kernel(
     assert code == 0 and not both.exists()
     assert (tmp_path / "guest.7.2.txt").read_text().endswith("trace of 7.2\n")
     assert (tmp_path / "guest.6.12.txt").read_text().endswith("trace of 6.12\n")
+
+
+def test_lab_boot_calls_without_lab_exits_2_and_writes_nothing(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "boot-calls.json"
+    code, _, err = run("lab", "boot-calls", "-o", str(out))
+    assert code == 2 and "hvcfilter lab setup" in err
+    assert not out.exists()

@@ -15,6 +15,7 @@ import pytest
 from hvcfilter.api import replay
 from hvcfilter.lab import LabStatus
 from hvcfilter.render.guest import guest_json, guest_text
+from hvcfilter.rules.boot_calls import linux_boot_calls
 from hvcfilter.verify.guest import ForwardPolicy, verify_guest
 
 pytestmark = pytest.mark.lab
@@ -38,6 +39,8 @@ def test_default_table_boots_and_powers_off(lab: LabStatus, kernel: str) -> None
     assert g.booted and g.powered_off and g.cpus_online == 1
     assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
     assert g.mismatches == ()
+    # The shipped boot-call data (`hvcfilter lab boot-calls`) still holds what Linux calls.
+    assert {c.function_id for c in g.calls} <= set(linux_boot_calls(kernel))
 
 
 def test_hotplug_table_with_psci_policy_brings_two_cpus_up(lab: LabStatus) -> None:

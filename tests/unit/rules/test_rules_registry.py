@@ -32,6 +32,7 @@ EXPECTED_SEVERITY = {
     "HVF303": Severity.WARNING,
     "HVF304": Severity.WARNING,
     "HVF305": Severity.WARNING,
+    "HVF306": Severity.WARNING,
 }
 
 
