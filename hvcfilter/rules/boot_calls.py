@@ -7,7 +7,6 @@ HVF306 reads it. :data:`PURPOSE` says, per call, what Linux uses it for.
 
 from __future__ import annotations
 
-import json
 from functools import cache
 from pathlib import Path
 
@@ -28,6 +27,8 @@ PURPOSE: dict[int, str] = {
 
 @cache
 def _guests() -> dict[str, dict[int, int]]:
+    import json  # only when a table denies something: `check` start-up stays without it
+
     document = json.loads(_DATA.read_text("utf-8"))
     return {
         kernel: {int(fid, 16): count for fid, count in entry["calls"].items()}

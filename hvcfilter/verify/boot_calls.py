@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+from hvcfilter.errors import LabError
 from hvcfilter.lab import lab_status
 from hvcfilter.verify.guest import verify_guest
 
@@ -32,8 +33,6 @@ def record_boot_calls(
     Raises:
         LabError: the lab is not ready, or a guest did not boot and power off.
     """
-    from hvcfilter.errors import LabError
-
     lab = lab_status(cache_dir)
     entries: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="hvcfilter-boot-calls-") as tmp:
