@@ -28,6 +28,7 @@ from hvcfilter.lab.cache import (
 )
 from hvcfilter.lab.crosscheck import Divergence, compare, default_vm_factory, replay
 from hvcfilter.lab.guest import GuestRun, VmmEvent, build_vmm, run_guest
+from hvcfilter.lab.hvc_probe import HvcSample
 from hvcfilter.lab.probes import probe_scenarios
 from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, run_scenarios
@@ -64,6 +65,7 @@ __all__ = [
     "GetFwBitmap",
     "GuestRun",
     "HasDeviceAttr",
+    "HvcSample",
     "KernelInfo",
     "LabRun",
     "LabStatus",

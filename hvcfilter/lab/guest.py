@@ -5,11 +5,13 @@ code ``hvcfilter compile --format c`` emits, passed in as text), builds the
 guest's initramfs and device tree, and boots the lab VM once with an ``/init``
 that runs the VMM on the same kernel Image, with ftrace's ``kvm_hvc_arm64``
 event on. The result keeps the console split into the guest's own lines and
-the VMM's ``@@VMM`` event lines, plus the trace.
+the VMM's ``@@VMM`` event lines, plus the trace, in which kprobes on
+``handle_hvc`` (:mod:`hvcfilter.lab.hvc_probe`) add each call's registers.
 """
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import os
@@ -22,7 +24,9 @@ from pathlib import Path
 
 from hvcfilter.errors import LabError
 from hvcfilter.lab import fdt
+from hvcfilter.lab.btf import BtfError, member_offset
 from hvcfilter.lab.cache import LabStatus
+from hvcfilter.lab.hvc_probe import REGS_PATH, HvcSample, hvc_samples, probe_definitions
 from hvcfilter.lab.runner import _S_IFCHR, _S_IFDIR, _S_IFREG, _boot, _extract_trace, newc_archive
 
 __all__ = ["GUEST_CFLAGS", "GuestRun", "VmmEvent", "build_vmm", "run_guest", "vmm_source"]
@@ -50,6 +54,7 @@ OUTER_CMDLINE = "console=ttyAMA0 panic=-1 quiet loglevel=1"
 ONLINE_MARK = "@@GUEST-ONLINE"
 INIT_MARK = "@@GUEST-INIT"
 RC_MARK = "@@GUEST-VMM-RC"
+NOPROBE_MARK = "@@HVCLAB-NOPROBE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,13 @@ class GuestRun:
     trace: str | None
     seconds: float
     console: str
+    # Why the guest's registers were not probed (no BTF, a refused kprobe); None when they were.
+    probe_error: str | None = None
+
+    @property
+    def hvc_samples(self) -> tuple[HvcSample, ...]:
+        """Each HVC's registers as the ``handle_hvc`` probes saw them, per vCPU thread in order."""
+        return hvc_samples((self.trace or "").splitlines())
 
     @property
     def booted(self) -> bool:
@@ -161,9 +173,16 @@ def _guest_initramfs(busybox: bytes) -> bytes:
     return gzip.compress(newc_archive(entries), compresslevel=6)
 
 
-def _outer_init(cpus: int, policy: int, hold: int, timeout_s: int) -> str:
+def _outer_init(
+    cpus: int, policy: int, hold: int, timeout_s: int, probes: tuple[str, ...] = ()
+) -> str:
     bb = "/bin/busybox"
     t = "/sys/kernel/tracing"
+    # A probe the kernel refuses leaves a marker instead of failing the boot: the
+    # report then says why the guest's x0 was not observed.
+    add_probes = [
+        f"echo '{p}' >> {t}/dynamic_events 2>/dev/null || echo {NOPROBE_MARK}" for p in probes
+    ]
     return "\n".join(
         [
             f"#!{bb} sh",
@@ -173,7 +192,11 @@ def _outer_init(cpus: int, policy: int, hold: int, timeout_s: int) -> str:
             f"{bb} mount -t tracefs tracefs {t} 2>/dev/null",
             "echo 1 > /proc/sys/kernel/printk",
             f"echo 8192 > {t}/buffer_size_kb",
+            # One clock for every CPU: a vCPU thread's events stay in order when it migrates.
+            f"echo global > {t}/trace_clock",
             f"echo 1 > {t}/events/kvm/kvm_hvc_arm64/enable",
+            *add_probes,
+            *([f"echo 1 > {t}/events/hvcfilter/enable"] if probes else []),
             "echo @@HVCLAB-BEGIN",
             f"/bin/guest_vmm /guest/Image /guest/initrd.gz /guest/guest.dtb {cpus} {policy} {hold} "
             f"{timeout_s}",
@@ -238,6 +261,7 @@ def run_guest(
     except OSError as e:
         raise LabError(f"cannot read lab files: {e}") from e
     initrd = _guest_initramfs(busybox)
+    probes, probe_error = _register_probes(info.image)
     dtb = fdt.guest_tree(
         cpus=cpus,
         ram_base=RAM_BASE,
@@ -260,7 +284,7 @@ def run_guest(
             "init",
             _S_IFREG | 0o755,
             _outer_init(
-                cpus, int(psci_policy), int(hold_secondaries), max(1, round(timeout_s))
+                cpus, int(psci_policy), int(hold_secondaries), max(1, round(timeout_s)), probes
             ).encode(),
             (0, 0),
         ),
@@ -283,4 +307,32 @@ def run_guest(
         console, boot_s, _total = _boot(cmd, timeout_s + 60.0)
         del t0
     guest, events, rc = _split_console(console)
-    return GuestRun(kernel, guest, events, rc, _extract_trace(console), _total - boot_s, console)
+    if probes and NOPROBE_MARK in console:
+        probe_error = "the lab kernel refused the handle_hvc kprobes"
+    return GuestRun(
+        kernel,
+        guest,
+        events,
+        rc,
+        _extract_trace(console),
+        _total - boot_s,
+        console,
+        probe_error,
+    )
+
+
+@functools.cache
+def _regs_offset(image_path: Path, size: int, mtime_ns: int) -> int:
+    """Where a vCPU keeps the guest's x0, from the Image's BTF: parsed once per Image version."""
+    del size, mtime_ns  # part of the cache key only
+    return member_offset(image_path.read_bytes(), *REGS_PATH)
+
+
+def _register_probes(image_path: Path) -> tuple[tuple[str, ...], str | None]:
+    """The kprobe definitions for this kernel, or why there are none."""
+    try:
+        st = image_path.stat()
+        offset = _regs_offset(image_path, st.st_size, st.st_mtime_ns)
+    except (OSError, BtfError) as e:
+        return (), f"the guest's registers cannot be located in this kernel: {e}"
+    return probe_definitions(offset), None

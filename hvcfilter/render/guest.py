@@ -2,7 +2,8 @@
 
 Text: per kernel, whether the guest booted and powered off, its CPUs and
 time, why it failed, every call (vCPU, conduit, ID and name, the table's
-action, who answered and the x0), the mismatches, and the console tail (the
+action, who answered, the x0 it got and the emulator's prediction, the
+arguments it passed), the mismatches, and the console tail (the
 whole console with ``console=True``). JSON follows the issue's contract:
 ``{"format", "ok", "guests": [...]}``.
 """
@@ -24,6 +25,21 @@ def _x0(value: int | None) -> str:
     if value is None:
         return "?"
     return "-1" if value == (1 << 64) - 1 else f"{value:#x}"
+
+
+def _args(args: tuple[int, int, int] | None) -> str:
+    """The guest's x1-x3, up to the last nonzero one (most calls pass none)."""
+    if not args or not any(args):
+        return ""
+    last = max(i for i, a in enumerate(args) if a)
+    return " " + " ".join(f"x{i + 1}={a:#x}" for i, a in enumerate(args[: last + 1]))
+
+
+def _predicted(x0: int | None, predicted: int | None) -> str:
+    """The emulator's x0 where it differs from what the call got (or the call's is unknown)."""
+    if predicted is None or predicted == x0:
+        return ""
+    return f", x0={_x0(predicted)}"
 
 
 def _install(g: GuestReport) -> str:
@@ -48,10 +64,11 @@ def _kernel_text(g: GuestReport, console: bool) -> list[str]:
     for c in g.calls:
         out.append(
             f"    vcpu{c.vcpu} {c.conduit} {c.function_id:#010x} {c.name or '?':<28} "
-            f"{c.action:<11} {c.answered_by:<6} x0={_x0(c.x0)} (emulator: {c.predicted_by})"
+            f"{c.action:<11} {c.answered_by:<6} x0={_x0(c.x0)} "
+            f"(emulator: {c.predicted_by}{_predicted(c.x0, c.predicted_x0)}){_args(c.args)}"
         )
-    if any(c.x0 is None for c in g.calls):
-        out.append("  x0 ?: answered in the kernel; the lab does not observe that x0 yet")
+    notes = sorted({c.x0_note for c in g.calls if c.x0 is None and c.x0_note})
+    out += [f"  x0 ?: {note}" for note in notes]
     out += [f"  MISMATCH {m}" for m in g.mismatches]
     lines = g.console if console else g.console_tail
     out.append("  console:" if console else "  console tail:")

@@ -4,17 +4,19 @@
 ``hvcfilter compile --format c`` produces, compiled into the lab's VMM),
 boots each lab kernel as a guest of that VMM and reads back the guest's
 calls: the lab kernel's ``kvm_hvc_arm64`` ftrace events give every call and
-its function ID, the VMM's ``@@VMM FWD`` lines give the x0 it answered for
-forwarded ones. Each call is resolved on the emulator (``KvmVm`` with the
-kernel's profile and the same records); a call the emulator says is forwarded
-but the VMM never saw, or the reverse, is a mismatch. The x0 the kernel
-itself returned is not observed yet: such calls carry ``x0 = None`` with the
-reason, never a guess.
+its function ID, two kprobes on ``handle_hvc`` (:mod:`hvcfilter.lab.hvc_probe`)
+the x1-x3 it passed and the x0 the kernel returned, and the VMM's ``@@VMM
+FWD`` lines the x0 it answered for forwarded ones. Each call is replayed on
+the emulator (``KvmVm`` with the kernel's profile and the same records); a
+call the emulator says is forwarded but the VMM never saw, or the reverse, is
+a mismatch, and so is a kernel x0 other than the predicted one. Where the
+probes saw nothing, a call carries ``x0 = None`` with the reason, never a guess.
 """
 
 from __future__ import annotations
 
 import re
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -23,8 +25,9 @@ from pathlib import Path
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.errors import errno_name
-from hvcfilter.kernel import KvmVm
-from hvcfilter.lab import GuestRun, lab_status, run_guest
+from hvcfilter.kernel import CallResult, KvmVm
+from hvcfilter.kernel.abi import Action
+from hvcfilter.lab import GuestRun, HvcSample, lab_status, run_guest
 from hvcfilter.verify.plans import emulator_profile, lab_kernel_for
 
 __all__ = [
@@ -42,7 +45,7 @@ _HVC = re.compile(
     r"^\s*\S+-(\d+)\s+\[\d+\].*?kvm_hvc_arm64: HVC at (0x[0-9a-f]+) \(r0: (0x[0-9a-f]+)"
 )
 _PSCI_CPU_ON = (0x84000003, 0xC4000003)
-X0_UNOBSERVED = "answered in the kernel; its x0 is not observed by the lab yet"
+X0_UNOBSERVED = "the lab's handle_hvc probes recorded no return for this call"
 
 
 class ForwardPolicy(StrEnum):
@@ -65,6 +68,10 @@ class GuestCall:
     x0: int | None
     x0_note: str | None
     predicted_by: str
+    # The guest's x1-x3 as the probes saw them (None: not observed), and the
+    # x0 the emulator predicted (None where it depends on the host or the VMM).
+    args: tuple[int, int, int] | None = None
+    predicted_x0: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,42 +135,85 @@ def _count_online(text: str | None) -> int | None:
     return total
 
 
-def _answered(outcome: str) -> str:
-    return {"forwarded": "vmm", "not_supported": "denied"}.get(outcome, "kernel")
+def _answered(pred: CallResult) -> str:
+    """Who the emulator says answers: the VMM (forwarded), the table (denied) or the kernel."""
+    if pred.outcome == "forwarded":
+        return "vmm"
+    return "denied" if pred.action is Action.DENY else "kernel"
+
+
+def _samples_by_thread(run: GuestRun) -> dict[int, deque[HvcSample]]:
+    by_tid: dict[int, deque[HvcSample]] = {}
+    for sample in run.hvc_samples:
+        by_tid.setdefault(sample.tid, deque()).append(sample)
+    return by_tid
 
 
 def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[str, ...]]:
-    """The guest's calls from the trace and the VMM's log, each beside the emulator's answer."""
+    """The guest's calls from the trace and the VMM's log, each beside the emulator's answer.
+
+    Calls are replayed on ``vm`` in the guest's order with the x1-x3 the probes
+    saw, so state the calls change (a CPU_ON's target) follows the guest. A
+    call whose x0 the kernel returned differently from the emulator's
+    prediction is a mismatch, as is a forward on one side only.
+    """
     rows: list[tuple[int, int]] = []
     for line in (run.trace or "").splitlines():
         m = _HVC.match(line)
         if m:
             rows.append((int(m.group(1)), int(m.group(3), 16) & 0xFFFFFFFF))
     tids = sorted({tid for tid, _ in rows})
+    samples = _samples_by_thread(run)
     fwd = [ev.fields for ev in run.events if ev.kind == "FWD" and len(ev.fields) >= 4]
     calls: list[GuestCall] = []
     mismatches: list[str] = []
     cat = smccc.catalogue()
     for tid, fid in rows:
-        pred = vm.resolve(fid, "hvc")
+        queue = samples.get(tid)
+        sample = queue.popleft() if queue else None
+        if sample is not None and sample.args[0] & 0xFFFFFFFF != fid:
+            # Out of step (a missed probe hit): stop trusting this thread's samples.
+            samples.pop(tid, None)
+            sample = None
+        args = sample.args[1:] if sample is not None else None
+        pred = vm.call(fid, *args) if args is not None else vm.resolve(fid, "hvc")
         action = pred.action.name.lower() if pred.action is not None else "none"
+        name = cat.name_of(fid)
+        expected = _answered(pred)
         hit = next((i for i, f in enumerate(fwd) if int(f[2], 16) == fid), None)
         x0: int | None = None
-        note: str | None = X0_UNOBSERVED
+        note: str | None = None
         if hit is not None:
-            x0, note = int(fwd.pop(hit)[3], 16), None
-            answered = "vmm"
+            x0, answered = int(fwd.pop(hit)[3], 16), "vmm"
         else:
-            answered = "kernel" if pred.outcome != "not_supported" else "denied"
-        expected = _answered(pred.outcome)
+            answered = "denied" if pred.action is Action.DENY else "kernel"
+            if sample is not None and sample.x0 is not None:
+                x0 = sample.x0
+            else:
+                note = run.probe_error or X0_UNOBSERVED
         if (answered == "vmm") != (expected == "vmm"):
             mismatches.append(
                 f"{fid:#010x}: the emulator says {expected}, the real kernel gave it to "
                 f"{'the VMM' if answered == 'vmm' else 'the kernel'}"
             )
+        elif answered != "vmm" and x0 is not None and pred.x0 is not None and x0 != pred.x0:
+            mismatches.append(
+                f"{fid:#010x} {name or '?'}: the real kernel returned x0={x0:#x}, the "
+                f"emulator predicted {pred.x0:#x}"
+            )
         calls.append(
             GuestCall(
-                tids.index(tid), "hvc", fid, cat.name_of(fid), action, answered, x0, note, expected
+                vcpu=tids.index(tid),
+                conduit="hvc",
+                function_id=fid,
+                name=name,
+                action=action,
+                answered_by=answered,
+                x0=x0,
+                x0_note=note,
+                predicted_by=expected,
+                args=args,
+                predicted_x0=pred.x0,
             )
         )
     return tuple(calls), tuple(mismatches)

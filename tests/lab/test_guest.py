@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from hvcfilter.api import replay
+from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import LabStatus
 from hvcfilter.render.guest import guest_json, guest_text
 from hvcfilter.rules.boot_calls import linux_boot_calls
@@ -38,6 +39,11 @@ def test_default_table_boots_and_powers_off(lab: LabStatus, kernel: str) -> None
     assert g.install == "0 0 0"  # the emitted install function returned 0
     assert g.booted and g.powered_off and g.cpus_online == 1
     assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
+    # Every call's x0 was read back from the vCPU (the handle_hvc probes), and every one the
+    # emulator predicts matched it: a difference would be listed in mismatches.
+    assert all(c.x0 is not None and c.args is not None for c in g.calls)
+    (version,) = {c.x0 for c in g.calls if c.function_id == 0x84000000}
+    assert version == KvmVm(kernel).call(0x84000000).x0
     assert g.mismatches == ()
     # The shipped boot-call data (`hvcfilter lab boot-calls`) still holds what Linux calls.
     assert {c.function_id for c in g.calls} <= set(linux_boot_calls(kernel))
@@ -85,6 +91,7 @@ def test_6_1_the_filter_unavailable_report(lab: LabStatus) -> None:
     assert g.filter_available is False and g.probe_errno == errno.EINVAL
     assert g.booted and g.powered_off and g.cpus_online == 1
     assert g.calls and all(c.answered_by == c.predicted_by == "kernel" for c in g.calls)
+    assert all(c.x0 is not None for c in g.calls)  # 6.1's kretprobes read x0 just the same
     assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
     assert g.mismatches == () and result.ok
     text = guest_text(result)
@@ -114,6 +121,7 @@ def test_a_table_denying_trng_still_boots_and_the_kernel_denies_its_trng_calls(
     trng = [c for c in g.calls if (c.function_id & 0xBFFFFFFF) in range(0x84000050, 0x84000060)]
     # Debian's 6.12 guest asks TRNG for entropy at boot; every such call is denied by the table.
     assert trng and all(c.answered_by == "denied" and c.action == "deny" for c in trng)
+    assert {c.x0 for c in trng} == {2**64 - 1}  # SMCCC NOT_SUPPORTED, as the guest saw it
     assert result.ok
     # --save-trace closes the loop: simulate replays the saved calls to the same outcomes.
     saved = tmp_path / "guest.txt"

@@ -12,6 +12,7 @@ from hvcfilter.lab import GuestRun, VmmEvent
 from hvcfilter.render.guest import guest_json, guest_text
 from hvcfilter.table.payload import RECORD
 from hvcfilter.verify.guest import (
+    GuestCall,
     GuestReport,
     GuestResult,
     guest_calls,
@@ -49,6 +50,76 @@ def test_calls_in_order_with_vcpus_from_threads_and_vmm_answers() -> None:
     assert calls[0].name == "PSCI_VERSION_32" and calls[0].x0 is None and calls[0].x0_note
     assert calls[1].x0 == 0 and calls[1].action == "fwd_to_user"
     assert mismatches == ()
+
+
+_VCPU = 0xFFF0000003C53720
+
+
+def _probed(tid: int, fid: int, x1: int, x0: int) -> str:
+    """One call's kvm_hvc_arm64 line and its two handle_hvc probe lines, as 6.12 prints them."""
+    saved = " ".join(
+        f"r{n}={_VCPU if n == 20 else 0:#x} v{n}={x0 if n == 20 else 0:#x}" for n in range(19, 29)
+    )
+    return (
+        f" guest_vmm-{tid} [000] d.... 2.6: hvc_args: (handle_hvc+0x0/0x118) vcpu={_VCPU:#x} "
+        f"a0={fid:#x} a1={x1:#x} a2=0x0 a3=0x0\n"
+        f" guest_vmm-{tid} [000] ..... 2.6: kvm_hvc_arm64: HVC at 0xffff80 (r0: {fid:#018x}, "
+        "imm: 0x0)\n"
+        f" guest_vmm-{tid} [000] d.... 2.6: hvc_ret: (handle_exit+0x68/0x168 <- handle_hvc) ret=1 "
+        f"{saved}\n"
+    )
+
+
+def _probed_run(trace: str, probe_error: str | None = None) -> GuestRun:
+    return GuestRun("6.12", (), (), 0, trace, 7.0, "", probe_error)
+
+
+def test_the_kernel_x0_and_arguments_come_from_the_probes_and_match_the_emulator() -> None:
+    # PSCI_FEATURES(CPU_ON_64) is supported (0); PSCI_FEATURES(CPU_FREEZE) is not (-1) on 6.12.
+    trace = _probed(135, 0x8400000A, 0xC4000003, 0) + _probed(
+        135, 0x8400000A, 0x8400000B, -1 % 2**64
+    )
+    calls, mismatches = guest_calls(_probed_run(trace), _vm(False))
+    assert [(c.args, c.x0, c.predicted_x0, c.x0_note) for c in calls] == [
+        ((0xC4000003, 0, 0), 0, 0, None),
+        ((0x8400000B, 0, 0), 2**64 - 1, 2**64 - 1, None),
+    ]
+    assert mismatches == ()
+
+
+def test_a_kernel_x0_other_than_the_prediction_is_a_mismatch() -> None:
+    trace = _probed(135, 0x80000000, 0, 0x10000)  # SMCCC_VERSION: the emulator says 1.1
+    calls, mismatches = guest_calls(_probed_run(trace), _vm(False))
+    assert calls[0].x0 == 0x10000 and calls[0].predicted_x0 == 0x10001
+    assert mismatches == (
+        "0x80000000 SMCCC_VERSION: the real kernel returned x0=0x10000, the emulator "
+        "predicted 0x10001",
+    )
+    assert "x0=0x10000 (emulator: kernel, x0=0x10001)" in guest_text(_result(calls, mismatches))
+
+
+def test_without_probe_events_x0_is_unknown_with_the_lab_s_reason() -> None:
+    calls, mismatches = guest_calls(_probed_run(_TRACE, "no BTF in this kernel"), _vm(False))
+    assert all(c.x0 is None and c.x0_note == "no BTF in this kernel" for c in calls)
+    assert mismatches == ()
+    assert "  x0 ?: no BTF in this kernel" in guest_text(_result(calls, mismatches))
+
+
+def test_probe_samples_out_of_step_with_the_tracepoint_are_not_trusted() -> None:
+    # The probes saw PSCI_VERSION where the tracepoint says SMCCC_VERSION: a missed hit.
+    trace = _probed(135, 0x84000000, 0, 0x10001).replace(
+        "r0: 0x0000000084000000", "r0: 0x0000000080000000"
+    )
+    (call,), mismatches = guest_calls(_probed_run(trace), _vm(False))
+    assert call.function_id == 0x80000000 and call.x0 is None and call.args is None
+    assert mismatches == ()
+
+
+def _result(calls: tuple[GuestCall, ...], mismatches: tuple[str, ...]) -> GuestResult:
+    report = GuestReport(
+        "6.12", True, True, 1, 1, "0", 7.0, "0 0 0", "SHUTDOWN", (), calls, mismatches, (), ()
+    )
+    return GuestResult("t.toml", True, False, (), (report,))
 
 
 def test_a_forward_the_emulator_did_not_predict_is_a_mismatch() -> None:
@@ -138,3 +209,15 @@ def test_guest_trace_keeps_the_header_and_calls_and_simulate_replays_them(tmp_pa
     path.write_text(text)
     report = replay([str(path)], kernel="6.12")
     assert report.summary.calls == 3 and report.summary.skipped_lines == 0
+
+
+def test_an_unimplemented_call_is_answered_by_the_kernel_and_a_denied_one_by_the_table() -> None:
+    trace = _probed(135, 0xC2000005, 0, 2**64 - 1) + _probed(135, 0xC4000003, 1, 2**64 - 1)
+    vm = KvmVm("6.12", nr_vcpus=2)
+    vm.set_filter_record(RECORD.pack(0xC4000003, 1, 1, bytes(15)))  # deny CPU_ON_64
+    calls, mismatches = guest_calls(_probed_run(trace), vm)
+    assert [(c.function_id, c.action, c.answered_by, c.predicted_by) for c in calls] == [
+        (0xC2000005, "handle", "kernel", "kernel"),  # SiP: nothing in KVM implements it
+        (0xC4000003, "deny", "denied", "denied"),
+    ]
+    assert mismatches == ()
