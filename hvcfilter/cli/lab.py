@@ -168,6 +168,13 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
     show_default=True,
     help="With --guest: how the VMM answers forwarded calls.",
 )
+@click.option(
+    "--conduit",
+    type=click.Choice(["hvc", "smc"]),
+    default="hvc",
+    show_default=True,
+    help="With --guest: the SMCCC conduit the guest's device tree names (its psci method).",
+)
 @click.option("--console", "show_console", is_flag=True, help="With --guest: the whole console.")
 @click.option(
     "--timeout",
@@ -179,8 +186,9 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
 @click.option(
     "--save-trace",
     metavar="FILE",
-    help="With --guest: write the guest's calls as an ftrace file that `hvcfilter simulate` "
-    "reads (one file per kernel: FILE.KERNEL.txt when several kernels run).",
+    help="With --guest: write the guest's calls as a trace that `hvcfilter simulate` reads: "
+    "JSON Lines with every register when FILE ends in .jsonl, else the lab kernel's ftrace "
+    "(HVCs only). One file per kernel, FILE.KERNEL.EXT, when several kernels run.",
 )
 @_format_option
 @click.pass_context
@@ -199,6 +207,7 @@ def verify(
     guest: bool,
     cpus: int,
     forward_policy: str,
+    conduit: str,
     show_console: bool,
     timeout: float,
     save_trace: str | None,
@@ -229,6 +238,7 @@ def verify(
             kernels=kernels,
             cpus=cpus,
             forward_policy=forward_policy,
+            conduit=conduit,
             show_console=show_console,
             timeout=timeout,
             fmt=fmt,
@@ -260,6 +270,7 @@ def _verify_guest(
     kernels: tuple[str, ...],
     cpus: int,
     forward_policy: str,
+    conduit: str,
     show_console: bool,
     timeout: float,
     fmt: str,
@@ -267,21 +278,31 @@ def _verify_guest(
 ) -> None:
     from hvcfilter.fileio import write_atomic
     from hvcfilter.render.compile import diagnostics_text
-    from hvcfilter.render.guest import guest_json, guest_text
+    from hvcfilter.render.guest import guest_calls_jsonl, guest_json, guest_text
     from hvcfilter.spec import DEFAULT_SPEC
     from hvcfilter.verify.guest import ForwardPolicy, verify_guest
 
-    result = verify_guest(spec or DEFAULT_SPEC, kernels, cpus=cpus,
+    result = verify_guest(spec or DEFAULT_SPEC, kernels, cpus=cpus, conduit=conduit,
                           policy=ForwardPolicy(forward_policy), timeout_s=timeout)  # fmt: skip
     if result.diagnostics:
         click.echo(diagnostics_text(result.diagnostics), err=True, nl=False)
     if not result.compiled:
         ctx.exit(ExitCode.USAGE if result.unreadable else ExitCode.FINDINGS)
     if save_trace is not None:
+        jsonl = save_trace.endswith(".jsonl")
         for report in result.guests:
+            smc = sum(c.conduit == "smc" for c in report.calls)
+            if smc and not jsonl:
+                click.echo(
+                    f"warning: Linux {report.kernel}: ftrace records no SMC's function ID, so "
+                    f"the {smc} SMC calls are not in the saved trace; name a .jsonl FILE to "
+                    "keep them",
+                    err=True,
+                )
+            text = guest_calls_jsonl(report) if jsonl else report.trace
             write_atomic(
                 _trace_path(save_trace, report.kernel, len(result.guests)),
-                report.trace.encode(),
+                text.encode(),
                 inputs=[spec or DEFAULT_SPEC],
             )
     chosen = ReportFormat(fmt)

@@ -26,9 +26,9 @@ from hvcfilter.lab.cache import (
     lab_status,
     prepare_lab,
 )
+from hvcfilter.lab.call_probe import CallSample
 from hvcfilter.lab.crosscheck import Divergence, compare, default_vm_factory, replay
 from hvcfilter.lab.guest import GuestRun, VmmEvent, build_vmm, run_guest
-from hvcfilter.lab.hvc_probe import HvcSample
 from hvcfilter.lab.probes import probe_scenarios
 from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, run_scenarios
@@ -59,13 +59,13 @@ __all__ = [
     "KERNELS",
     "Call",
     "CallOutcome",
+    "CallSample",
     "CreateVcpu",
     "Divergence",
     "ErrnoResult",
     "GetFwBitmap",
     "GuestRun",
     "HasDeviceAttr",
-    "HvcSample",
     "KernelInfo",
     "LabRun",
     "LabStatus",

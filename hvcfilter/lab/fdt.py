@@ -162,8 +162,15 @@ def guest_tree(
     gicd: int,
     gicr: int,
     bootargs: str,
+    conduit: str = "hvc",
 ) -> bytes:
-    """The lab guest's DTB: memory, cpus with PSCI, a psci node (hvc), GICv3, timer, 16550 UART."""
+    """The lab guest's DTB: memory, cpus with PSCI, a psci node, GICv3, timer, 16550 UART.
+
+    ``conduit`` is the psci node's ``method``, ``hvc`` or ``smc``; Linux makes
+    every SMCCC call, not only PSCI, through the conduit PSCI names.
+    """
+    if conduit not in ("hvc", "smc"):
+        raise ValueError(f"conduit must be hvc or smc, not {conduit!r}")
     gic_phandle = 1
     root = Node(
         "",
@@ -190,7 +197,7 @@ def guest_tree(
         cpu_node.child(
             f"cpu@{i}", device_type="cpu", compatible="arm,armv8", reg=i, enable_method="psci"
         )
-    root.child("psci", compatible=b"arm,psci-1.0\0arm,psci-0.2\0arm,psci\0", method="hvc")
+    root.child("psci", compatible=b"arm,psci-1.0\0arm,psci-0.2\0arm,psci\0", method=conduit)
     root.child(
         f"intc@{gicd:x}",
         compatible="arm,gic-v3",

@@ -6,7 +6,8 @@ guest's initramfs and device tree, and boots the lab VM once with an ``/init``
 that runs the VMM on the same kernel Image, with ftrace's ``kvm_hvc_arm64``
 event on. The result keeps the console split into the guest's own lines and
 the VMM's ``@@VMM`` event lines, plus the trace, in which kprobes on
-``handle_hvc`` (:mod:`hvcfilter.lab.hvc_probe`) add each call's registers.
+``handle_hvc`` and ``handle_smc`` (:mod:`hvcfilter.lab.call_probe`) add each
+call's registers.
 """
 
 from __future__ import annotations
@@ -24,9 +25,16 @@ from pathlib import Path
 
 from hvcfilter.errors import LabError
 from hvcfilter.lab import fdt
-from hvcfilter.lab.btf import BtfError, member_offset
+from hvcfilter.lab.btf import BtfError, BtfTypes
 from hvcfilter.lab.cache import LabStatus
-from hvcfilter.lab.hvc_probe import REGS_PATH, HvcSample, hvc_samples, probe_definitions
+from hvcfilter.lab.call_probe import (
+    VCPU_MEMBERS,
+    VCPU_STRUCT,
+    CallSample,
+    VcpuLayout,
+    call_samples,
+    probe_definitions,
+)
 from hvcfilter.lab.runner import _S_IFCHR, _S_IFDIR, _S_IFREG, _boot, _extract_trace, newc_archive
 
 __all__ = ["GUEST_CFLAGS", "GuestRun", "VmmEvent", "build_vmm", "run_guest", "vmm_source"]
@@ -55,6 +63,7 @@ ONLINE_MARK = "@@GUEST-ONLINE"
 INIT_MARK = "@@GUEST-INIT"
 RC_MARK = "@@GUEST-VMM-RC"
 NOPROBE_MARK = "@@HVCLAB-NOPROBE"
+STDERR_BEGIN, STDERR_END = "@@HVCLAB-STDERR-BEGIN", "@@HVCLAB-STDERR-END"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +87,13 @@ class GuestRun:
     console: str
     # Why the guest's registers were not probed (no BTF, a refused kprobe); None when they were.
     probe_error: str | None = None
+    # What the VMM wrote to stderr (kept off the console).
+    vmm_stderr: tuple[str, ...] = ()
 
     @property
-    def hvc_samples(self) -> tuple[HvcSample, ...]:
-        """Each HVC's registers as the ``handle_hvc`` probes saw them, per vCPU thread in order."""
-        return hvc_samples((self.trace or "").splitlines())
+    def call_samples(self) -> tuple[CallSample, ...]:
+        """Each HVC's and SMC's registers as the exit-handler probes saw them, in trace order."""
+        return call_samples((self.trace or "").splitlines())
 
     @property
     def booted(self) -> bool:
@@ -198,9 +209,13 @@ def _outer_init(
             *add_probes,
             *([f"echo 1 > {t}/events/hvcfilter/enable"] if probes else []),
             "echo @@HVCLAB-BEGIN",
+            # stderr apart from the console, so that a crash's message is reported as the VMM's.
             f"/bin/guest_vmm /guest/Image /guest/initrd.gz /guest/guest.dtb {cpus} {policy} {hold} "
-            f"{timeout_s}",
+            f"{timeout_s} 2>/vmm.stderr",
             f"echo {RC_MARK} $?",
+            f"echo {STDERR_BEGIN}",
+            f"{bb} cat /vmm.stderr",
+            f"echo {STDERR_END}",
             "echo @@HVCLAB-TRACE-BEGIN",
             f"{bb} cat {t}/trace",
             "echo @@HVCLAB-TRACE-END",
@@ -210,16 +225,27 @@ def _outer_init(
     )
 
 
-def _split_console(text: str) -> tuple[tuple[str, ...], tuple[VmmEvent, ...], int | None]:
+def _split_console(
+    text: str,
+) -> tuple[tuple[str, ...], tuple[VmmEvent, ...], int | None, tuple[str, ...]]:
+    """The guest's console lines, the VMM's events, its exit status and its stderr."""
     body = text.replace("\r", "")
     start = body.find("@@HVCLAB-BEGIN")
     end = body.find("@@HVCLAB-TRACE-BEGIN")
     body = body[start if start >= 0 else 0 : end if end >= 0 else len(body)]
     guest: list[str] = []
     events: list[VmmEvent] = []
+    stderr: list[str] | None = None
+    err_lines: list[str] = []
     rc: int | None = None
     for line in body.splitlines():
-        if line.startswith("@@VMM "):
+        if line.startswith(STDERR_BEGIN):
+            stderr = err_lines
+        elif line.startswith(STDERR_END):
+            stderr = None
+        elif stderr is not None:
+            stderr.append(line)
+        elif line.startswith("@@VMM "):
             parts = line.split()
             events.append(VmmEvent(parts[1] if len(parts) > 1 else "", tuple(parts[2:])))
         elif line.startswith(RC_MARK):
@@ -229,7 +255,7 @@ def _split_console(text: str) -> tuple[tuple[str, ...], tuple[VmmEvent, ...], in
                 rc = None
         elif line and not line.startswith("@@HVCLAB-BEGIN"):
             guest.append(line)
-    return tuple(guest), tuple(events), rc
+    return tuple(guest), tuple(events), rc, tuple(err_lines)
 
 
 def run_guest(
@@ -241,8 +267,11 @@ def run_guest(
     psci_policy: bool = False,
     hold_secondaries: bool = False,
     timeout_s: float = 120.0,
+    conduit: str = "hvc",
 ) -> GuestRun:
     """Boot ``kernel`` as the lab VM and, inside it, as a KVM guest of the lab's VMM.
+
+    ``conduit`` is the SMCCC conduit the guest's device tree names (``hvc``, ``smc``).
 
     ``timeout_s`` bounds the guest (the VMM stops it); the lab VM gets 60 s more.
 
@@ -271,6 +300,7 @@ def run_guest(
         gicd=GICD,
         gicr=GICR,
         bootargs=BOOTARGS,
+        conduit=conduit,
     )
     entries = [(d, _S_IFDIR | 0o755, b"", (0, 0)) for d in ("bin", "dev", "proc", "sys", "guest")]
     entries += [
@@ -306,9 +336,9 @@ def run_guest(
         t0 = time.monotonic()
         console, boot_s, _total = _boot(cmd, timeout_s + 60.0)
         del t0
-    guest, events, rc = _split_console(console)
+    guest, events, rc, stderr = _split_console(console)
     if probes and NOPROBE_MARK in console:
-        probe_error = "the lab kernel refused the handle_hvc kprobes"
+        probe_error = "the lab kernel refused the exit-handler kprobes"
     return GuestRun(
         kernel,
         guest,
@@ -318,21 +348,26 @@ def run_guest(
         _total - boot_s,
         console,
         probe_error,
+        stderr,
     )
 
 
 @functools.cache
-def _regs_offset(image_path: Path, size: int, mtime_ns: int) -> int:
-    """Where a vCPU keeps the guest's x0, from the Image's BTF: parsed once per Image version."""
+def _vcpu_layout(image_path: Path, size: int, mtime_ns: int) -> VcpuLayout:
+    """Where a vCPU keeps the guest's registers, its index and the syndrome, from the Image's BTF.
+
+    Parsed once per Image version (the BTF of a Debian kernel is 3-5 MB).
+    """
     del size, mtime_ns  # part of the cache key only
-    return member_offset(image_path.read_bytes(), *REGS_PATH)
+    types = BtfTypes(image_path.read_bytes())
+    return VcpuLayout(*(types.offset(VCPU_STRUCT, member) for member in VCPU_MEMBERS))
 
 
 def _register_probes(image_path: Path) -> tuple[tuple[str, ...], str | None]:
     """The kprobe definitions for this kernel, or why there are none."""
     try:
         st = image_path.stat()
-        offset = _regs_offset(image_path, st.st_size, st.st_mtime_ns)
+        layout = _vcpu_layout(image_path, st.st_size, st.st_mtime_ns)
     except (OSError, BtfError) as e:
         return (), f"the guest's registers cannot be located in this kernel: {e}"
-    return probe_definitions(offset), None
+    return probe_definitions(layout), None

@@ -16,7 +16,7 @@ from dataclasses import asdict
 from hvcfilter.errors import errno_name
 from hvcfilter.verify.guest import GuestReport, GuestResult
 
-__all__ = ["GUEST_FORMAT_TAG", "guest_json", "guest_text"]
+__all__ = ["GUEST_FORMAT_TAG", "guest_calls_jsonl", "guest_json", "guest_text"]
 
 GUEST_FORMAT_TAG = "hvcfilter-verify-guest-v1"
 
@@ -25,6 +25,9 @@ def _x0(value: int | None) -> str:
     if value is None:
         return "?"
     return "-1" if value == (1 << 64) - 1 else f"{value:#x}"
+
+
+_CONDUIT_NOTE = {"smc": " (SMC conduit)"}
 
 
 def _args(args: tuple[int, int, int] | None) -> str:
@@ -55,8 +58,9 @@ def _install(g: GuestReport) -> str:
 def _kernel_text(g: GuestReport, console: bool) -> list[str]:
     state = "booted" if g.booted else "did not boot"
     off = "powered off" if g.powered_off else f"did not power off ({g.exit_reason or 'no exit'})"
+    online = g.cpus_online if g.cpus_online is not None else "?"
     out = [
-        f"Linux {g.kernel}: {state}, {off}, {g.cpus_online if g.cpus_online is not None else '?'}"
+        f"Linux {g.kernel}{_CONDUIT_NOTE.get(g.conduit, '')}: {state}, {off}, {online}"
         f" of {g.cpus} CPUs online, {g.seconds:.1f} s; {_install(g)}",
     ]
     out += [f"  why: {r}" for r in g.reasons]
@@ -101,3 +105,21 @@ def guest_json(result: GuestResult) -> str:
         )
         + "\n"
     )
+
+
+def guest_calls_jsonl(g: GuestReport) -> str:
+    """One kernel's guest calls as the JSON Lines trace ``hvcfilter simulate`` reads.
+
+    Unlike ftrace, which records no SMC's function ID and no call's x1-x3,
+    every call is here with its conduit, immediate, vCPU and arguments.
+    """
+    lines = [f"# the guest's SMCCC calls on Linux {g.kernel}, from hvcfilter verify --guest"]
+    for c in g.calls:
+        # x0 as W0: the function ID is all KVM and the filter read of it, and Linux
+        # passes the ID zero-extended.
+        record: dict[str, object] = {"x0": f"{c.function_id:#010x}"}
+        if c.args is not None:
+            record.update({f"x{i + 1}": f"{a:#x}" for i, a in enumerate(c.args)})
+        record.update({"conduit": c.conduit, "imm": c.imm, "vcpu": c.vcpu})
+        lines.append(json.dumps(record))
+    return "\n".join(lines) + "\n"

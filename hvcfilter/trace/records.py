@@ -1,7 +1,7 @@
 """The JSON Lines and CSV trace formats: one call per line or row, every field explicit.
 
-Fields: ``x0`` (the full register; W0 is the function ID) or
-``function_id``, optional ``x1``-``x3``, ``conduit`` (``hvc``/``smc``),
+Fields: ``x0`` (the full register; W0 is the function ID), optional
+``x1``-``x3``, ``conduit`` (``hvc``/``smc``),
 ``imm`` and ``mode`` (``a64``/``a32``/``t32``). A bad record is counted and
 kept as a :class:`~hvcfilter.trace.events.BadLine`, never fatal.
 """

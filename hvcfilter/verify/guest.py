@@ -3,10 +3,11 @@
 :func:`verify_guest` compiles the spec, emits its C header (the code
 ``hvcfilter compile --format c`` produces, compiled into the lab's VMM),
 boots each lab kernel as a guest of that VMM and reads back the guest's
-calls: the lab kernel's ``kvm_hvc_arm64`` ftrace events give every call and
-its function ID, two kprobes on ``handle_hvc`` (:mod:`hvcfilter.lab.hvc_probe`)
-the x1-x3 it passed and the x0 the kernel returned, and the VMM's ``@@VMM
-FWD`` lines the x0 it answered for forwarded ones. Each call is replayed on
+calls: the lab kernel's ``kvm_hvc_arm64`` ftrace events give every HVC and
+its function ID, kprobes on ``handle_hvc`` and ``handle_smc``
+(:mod:`hvcfilter.lab.call_probe`) every SMC, the x1-x3 each call passed and
+the x0 the kernel returned, and the VMM's ``@@VMM FWD`` lines the x0 it
+answered for forwarded ones. Each call is replayed on
 the emulator (``KvmVm`` with the kernel's profile and the same records); a
 call the emulator says is forwarded but the VMM never saw, or the reverse, is
 a mismatch, and so is a kernel x0 other than the predicted one. Where the
@@ -27,7 +28,8 @@ from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.errors import errno_name
 from hvcfilter.kernel import CallResult, KvmVm
 from hvcfilter.kernel.abi import Action
-from hvcfilter.lab import GuestRun, HvcSample, lab_status, run_guest
+from hvcfilter.lab import CallSample, GuestRun, lab_status, run_guest
+from hvcfilter.smccc import Conduit
 from hvcfilter.verify.plans import emulator_profile, lab_kernel_for
 
 __all__ = [
@@ -42,7 +44,8 @@ __all__ = [
 ]
 
 _HVC = re.compile(
-    r"^\s*\S+-(\d+)\s+\[\d+\].*?kvm_hvc_arm64: HVC at (0x[0-9a-f]+) \(r0: (0x[0-9a-f]+)"
+    r"^\s*\S+-(\d+)\s+\[\d+\].*?kvm_hvc_arm64: HVC at (0x[0-9a-f]+) "
+    r"\(r0: (0x[0-9a-f]+), imm: (0x[0-9a-f]+)\)"
 )
 _PSCI_CPU_ON = (0x84000003, 0xC4000003)
 X0_UNOBSERVED = "the lab's handle_hvc probes recorded no return for this call"
@@ -72,6 +75,7 @@ class GuestCall:
     # x0 the emulator predicted (None where it depends on the host or the VMM).
     args: tuple[int, int, int] | None = None
     predicted_x0: int | None = None
+    imm: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +103,9 @@ class GuestReport:
     probe_errno: int | None = None
     # The guest's calls as the lab kernel traced them (ftrace text that `simulate` reads).
     trace: str = ""
+    vmm_stderr: tuple[str, ...] = ()
+    # The SMCCC conduit the guest's device tree named.
+    conduit: str = "hvc"
 
     @property
     def ok(self) -> bool:
@@ -142,11 +149,46 @@ def _answered(pred: CallResult) -> str:
     return "denied" if pred.action is Action.DENY else "kernel"
 
 
-def _samples_by_thread(run: GuestRun) -> dict[int, deque[HvcSample]]:
-    by_tid: dict[int, deque[HvcSample]] = {}
-    for sample in run.hvc_samples:
-        by_tid.setdefault(sample.tid, deque()).append(sample)
-    return by_tid
+@dataclass(frozen=True, slots=True)
+class _Row:
+    """One guest call in trace order, before it meets the emulator."""
+
+    tid: int
+    conduit: Conduit
+    fid: int
+    imm: int
+    sample: CallSample | None
+
+
+def _rows(run: GuestRun) -> list[_Row]:
+    """The guest's calls in trace order: HVCs from ``kvm_hvc_arm64``, SMCs from the probes.
+
+    An HVC takes the next HVC sample of its thread when the two agree on the
+    function ID; a disagreement (a missed probe hit) stops the thread's
+    samples from being trusted. SMCs have no tracepoint, so the probes are
+    their only record.
+    """
+    samples = run.call_samples
+    hvc: dict[int, deque[CallSample]] = {}
+    for sample in samples:
+        if sample.conduit == "hvc":
+            hvc.setdefault(sample.tid, deque()).append(sample)
+    smc = [s for s in samples if s.conduit == "smc"]
+    rows: list[tuple[int, _Row]] = [
+        (s.line, _Row(s.tid, "smc", s.args[0] & 0xFFFFFFFF, s.imm or 0, s)) for s in smc
+    ]
+    for position, line in enumerate((run.trace or "").splitlines()):
+        m = _HVC.match(line)
+        if m is None:
+            continue
+        tid, fid, imm = int(m.group(1)), int(m.group(3), 16) & 0xFFFFFFFF, int(m.group(4), 16)
+        queue = hvc.get(tid)
+        taken: CallSample | None = queue.popleft() if queue else None
+        if taken is not None and taken.args[0] & 0xFFFFFFFF != fid:
+            hvc.pop(tid, None)
+            taken = None
+        rows.append((position, _Row(tid, "hvc", fid, imm & 0xFFFF, taken)))
+    return [row for _, row in sorted(rows, key=lambda item: item[0])]
 
 
 def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[str, ...]]:
@@ -157,30 +199,31 @@ def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[
     call whose x0 the kernel returned differently from the emulator's
     prediction is a mismatch, as is a forward on one side only.
     """
-    rows: list[tuple[int, int]] = []
-    for line in (run.trace or "").splitlines():
-        m = _HVC.match(line)
-        if m:
-            rows.append((int(m.group(1)), int(m.group(3), 16) & 0xFFFFFFFF))
-    tids = sorted({tid for tid, _ in rows})
-    samples = _samples_by_thread(run)
+    rows = _rows(run)
+    tids = sorted({row.tid for row in rows})
     fwd = [ev.fields for ev in run.events if ev.kind == "FWD" and len(ev.fields) >= 4]
     calls: list[GuestCall] = []
     mismatches: list[str] = []
     cat = smccc.catalogue()
-    for tid, fid in rows:
-        queue = samples.get(tid)
-        sample = queue.popleft() if queue else None
-        if sample is not None and sample.args[0] & 0xFFFFFFFF != fid:
-            # Out of step (a missed probe hit): stop trusting this thread's samples.
-            samples.pop(tid, None)
-            sample = None
+    for row in rows:
+        sample, fid = row.sample, row.fid
         args = sample.args[1:] if sample is not None else None
-        pred = vm.call(fid, *args) if args is not None else vm.resolve(fid, "hvc")
+        if args is not None:
+            pred = vm.call(fid, *args, conduit=row.conduit, imm=row.imm)
+        else:
+            pred = vm.resolve(fid, row.conduit, row.imm)
         action = pred.action.name.lower() if pred.action is not None else "none"
         name = cat.name_of(fid)
         expected = _answered(pred)
-        hit = next((i for i, f in enumerate(fwd) if int(f[2], 16) == fid), None)
+        # The vCPU's own index when the probes read it; else threads in start order,
+        # which is vCPU order in the lab's VMM.
+        vcpu = (
+            sample.vcpu if sample is not None and sample.vcpu is not None else tids.index(row.tid)
+        )
+        hit = next(
+            (i for i, f in enumerate(fwd) if int(f[2], 16) == fid and f[0] == str(vcpu)),
+            next((i for i, f in enumerate(fwd) if int(f[2], 16) == fid), None),
+        )
         x0: int | None = None
         note: str | None = None
         if hit is not None:
@@ -191,20 +234,20 @@ def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[
                 x0 = sample.x0
             else:
                 note = run.probe_error or X0_UNOBSERVED
+        label = f"{row.conduit.upper()} {fid:#010x} {name or '?'}"
         if (answered == "vmm") != (expected == "vmm"):
             mismatches.append(
-                f"{fid:#010x}: the emulator says {expected}, the real kernel gave it to "
+                f"{label}: the emulator says {expected}, the real kernel gave it to "
                 f"{'the VMM' if answered == 'vmm' else 'the kernel'}"
             )
         elif answered != "vmm" and x0 is not None and pred.x0 is not None and x0 != pred.x0:
             mismatches.append(
-                f"{fid:#010x} {name or '?'}: the real kernel returned x0={x0:#x}, the "
-                f"emulator predicted {pred.x0:#x}"
+                f"{label}: the real kernel returned x0={x0:#x}, the emulator predicted {pred.x0:#x}"
             )
         calls.append(
             GuestCall(
-                vcpu=tids.index(tid),
-                conduit="hvc",
+                vcpu=vcpu,
+                conduit=row.conduit,
                 function_id=fid,
                 name=name,
                 action=action,
@@ -214,6 +257,7 @@ def guest_calls(run: GuestRun, vm: KvmVm) -> tuple[tuple[GuestCall, ...], tuple[
                 predicted_by=expected,
                 args=args,
                 predicted_x0=pred.x0,
+                imm=row.imm,
             )
         )
     return tuple(calls), tuple(mismatches)
@@ -279,7 +323,14 @@ def _reasons(run: GuestRun, calls: Sequence[GuestCall], cpus: int, online: int |
     if run.exit_reason == "TIMEOUT":
         out.append("the guest did not power off before --timeout; the VMM stopped it")
     elif run.exit_reason in ("ERROR", None):
-        out.append(f"the VMM failed ({run.exit_reason or 'no exit line'}); see the console")
+        detail = next((" ".join(e.fields[1:]) for e in run.events if e.kind == "EXIT"), "")
+        out.append(
+            f"the VMM failed ({run.exit_reason or 'no exit line'}{' ' + detail if detail else ''})"
+        )
+    if run.vmm_rc is not None and run.vmm_rc > 128:
+        out.append(f"the VMM was killed by signal {run.vmm_rc - 128}")
+    if run.vmm_stderr:
+        out.append("the VMM's stderr: " + " | ".join(run.vmm_stderr[-5:]))
     if any("Kernel panic" in ln for ln in run.guest_console):
         out.append("the guest kernel panicked")
     if online is not None and online < cpus:
@@ -305,8 +356,12 @@ def verify_guest(
     policy: ForwardPolicy = ForwardPolicy.NOT_SUPPORTED,
     timeout_s: float = 60.0,
     cache_dir: Path | None = None,
+    conduit: str = "hvc",
 ) -> GuestResult:
     """Boot a Linux guest under the spec's table on each lab kernel and report its calls.
+
+    ``conduit`` is the SMCCC conduit the guest's device tree names (``hvc`` or
+    ``smc``): Linux makes all its SMCCC calls through it.
 
     Raises:
         LabError: the lab is not ready, the VMM does not compile, or QEMU fails.
@@ -339,6 +394,7 @@ def verify_guest(
             psci_policy=policy is ForwardPolicy.PSCI,
             hold_secondaries=hold,
             timeout_s=timeout_s,
+            conduit=conduit,
         )
         calls, mismatches = guest_calls(run, vm)
         online = _count_online(run.cpus_online)
@@ -365,6 +421,8 @@ def verify_guest(
                 filter_available=available,
                 probe_errno=probe_errno,
                 trace=guest_trace(run),
+                vmm_stderr=run.vmm_stderr,
+                conduit=conduit,
             )
         )
     return GuestResult(str(spec_path), True, False, result.diagnostics, tuple(reports))

@@ -18,6 +18,7 @@ from lab_fakes import emulator_run, fake_status
 from suite_paths import ROOT
 
 from hvcfilter import verify as verify_api
+from hvcfilter.api import replay
 from hvcfilter.cli import cli
 from hvcfilter.cli.lab import ReportFormat
 from hvcfilter.lab import LabStatus, lab_status
@@ -223,3 +224,38 @@ def test_lab_boot_calls_without_lab_exits_2_and_writes_nothing(
     code, _, err = run("lab", "boot-calls", "-o", str(out))
     assert code == 2 and "hvcfilter lab setup" in err
     assert not out.exists()
+
+
+def test_verify_guest_save_trace_jsonl_keeps_smc_calls_and_ftrace_warns(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hvcfilter.verify import guest as guest_mod
+
+    smc = guest_mod.GuestCall(
+        0, "smc", 0x8400000A, "PSCI_FEATURES_32", "handle", "kernel", 0, None, "kernel",
+        args=(0xC4000003, 0, 0), predicted_x0=0,
+    )  # fmt: skip
+    received: dict[str, Any] = {}
+
+    def fake(spec: str, kernels: tuple[str, ...], **kw: Any) -> guest_mod.GuestResult:
+        received.update(kw)
+        report = guest_mod.GuestReport(
+            "6.12", True, True, 1, 1, "0", 1.0, "0 0 0", "SHUTDOWN", (), (smc,), (), (), (),
+            trace="# tracer: nop\n", conduit="smc",
+        )  # fmt: skip
+        return guest_mod.GuestResult(spec, True, False, (), (report,))
+
+    monkeypatch.setattr(guest_mod, "verify_guest", fake)
+    spec = str(EXAMPLES / "minimal.toml")
+    jsonl = tmp_path / "guest.jsonl"
+    code, _, err = run("verify", "--guest", spec, "--conduit", "smc", "--save-trace", str(jsonl))
+    assert code == 0 and received["conduit"] == "smc" and "warning" not in err
+    # The saved calls replay as what they were: one SMC PSCI_FEATURES(CPU_ON_64), handled.
+    report = replay([str(jsonl)], kernel="6.12")
+    assert report.summary.calls == 1 and report.summary.outcomes["handled"] == 1
+    (row,) = [json.loads(ln) for ln in jsonl.read_text().splitlines() if not ln.startswith("#")]
+    assert row == {"x0": "0x8400000a", "x1": "0xc4000003", "x2": "0x0", "x3": "0x0",
+                   "conduit": "smc", "imm": 0, "vcpu": 0}  # fmt: skip
+    ftrace = tmp_path / "guest.txt"
+    code, _, err = run("verify", "--guest", spec, "--conduit", "smc", "--save-trace", str(ftrace))
+    assert code == 0 and "the 1 SMC calls are not in the saved trace" in err and ".jsonl" in err

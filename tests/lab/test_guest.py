@@ -129,3 +129,43 @@ def test_a_table_denying_trng_still_boots_and_the_kernel_denies_its_trng_calls(
     replayed = replay([str(saved)], spec=str(spec))
     assert replayed.summary.calls == len(g.calls)
     assert replayed.summary.outcomes["not_supported"] == len(trng)
+
+
+def test_smc_conduit_every_call_is_an_smc_and_the_jsonl_trace_replays_it(
+    lab: LabStatus, tmp_path: Path
+) -> None:
+    """A device tree naming the SMC conduit: Linux makes every SMCCC call by SMC.
+
+    No tracepoint records an SMC's function ID (reference §6.1); the
+    handle_smc probes do, with its registers, and 7.2 answers them through
+    the same SMCCC handler as HVCs (reference §4, 6.4 row).
+    """
+    from hvcfilter.render.guest import guest_calls_jsonl
+
+    result = verify_guest(EXAMPLES / "minimal.toml", ["7.2"], conduit="smc", timeout_s=60)
+    (g,) = result.guests
+    assert g.booted and g.powered_off and g.conduit == "smc"
+    assert g.calls and {c.conduit for c in g.calls} == {"smc"}
+    assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
+    assert all(c.x0 is not None and c.args is not None for c in g.calls)
+    assert g.mismatches == () and result.ok
+    saved = tmp_path / "guest.jsonl"
+    saved.write_text(guest_calls_jsonl(g))
+    replayed = replay([str(saved)], spec=str(EXAMPLES / "minimal.toml"))
+    assert replayed.summary.calls == len(g.calls) and replayed.summary.skipped_lines == 0
+
+
+def test_6_1_answers_every_smc_with_minus_one_so_the_guest_cannot_power_off(
+    lab: LabStatus,
+) -> None:
+    """Before 6.4 an EL1 SMC got x0 = -1 without reaching any SMCCC handler (reference §4).
+
+    Linux then finds no PSCI, cannot power off, and the VMM stops it at the timeout.
+    """
+    result = verify_guest(EXAMPLES / "minimal.toml", ["6.1"], conduit="smc", timeout_s=15)
+    (g,) = result.guests
+    assert g.booted and not g.powered_off and g.exit_reason == "TIMEOUT"
+    assert g.calls and {c.conduit for c in g.calls} == {"smc"}
+    assert {c.x0 for c in g.calls} == {2**64 - 1} and {c.action for c in g.calls} == {"none"}
+    assert g.mismatches == ()  # the 6.1 profile predicts exactly that
+    assert not result.ok

@@ -50,17 +50,27 @@ def _vcpu_blob() -> bytes:
     b = _Blob()
     b.add(FWD, "kvm_vcpu", 0)  # a forward declaration first: it has no members and is skipped
     u64 = b.add(INT, "u64", 8, struct.pack("<I", 64))
+    u32 = b.add(INT, "u32", 4, struct.pack("<I", 32))
     regs_array = b.add(ARRAY, "", 0, struct.pack("<III", u64, u64, 31))
     pt_regs = b.struct(STRUCT, "user_pt_regs", 272, [("regs", regs_array, 0), ("sp", u64, 1984)])
     ctxt = b.struct(STRUCT, "kvm_cpu_context", 1024, [("regs", pt_regs, 0)])
-    arch = b.struct(STRUCT, "kvm_vcpu_arch", 4096, [("flags", u64, 0), ("ctxt", ctxt, 64)])
+    fault = b.struct(STRUCT, "kvm_vcpu_fault_info", 32, [("esr_el2", u64, 0)])
+    arch = b.struct(
+        STRUCT, "kvm_vcpu_arch", 4096,
+        [("flags", u64, 0), ("ctxt", ctxt, 64), ("fault", fault, 1032 * 8)],
+    )  # fmt: skip
     arch_t = b.add(TYPEDEF, "kvm_vcpu_arch_t", arch)
     arch_c = b.add(CONST, "", arch_t)
     anon = b.struct(UNION, "", 4096, [("arch", arch_c, 0)])
     # kflag: member offsets carry a bit-field size in the top 8 bits.
     b.struct(
         STRUCT, "kvm_vcpu", 8192,
-        [("cpu", u64, (3 << 24) | 0), ("", anon, 256 * 8), ("mode", u64, (1 << 24) | 8 * 8 + 3)],
+        [
+            ("cpu", u64, (3 << 24) | 0),
+            ("vcpu_idx", u32, 40 * 8),
+            ("", anon, 256 * 8),
+            ("mode", u64, (1 << 24) | 8 * 8 + 3),
+        ],
         kflag=True,
     )  # fmt: skip
     return b.section()
@@ -68,5 +78,6 @@ def _vcpu_blob() -> bytes:
 
 @pytest.fixture
 def vcpu_btf() -> bytes:
-    """A BTF section where ``kvm_vcpu.arch.ctxt.regs.regs`` sits at byte 264."""
+    """BTF where ``kvm_vcpu.arch.ctxt.regs.regs`` is at byte 264, ``vcpu_idx`` at 40 and
+    ``arch.fault.esr_el2`` at 1288."""
     return _vcpu_blob()

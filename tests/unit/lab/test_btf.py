@@ -12,6 +12,7 @@ def test_the_offset_walks_through_anonymous_members_typedefs_and_consts(vcpu_btf
     assert member_offset(image, "kvm_vcpu", "arch.ctxt.regs.regs") == 256 + 8
     assert member_offset(image, "kvm_vcpu", "arch.ctxt.regs.sp") == 256 + 8 + 248
     assert member_offset(image, "kvm_vcpu", "cpu") == 0
+    assert member_offset(image, "kvm_vcpu", "vcpu_idx") == 40
 
 
 def test_missing_struct_member_and_bitfield_are_errors_that_say_which(vcpu_btf: bytes) -> None:

@@ -71,3 +71,19 @@ def test_parse_refuses_a_bad_magic() -> None:
     blob[0] = 0
     with pytest.raises(ValueError, match="magic"):
         fdt.parse(bytes(blob))
+
+
+def test_the_psci_method_is_the_conduit_asked_for() -> None:
+    def method(conduit: str) -> bytes:
+        blob = fdt.guest_tree(
+            cpus=1, ram_base=0x80000000, ram_size=0x10000000, initrd=(0x88000000, 0x88001000),
+            uart=0x9000000, gicd=0x8000000, gicr=0x80A0000, bootargs="", conduit=conduit,
+        )  # fmt: skip
+        (psci,) = [n for n in fdt.parse(blob).children if n.name == "psci"]
+        value = psci.props["method"]
+        assert isinstance(value, bytes)
+        return value
+
+    assert method("smc") == b"smc\0" and method("hvc") == b"hvc\0"
+    with pytest.raises(ValueError, match="hvc or smc"):
+        method("svc")

@@ -55,14 +55,14 @@ def test_calls_in_order_with_vcpus_from_threads_and_vmm_answers() -> None:
 _VCPU = 0xFFF0000003C53720
 
 
-def _probed(tid: int, fid: int, x1: int, x0: int) -> str:
+def _probed(tid: int, fid: int, x1: int, x0: int, idx: int = 0) -> str:
     """One call's kvm_hvc_arm64 line and its two handle_hvc probe lines, as 6.12 prints them."""
     saved = " ".join(
         f"r{n}={_VCPU if n == 20 else 0:#x} v{n}={x0 if n == 20 else 0:#x}" for n in range(19, 29)
     )
     return (
         f" guest_vmm-{tid} [000] d.... 2.6: hvc_args: (handle_hvc+0x0/0x118) vcpu={_VCPU:#x} "
-        f"a0={fid:#x} a1={x1:#x} a2=0x0 a3=0x0\n"
+        f"a0={fid:#x} a1={x1:#x} a2=0x0 a3=0x0 idx={idx}\n"
         f" guest_vmm-{tid} [000] ..... 2.6: kvm_hvc_arm64: HVC at 0xffff80 (r0: {fid:#018x}, "
         "imm: 0x0)\n"
         f" guest_vmm-{tid} [000] d.... 2.6: hvc_ret: (handle_exit+0x68/0x168 <- handle_hvc) ret=1 "
@@ -92,7 +92,7 @@ def test_a_kernel_x0_other_than_the_prediction_is_a_mismatch() -> None:
     calls, mismatches = guest_calls(_probed_run(trace), _vm(False))
     assert calls[0].x0 == 0x10000 and calls[0].predicted_x0 == 0x10001
     assert mismatches == (
-        "0x80000000 SMCCC_VERSION: the real kernel returned x0=0x10000, the emulator "
+        "HVC 0x80000000 SMCCC_VERSION: the real kernel returned x0=0x10000, the emulator "
         "predicted 0x10001",
     )
     assert "x0=0x10000 (emulator: kernel, x0=0x10001)" in guest_text(_result(calls, mismatches))
@@ -221,3 +221,36 @@ def test_an_unimplemented_call_is_answered_by_the_kernel_and_a_denied_one_by_the
         (0xC4000003, "deny", "denied", "denied"),
     ]
     assert mismatches == ()
+
+
+def test_the_vcpu_is_the_index_the_probes_read_not_the_thread_order() -> None:
+    # Only vCPU 1's thread made calls here: thread order alone would call it vCPU 0.
+    fwd = VmmEvent("FWD", ("1", "0", "c4000003", "0"))
+    trace = _probed(200, 0x84000000, 0, 0x10001, idx=1) + _probed(
+        200, 0xC4000003, 0, 0xC4000003, idx=1
+    )
+    run = GuestRun("6.12", (), (fwd,), 0, trace, 7.0, "")
+    calls, mismatches = guest_calls(run, _vm(True))
+    assert [(c.vcpu, c.answered_by, c.x0) for c in calls] == [(1, "kernel", 0x10001), (1, "vmm", 0)]
+    assert mismatches == ()
+
+
+def test_smc_calls_come_from_the_probes_in_trace_order_with_hvcs() -> None:
+    saved = " ".join(
+        f"r{n}={_VCPU if n == 20 else 0:#x} v{n}={2**64 - 1 if n == 20 else 0:#x}"
+        for n in range(19, 29)
+    )
+    smc = (
+        f" guest_vmm-135 [000] d.... 2.7: smc_args: (handle_smc+0x0/0x40) vcpu={_VCPU:#x} "
+        "a0=0xc2000005 a1=0x0 a2=0x0 a3=0x0 idx=0 esr=0x5e000000\n"
+        " guest_vmm-135 [000] d.... 2.7: smc_ret: (handle_exit+0x68/0x168 <- handle_smc) ret=1 "
+        f"{saved}\n"
+    )
+    trace = _probed(135, 0x80000000, 0, 0x10001) + smc + _probed(135, 0x84000000, 0, 0x10001)
+    calls, mismatches = guest_calls(_probed_run(trace), _vm(False))
+    assert [(c.conduit, c.function_id, c.x0) for c in calls] == [
+        ("hvc", 0x80000000, 0x10001),
+        ("smc", 0xC2000005, 2**64 - 1),  # SiP over SMC: nothing in KVM implements it
+        ("hvc", 0x84000000, 0x10001),
+    ]
+    assert calls[1].predicted_x0 == 2**64 - 1 and mismatches == ()
