@@ -177,6 +177,13 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
 )
 @click.option("--console", "show_console", is_flag=True, help="With --guest: the whole console.")
 @click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --guest: kernels booted at once (default: one per core).",
+)
+@click.option(
     "--timeout",
     type=click.FloatRange(min=5),
     default=60.0,
@@ -209,6 +216,7 @@ def verify(
     forward_policy: str,
     conduit: str,
     show_console: bool,
+    jobs: int | None,
     timeout: float,
     save_trace: str | None,
 ) -> None:
@@ -239,6 +247,7 @@ def verify(
             cpus=cpus,
             forward_policy=forward_policy,
             conduit=conduit,
+            jobs=jobs,
             show_console=show_console,
             timeout=timeout,
             fmt=fmt,
@@ -271,6 +280,7 @@ def _verify_guest(
     cpus: int,
     forward_policy: str,
     conduit: str,
+    jobs: int | None,
     show_console: bool,
     timeout: float,
     fmt: str,
@@ -282,7 +292,7 @@ def _verify_guest(
     from hvcfilter.spec import DEFAULT_SPEC
     from hvcfilter.verify.guest import ForwardPolicy, verify_guest
 
-    result = verify_guest(spec or DEFAULT_SPEC, kernels, cpus=cpus, conduit=conduit,
+    result = verify_guest(spec or DEFAULT_SPEC, kernels, cpus=cpus, conduit=conduit, jobs=jobs,
                           policy=ForwardPolicy(forward_policy), timeout_s=timeout)  # fmt: skip
     if result.diagnostics:
         click.echo(diagnostics_text(result.diagnostics), err=True, nl=False)

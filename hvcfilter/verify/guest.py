@@ -16,9 +16,11 @@ probes saw nothing, a call carries ``x0 = None`` with the reason, never a guess.
 
 from __future__ import annotations
 
+import os
 import re
 from collections import deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -28,7 +30,7 @@ from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.errors import errno_name
 from hvcfilter.kernel import CallResult, KvmVm
 from hvcfilter.kernel.abi import Action
-from hvcfilter.lab import CallSample, GuestRun, lab_status, run_guest
+from hvcfilter.lab import CallSample, GuestRun, build_vmm, lab_status, run_guest
 from hvcfilter.smccc import Conduit
 from hvcfilter.verify.plans import emulator_profile, lab_kernel_for
 
@@ -357,11 +359,14 @@ def verify_guest(
     timeout_s: float = 60.0,
     cache_dir: Path | None = None,
     conduit: str = "hvc",
+    jobs: int | None = None,
 ) -> GuestResult:
     """Boot a Linux guest under the spec's table on each lab kernel and report its calls.
 
     ``conduit`` is the SMCCC conduit the guest's device tree names (``hvc`` or
-    ``smc``): Linux makes all its SMCCC calls through it.
+    ``smc``): Linux makes all its SMCCC calls through it. ``jobs`` bounds the
+    kernels booted at once (default: one per core); reports keep the kernels'
+    order either way.
 
     Raises:
         LabError: the lab is not ready, the VMM does not compile, or QEMU fails.
@@ -378,8 +383,10 @@ def verify_guest(
     lab = lab_status(cache_dir)
     chosen = list(kernels) or [lab_kernel_for(table.profile)]
     raw = table.encode()
-    reports = []
-    for kernel in chosen:
+    # Once, before any boot: parallel boots then share the cached binary.
+    build_vmm(lab.cache_dir, header)
+
+    def boot(kernel: str) -> GuestReport:
         vm = KvmVm(emulator_profile(kernel), nr_vcpus=cpus)
         predicted = predicted_install(vm, raw)
         # Secondaries wait for the VMM's CPU_ON only when the VMM, not KVM, answers it.
@@ -396,33 +403,50 @@ def verify_guest(
             timeout_s=timeout_s,
             conduit=conduit,
         )
-        calls, mismatches = guest_calls(run, vm)
-        online = _count_online(run.cpus_online)
-        install = next((" ".join(e.fields) for e in run.events if e.kind == "INSTALL"), "none")
-        available, probe_errno, install_mismatches = _install_fields(
-            install, predicted, probed=bool(raw)
-        )
-        reports.append(
-            GuestReport(
-                kernel=kernel,
-                booted=run.booted,
-                powered_off=run.exit_reason == "SHUTDOWN",
-                cpus=cpus,
-                cpus_online=online,
-                online=run.cpus_online,
-                seconds=round(run.seconds, 2),
-                install=install,
-                exit_reason=run.exit_reason,
-                reasons=tuple(_reasons(run, calls, cpus, online)),
-                calls=calls,
-                mismatches=(*install_mismatches, *mismatches),
-                console_tail=run.guest_console[-15:],
-                console=run.guest_console,
-                filter_available=available,
-                probe_errno=probe_errno,
-                trace=guest_trace(run),
-                vmm_stderr=run.vmm_stderr,
-                conduit=conduit,
-            )
-        )
+        return _report(run, vm, predicted, probed=bool(raw), cpus=cpus, conduit=conduit)
+
+    workers = max(1, min(len(chosen), jobs or os.cpu_count() or 1))
+    if workers == 1:
+        reports = [boot(kernel) for kernel in chosen]
+    else:
+        # Each boot is a QEMU process the thread waits on, so threads are enough.
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            reports = list(pool.map(boot, chosen))
     return GuestResult(str(spec_path), True, False, result.diagnostics, tuple(reports))
+
+
+def _report(
+    run: GuestRun,
+    vm: KvmVm,
+    predicted: tuple[int, int, int],
+    *,
+    probed: bool,
+    cpus: int,
+    conduit: str,
+) -> GuestReport:
+    """One kernel's report from its guest run and the emulator that replays it."""
+    calls, mismatches = guest_calls(run, vm)
+    online = _count_online(run.cpus_online)
+    install = next((" ".join(e.fields) for e in run.events if e.kind == "INSTALL"), "none")
+    available, probe_errno, install_mismatches = _install_fields(install, predicted, probed=probed)
+    return GuestReport(
+        kernel=run.kernel,
+        booted=run.booted,
+        powered_off=run.exit_reason == "SHUTDOWN",
+        cpus=cpus,
+        cpus_online=online,
+        online=run.cpus_online,
+        seconds=round(run.seconds, 2),
+        install=install,
+        exit_reason=run.exit_reason,
+        reasons=tuple(_reasons(run, calls, cpus, online)),
+        calls=calls,
+        mismatches=(*install_mismatches, *mismatches),
+        console_tail=run.guest_console[-15:],
+        console=run.guest_console,
+        filter_available=available,
+        probe_errno=probe_errno,
+        trace=guest_trace(run),
+        vmm_stderr=run.vmm_stderr,
+        conduit=conduit,
+    )

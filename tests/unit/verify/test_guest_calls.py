@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import errno
 import json
+import threading
+import time
 from pathlib import Path
+
+import pytest
+from lab_fakes import fake_status
 
 from hvcfilter.api import replay
 from hvcfilter.kernel import KvmVm
@@ -254,3 +259,33 @@ def test_smc_calls_come_from_the_probes_in_trace_order_with_hvcs() -> None:
         ("hvc", 0x84000000, 0x10001),
     ]
     assert calls[1].predicted_x0 == 2**64 - 1 and mismatches == ()
+
+
+def test_kernels_boot_in_parallel_and_reports_keep_the_kernels_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from hvcfilter.verify import guest as guest_mod
+
+    running, peak, lock = [0], [0], threading.Lock()
+    both_started = threading.Barrier(2, timeout=10)
+    built: list[str] = []
+
+    def fake_run_guest(_lab: object, kernel: str, _header: str, **_: object) -> GuestRun:
+        with lock:
+            running[0] += 1
+            peak[0] = max(peak[0], running[0])
+        if kernel != "6.1":
+            both_started.wait()  # 6.12 and 7.2 are in flight together
+        time.sleep(0.05 if kernel == "6.12" else 0)  # finish out of order
+        with lock:
+            running[0] -= 1
+        return GuestRun(kernel, ("@@GUEST-INIT",), (), 0, _TRACE, 1.0, "")
+
+    monkeypatch.setattr(guest_mod, "lab_status", lambda _cache: fake_status(tmp_path))
+    monkeypatch.setattr(guest_mod, "build_vmm", lambda _cache, header: built.append(header))
+    monkeypatch.setattr(guest_mod, "run_guest", fake_run_guest)
+    spec = Path(__file__).resolve().parents[3] / "examples" / "minimal.toml"
+    result = guest_mod.verify_guest(spec, ["6.1", "6.12", "7.2"], jobs=2)
+    assert [g.kernel for g in result.guests] == ["6.1", "6.12", "7.2"]
+    assert peak[0] == 2 and len(built) == 1  # the VMM is built once, before the boots
+    assert all(len(g.calls) == 3 for g in result.guests)
