@@ -182,6 +182,10 @@ def _boot(cmd: list[str], timeout_s: float) -> tuple[str, float, float]:
         proc.wait()
         raise LabError("QEMU closed its console but did not exit") from e
     finally:
+        # Whatever stopped the wait (an interrupt, an error), no QEMU outlives it.
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
         sel.close()
         proc.stdout.close()
     total = time.monotonic() - t0
