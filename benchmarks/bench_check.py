@@ -4,7 +4,7 @@
    time, against ``python -c pass`` (the interpreter alone) in the same run.
    Target: at most 150 ms.
 2. ``check`` of a generated spec with 100,000 raw ranges, in process, against
-   ``tomllib.loads`` of the same text alone. Target: at most 1.5x tomllib.
+   ``tomllib.loads`` of the same text alone. Target (issue 13): at most 1.1x tomllib.
 
 Run: ``python benchmarks/bench_check.py [--repeats N] [--ranges N]``.
 """
@@ -20,6 +20,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _harness import ROOT, cached_bytecode, hvcfilter_argv, ratio, time_call, time_process
+
+# Issue 13: check of the 100,000-range spec at most 1.1x a tomllib parse of it.
+CHECK_TARGET = 1.1
 
 
 def generate_spec(count: int) -> str:
@@ -103,9 +106,10 @@ def main() -> None:
     ):
         print("  ", baseline.line())
         print("  ", measured.line())
-        verdict = "ok" if measured.median <= 1.5 * baseline.median else "MISSED"
+        verdict = "ok" if measured.median <= CHECK_TARGET * baseline.median else "MISSED"
         print(
-            f"   {where}: check / tomllib = {ratio(measured, baseline)}; target <= 1.50x: {verdict}"
+            f"   {where}: check / tomllib = {ratio(measured, baseline)}; "
+            f"target <= {CHECK_TARGET:.2f}x: {verdict}"
         )
 
 
