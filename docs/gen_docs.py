@@ -2,7 +2,7 @@
 
 ``docs/rules.md`` comes from the rule registry
 (:func:`hvcfilter.render.rules_reference.rules_reference`). In the command
-pages (``docs/commands/*.md``), each block between ``<!-- run: hvcfilter ... -->``
+pages (``docs/commands/*.md``) and the README, each block between ``<!-- run: hvcfilter ... -->``
 and ``<!-- end run -->`` is the real output of that command, run in-process
 from the repository root on the shipped examples and traces; ``run lines=N:``
 keeps the first N lines. In ``docs/api.md`` each Python example followed by
@@ -144,6 +144,9 @@ def expected_files() -> dict[Path, str]:
     files[API_PAGE] = refresh_python(API_PAGE.read_text("utf-8"))
     for page in sorted(COMMANDS_DIR.glob("*.md")):
         files[page] = refresh_outputs(page.read_text("utf-8"))
+    # The README's examples drift like any page's (an example's line numbers move).
+    readme = ROOT / "README.md"
+    files[readme] = refresh_outputs(readme.read_text("utf-8"))
     return files
 
 
