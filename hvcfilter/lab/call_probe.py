@@ -111,7 +111,7 @@ def _sample(
         imm=esr & 0xFFFF if esr is not None else None,
         vcpu=entry.get("idx"),
         handled=ret.get("ret"),
-        x0=x0 if ret else None,
+        x0=x0,
     )
 
 
