@@ -10,9 +10,9 @@ document is then resolved into records (:mod:`.resolve`).
 from __future__ import annotations
 
 import sys
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from hvcfilter.diagnostics import Diagnostic, Location
 from hvcfilter.model import FilterSpec
@@ -20,6 +20,8 @@ from hvcfilter.spec.input_rules import diag
 from hvcfilter.spec.reader import read_document
 from hvcfilter.spec.resolve import resolve
 from hvcfilter.spec.source import SourceMap, split_toml_error
+from hvcfilter.spec.toml_subset import PlainLine
+from hvcfilter.spec.toml_subset import parse as parse_plain_toml
 
 __all__ = ["DEFAULT_SPEC", "LoadResult", "is_toml", "load", "load_bytes", "loads"]
 
@@ -88,19 +90,54 @@ def load_bytes(data: bytes, filename: str) -> LoadResult:
 def is_toml(data: bytes) -> bool:
     """Whether ``data`` is UTF-8 TOML (a spec, as opposed to a binary payload)."""
     try:
-        tomllib.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError):
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
         return False
-    return True
+    return not isinstance(_parse_toml(text, "<bytes>"), LoadResult)
 
 
 def loads(text: str, filename: str = "<string>") -> LoadResult:
     """Parse and resolve spec text; never raises for bad input."""
     # Editors on Windows start UTF-8 files with a byte-order mark; TOML has no place for it.
     text = text.removeprefix("\ufeff")
-    source = SourceMap(text)
+    parsed = _parse_toml(text, filename)
+    if isinstance(parsed, LoadResult):
+        return parsed
+    raw, plain_lines = parsed
+    source = SourceMap(text, plain_lines)
+    document = read_document(raw)
+    if document is None:
+        # The fast reader declined: let the schema of record find and word the errors.
+        from pydantic import ValidationError
+
+        from hvcfilter.spec import schema
+        from hvcfilter.spec.schema_errors import one_per_key, schema_diagnostic
+
+        try:
+            document = schema.to_document(schema.SpecDocumentModel.model_validate(raw))
+        except ValidationError as exc:
+            errors = exc.errors()
+            found = one_per_key(schema_diagnostic(err, raw, filename, source) for err in errors)
+            return LoadResult(filename, None, tuple(sorted(found, key=Diagnostic.sort_key)))
+    spec, diags = resolve(document, filename, source)
+    return LoadResult(filename, spec, diags)
+
+
+def _parse_toml(
+    text: str, filename: str
+) -> tuple[dict[str, Any], list[PlainLine] | None] | LoadResult:
+    """The TOML document and, if it is plain TOML, its lines; or its syntax error as a result.
+
+    Plain TOML, which is what specs are written in, is read by the fast
+    subset parser; tomllib reads the rest and words every syntax error.
+    """
+    plain = parse_plain_toml(text)
+    if plain is not None:
+        return plain.document, plain.lines
+    import tomllib  # only for TOML outside the plain subset
+
     try:
-        raw = tomllib.loads(text)
+        return tomllib.loads(text), None
     except RecursionError:
         return LoadResult(
             filename,
@@ -128,22 +165,6 @@ def loads(text: str, filename: str = "<string>") -> LoadResult:
                 ),
             ),
         )
-    document = read_document(raw)
-    if document is None:
-        # The fast reader declined: let the schema of record find and word the errors.
-        from pydantic import ValidationError
-
-        from hvcfilter.spec import schema
-        from hvcfilter.spec.schema_errors import one_per_key, schema_diagnostic
-
-        try:
-            document = schema.to_document(schema.SpecDocumentModel.model_validate(raw))
-        except ValidationError as exc:
-            errors = exc.errors()
-            found = one_per_key(schema_diagnostic(err, raw, filename, source) for err in errors)
-            return LoadResult(filename, None, tuple(sorted(found, key=Diagnostic.sort_key)))
-    spec, diags = resolve(document, filename, source)
-    return LoadResult(filename, spec, diags)
 
 
 def _unreadable(name: str, reason: str, hint: str | None) -> LoadResult:

@@ -8,9 +8,11 @@ only when a diagnostic needs a position: a clean spec pays nothing for it.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from hvcfilter.diagnostics import Location
 from hvcfilter.model import FilterSpec
+from hvcfilter.spec.toml_subset import PlainLine
 
 __all__ = ["KeyPath", "SourceMap", "format_key_path", "locate", "location", "split_toml_error"]
 
@@ -58,16 +60,20 @@ class SourceMap:
     arrays of tables, ``key =`` lines, multi-line strings) to point at a line.
     """
 
-    def __init__(self, text: str) -> None:
+    def __init__(self, text: str, plain_lines: Sequence[PlainLine] | None = None) -> None:
+        """``plain_lines``: what the plain-TOML parser made of ``text``, if it read it."""
         self._text = text
+        self._plain_lines = plain_lines
         self._index: dict[KeyPath, tuple[int, int]] | None = None
-        self._lazy: _LazyIndex | None = None
+        self._lazy: _LazyIndex | _PlainIndex | None = None
 
     def locate(self, path: KeyPath) -> tuple[int, int] | None:
         """The (line, column) of the longest known prefix of ``path``."""
         if self._index is None and self._lazy is None:
             text = self._text
-            if '"""' not in text and "'''" not in text and not _ODD_BREAKS.search(text):
+            if self._plain_lines is not None:
+                self._lazy = _PlainIndex(text, self._plain_lines)
+            elif '"""' not in text and "'''" not in text and not _ODD_BREAKS.search(text):
                 self._lazy = _LazyIndex(self._text)
             else:
                 self._build()
@@ -191,6 +197,62 @@ class _LazyIndex:
                 if key and key.group(1).strip("\"'") == name:
                     return number + offset, len(line) - len(stripped) + 1
         return None
+
+
+class _PlainIndex:
+    """The answers of :meth:`SourceMap._build` for text the plain-TOML parser read.
+
+    Its lines are already split and classified, so the headers are indexed by
+    one pass over them, and a table's key lines are read only when one is
+    asked for. Plain TOML defines each table once, so each has one body.
+    """
+
+    def __init__(self, text: str, lines: Sequence[PlainLine]) -> None:
+        self._text = text
+        self._lines = lines
+        self._line_texts: list[str] | None = None
+        self._found: dict[KeyPath, tuple[int, int] | None] = {}
+        # table -> the index in `lines` of its header (-1 for the root table)
+        # and of its first and past-last body line.
+        self._tables: dict[KeyPath, tuple[int, int, int]] = {}
+        counts: dict[str, int] = {}
+        table: KeyPath = ()
+        header = -1
+        for index in [i for i, line in enumerate(lines) if line[2] or line[3]]:
+            self._tables[table] = (header, header + 1, index)
+            _, _, array_name, table_name = lines[index]
+            if array_name:
+                position = counts.get(array_name, 0)
+                counts[array_name] = position + 1
+                table = (array_name, position)
+            else:
+                table = (table_name,)
+            header = index
+        self._tables[table] = (header, header + 1, len(lines))
+
+    def _column(self, index: int) -> int:
+        if self._line_texts is None:
+            self._line_texts = self._text.split("\n")
+        line = self._line_texts[index]
+        return len(line) - len(line.lstrip()) + 1
+
+    def get(self, path: KeyPath) -> tuple[int, int] | None:
+        if path in self._found:
+            return self._found[path]
+        found = None
+        if path in self._tables:
+            header = self._tables[path][0]
+            if header >= 0:
+                found = (header + 1, self._column(header))
+        elif path and isinstance(path[-1], str) and path[:-1] in self._tables:
+            _, start, end = self._tables[path[:-1]]
+            name = path[-1]
+            for index in range(start, end):
+                if self._lines[index][0] == name:
+                    found = (index + 1, self._column(index))
+                    break
+        self._found[path] = found
+        return found
 
 
 def _open_multiline(line: str) -> str | None:

@@ -1,4 +1,4 @@
-"""The lazy header index of SourceMap gives the positions the full line scan gives."""
+"""The lazy indexes of SourceMap give the positions the full line scan gives."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from hvcfilter.spec.source import SourceMap
+from hvcfilter.spec.toml_subset import parse
 
 _ROOT = Path(__file__).resolve().parents[3]
 _ODD = """\
@@ -54,3 +55,44 @@ def test_multiline_strings_use_the_full_scan() -> None:
     assert source.locate(("filter", "name")) == (5, 1)
     assert source.locate(("not", "a", "table")) is None
     assert source._lazy is None
+
+
+_PLAIN = """\
+top = 1  # root keys come first
+\tother = "x"
+
+  [filter]  # a comment
+name = "x"
+[[range]]
+  base = 1
+[[ range ]]
+base = 2
+\tnr_functions = 3
+[vm]
+allow = ["HVF303", "twin-gap"]
+# a comment line
+cpus = 2
+"""
+
+
+@pytest.mark.parametrize("text", [_PLAIN, _PLAIN.replace("\n", "\r\n"), *_cases()[1:]])
+def test_plain_toml_positions_match_the_full_scan(text: str) -> None:
+    plain = parse(text)
+    assert plain is not None, "the case is plain TOML"
+    index = SourceMap(text)._build()
+    assert index, "the case has positions to compare"
+    source = SourceMap(text, plain.lines)
+    for path, position in index.items():
+        assert source.locate(path) == position, path
+    assert type(source._lazy).__name__ == "_PlainIndex"  # the parsed lines answered
+
+
+def test_plain_toml_unknown_keys_fall_back_to_their_table() -> None:
+    plain = parse(_PLAIN)
+    assert plain is not None
+    source = SourceMap(_PLAIN, plain.lines)
+    assert source.locate(("range", 1, "comment")) == (8, 1)
+    assert source.locate(("range", 1, "nr_functions")) == (10, 2)
+    assert source.locate(("vm", "allow", 1)) == (12, 1)
+    assert source.locate(("other",)) == (2, 2)
+    assert source.locate(("nowhere",)) is None
