@@ -57,23 +57,46 @@ def time_process(
     env: dict[str, str] | None = None,
 ) -> Timing:
     """Time a whole child process ``repeats`` times; also report its peak RSS."""
-    samples = []
-    peak = 0.0
+    return time_processes([Command(label, argv, env, ok_codes)], repeats)[0]
+
+
+@dataclass(frozen=True)
+class Command:
+    """A child process to time: its label, argv, environment (None: this one) and exit codes."""
+
+    label: str
+    argv: Sequence[str]
+    env: dict[str, str] | None = None
+    ok_codes: Sequence[int] = (0,)
+
+
+def time_processes(commands: Sequence[Command], repeats: int) -> list[Timing]:
+    """Time several child processes in turn, round after round, ``repeats`` rounds.
+
+    Interleaving puts a measurement and its baseline under the same
+    conditions: on a shared machine a slow minute slows both, not one.
+    """
+    samples: list[list[float]] = [[] for _ in commands]
+    peaks = [0.0 for _ in commands]
     for _ in range(repeats):
-        start = time.perf_counter()
-        pid = os.posix_spawn(
-            argv[0],
-            list(argv),
-            dict(os.environ) if env is None else env,
-            file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
-        )
-        _, status, usage = os.wait4(pid, 0)
-        samples.append(time.perf_counter() - start)
-        code = os.waitstatus_to_exitcode(status)
-        if code not in ok_codes:
-            raise SystemExit(f"{label}: {' '.join(argv)} exited with {code}")
-        peak = max(peak, usage.ru_maxrss / 1024)
-    return Timing(label, statistics.median(samples), min(samples), max(samples), peak)
+        for i, command in enumerate(commands):
+            start = time.perf_counter()
+            pid = os.posix_spawn(
+                command.argv[0],
+                list(command.argv),
+                dict(os.environ) if command.env is None else command.env,
+                file_actions=[(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)],
+            )
+            _, status, usage = os.wait4(pid, 0)
+            samples[i].append(time.perf_counter() - start)
+            code = os.waitstatus_to_exitcode(status)
+            if code not in command.ok_codes:
+                raise SystemExit(f"{command.label}: {' '.join(command.argv)} exited with {code}")
+            peaks[i] = max(peaks[i], usage.ru_maxrss / 1024)
+    return [
+        Timing(c.label, statistics.median(t), min(t), max(t), peak)
+        for c, t, peak in zip(commands, samples, peaks, strict=True)
+    ]
 
 
 def hvcfilter_argv(*args: str) -> list[str]:

@@ -19,7 +19,15 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _harness import ROOT, cached_bytecode, hvcfilter_argv, ratio, time_call, time_process
+from _harness import (
+    ROOT,
+    Command,
+    cached_bytecode,
+    hvcfilter_argv,
+    ratio,
+    time_call,
+    time_processes,
+)
 
 # Issue 13: check of the 100,000-range spec at most 1.1x a tomllib parse of it.
 CHECK_TARGET = 1.1
@@ -38,24 +46,30 @@ def generate_spec(count: int) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=15)
+    parser.add_argument("--repeats", type=int, default=31)
     parser.add_argument("--ranges", type=int, default=100_000)
     args = parser.parse_args()
 
     example = str(ROOT / "examples" / "vcpu-hotplug.toml")
-    python = time_process("python -c pass (baseline)", [sys.executable, "-c", "pass"], args.repeats)
-    check = time_process(
-        "hvcfilter check examples/vcpu-hotplug.toml",
-        hvcfilter_argv("check", example),
+    python, check = time_processes(
+        [
+            Command("python -c pass (baseline)", [sys.executable, "-c", "pass"]),
+            Command("hvcfilter check examples/vcpu-hotplug.toml", hvcfilter_argv("check", example)),
+        ],
         args.repeats,
     )
     with tempfile.TemporaryDirectory() as cache:
         argv, env = cached_bytecode([sys.executable, "-c", "pass"], Path(cache))
-        python_c = time_process("python -c pass (bytecode cached)", argv, args.repeats, env=env)
-        argv, env = cached_bytecode(
+        check_argv, check_env = cached_bytecode(
             [sys.executable, "-m", "hvcfilter", "check", example], Path(cache)
         )
-        check_c = time_process("hvcfilter check (bytecode cached)", argv, args.repeats, env=env)
+        python_c, check_c = time_processes(
+            [
+                Command("python -c pass (bytecode cached)", argv, env),
+                Command("hvcfilter check (bytecode cached)", check_argv, check_env),
+            ],
+            args.repeats,
+        )
     print("1. start-up, whole process")
     print("  ", python.line())
     print("  ", check.line())
@@ -86,18 +100,20 @@ def main() -> None:
         linted = time_call(
             f"check ({args.ranges:,} ranges)", lambda: lint_text(text, str(path)), repeats
         )
-        whole_parse = time_process(
-            "python: tomllib.load (whole process)",
+        whole_parse, whole_check = time_processes(
             [
-                sys.executable,
-                "-c",
-                "import sys, tomllib; tomllib.load(open(sys.argv[1], 'rb'))",
-                str(path),
+                Command(
+                    "python: tomllib.load (whole process)",
+                    [
+                        sys.executable,
+                        "-c",
+                        "import sys, tomllib; tomllib.load(open(sys.argv[1], 'rb'))",
+                        str(path),
+                    ],
+                ),
+                Command("hvcfilter check (whole process)", hvcfilter_argv("check", str(path))),
             ],
             repeats,
-        )
-        whole_check = time_process(
-            "hvcfilter check (whole process)", hvcfilter_argv("check", str(path)), repeats
         )
     print(f"2. {args.ranges:,}-range spec ({len(text) / 1e6:.1f} MB)")
     for measured, baseline, where in (

@@ -7,8 +7,8 @@ GitHub annotations.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 __all__ = ["Diagnostic", "Location", "Severity"]
 
@@ -31,8 +31,7 @@ class Severity(IntEnum):
         return self.name.lower()
 
 
-@dataclass(frozen=True, slots=True)
-class Location:
+class Location(NamedTuple):
     """Where a finding is: a file, a 1-based line and column, a TOML key path, a byte offset."""
 
     file: str
@@ -52,8 +51,7 @@ class Location:
         return text
 
 
-@dataclass(frozen=True, slots=True)
-class Diagnostic:
+class Diagnostic(NamedTuple):
     """One finding with its stable code, e.g. ``HVF201 overlapping-ranges``."""
 
     code: str

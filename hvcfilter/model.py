@@ -122,8 +122,7 @@ ENTRY_TYPES: dict[str, type[SpecEntry]] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class FilterTable:
+class FilterTable(NamedTuple):
     """The ``[filter]`` table: what the table is and which kernel it targets."""
 
     name: str | None = None
@@ -137,8 +136,7 @@ class FilterTable:
     layout: LayoutName | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class VmTable:
+class VmTable(NamedTuple):
     """The ``[vm]`` table: how the emulated VM is configured for dry-runs."""
 
     psci_version: str | None = None
@@ -152,8 +150,7 @@ class VmTable:
 VM_BITMAP_KEYS = ("std", "std_hyp", "vendor_hyp", "vendor_hyp_2")
 
 
-@dataclass(frozen=True, slots=True)
-class SpecDocument:
+class SpecDocument(NamedTuple):
     """The whole TOML document, each field checked on its own, before resolution."""
 
     filter: FilterTable = FilterTable()

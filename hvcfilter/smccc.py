@@ -11,10 +11,9 @@ from __future__ import annotations
 import bisect
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from functools import cache
-from typing import Literal, NewType
+from typing import Literal, NamedTuple, NewType
 
 __all__ = [
     "ARCH_RESERVED_SMC32",
@@ -196,15 +195,14 @@ def owner_numbers() -> Sequence[str]:
     return tuple(_OWNER_NAMES)
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class IdRange:
+class IdRange(NamedTuple):
     """An inclusive range of function IDs, ``first..last``."""
 
     first: int
     last: int
 
     @property
-    def count(self) -> int:
+    def size(self) -> int:
         """How many IDs the range holds (up to 2**32)."""
         return self.last - self.first + 1
 
@@ -222,8 +220,7 @@ def format_id(fid: int) -> str:
     return f"0x{fid:08X}"
 
 
-@dataclass(frozen=True, slots=True)
-class DecodedId:
+class DecodedId(NamedTuple):
     """The fields of one 32-bit function ID (DEN0028 section 2.5)."""
 
     value: int
@@ -345,8 +342,7 @@ def merge_ranges(ranges: Sequence[IdRange]) -> list[IdRange]:
     return merged
 
 
-@dataclass(frozen=True, slots=True)
-class Service:
+class Service(NamedTuple):
     """A service family: an owner and a block of function numbers, in both conventions."""
 
     name: str
@@ -422,8 +418,7 @@ def service_ranges(service: Service, conventions: Sequence[Convention]) -> list[
     return merge_ranges(ranges)
 
 
-@dataclass(frozen=True, slots=True)
-class CatalogueEntry:
+class CatalogueEntry(NamedTuple):
     """One well-known function ID, with where it is defined."""
 
     name: str

@@ -340,7 +340,7 @@ def firmware_bit_set(
     reg = profile.register_by_name(register)
     if reg is None or feature not in reg.bits:
         return False
-    return bool(bitmaps.get(reg.index, reg.default) >> reg.bits[feature] & 1)
+    return bool(bitmaps.get(reg.number, reg.default) >> reg.bits[feature] & 1)
 
 
 def serves(

@@ -57,7 +57,7 @@ class Firmware:
         self.profile = profile
         self.psci_0_2 = psci_0_2
         # Register index -> value; read by the gates of kernel.calls.
-        self.bitmaps = {reg.index: reg.default for reg in profile.bitmap_registers}
+        self.bitmaps = {reg.number: reg.default for reg in profile.bitmap_registers}
         major, minor = profile.psci_version_default
         self._psci_reg = (major << 16) | minor
 
@@ -97,7 +97,7 @@ class Firmware:
             ValueError: the profile has no such register.
         """
         if reg not in self.bitmaps:
-            known = ", ".join(f"{r.index} {r.name}" for r in self.profile.bitmap_registers)
+            known = ", ".join(f"{r.number} {r.name}" for r in self.profile.bitmap_registers)
             raise ValueError(f"kernel {self.profile.name} has no bitmap register {reg} ({known})")
         return self.bitmaps[reg]
 

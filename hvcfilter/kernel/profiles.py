@@ -9,8 +9,7 @@ fields, so a new kernel is one more entry in :data:`PROFILES`.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from hvcfilter.errors import HvcFilterError
 from hvcfilter.smccc import ARCH_RESERVED_SMC32, ARCH_RESERVED_SMC64, suggest
@@ -27,11 +26,10 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class BitmapRegister:
+class BitmapRegister(NamedTuple):
     """A firmware feature-bitmap pseudo-register (reference section 3.5)."""
 
-    index: int
+    number: int  # the N of KVM_REG_ARM_FW_FEAT_BMAP_REG(N)
     name: str
     reg_id: int
     bits: dict[str, int]  # feature name -> bit number
@@ -61,8 +59,7 @@ _VENDOR_HYP_2 = BitmapRegister(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class KernelProfile:
+class KernelProfile(NamedTuple):
     """What one kernel version does, where it differs from others.
 
     Sources: ``../shared/reference/kvm-smccc-filter.md`` sections 4, 7, 9 and 10.
@@ -110,7 +107,7 @@ class KernelProfile:
     # the function ID (before 6.4; reference section 4).
     smc_via_smccc: bool = True
     observed: str = ""
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
 
     @property
     def has_filter(self) -> bool:
@@ -120,7 +117,7 @@ class KernelProfile:
     def register(self, index: int) -> BitmapRegister | None:
         """The bitmap register with this index, or None where the profile has none."""
         for reg in self.bitmap_registers:
-            if reg.index == index:
+            if reg.number == index:
                 return reg
         return None
 
@@ -200,8 +197,7 @@ class UnknownProfileError(HvcFilterError, ValueError):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class HostCpu:
+class HostCpu(NamedTuple):
     """What the *host* CPU makes KVM answer: facts that differ per machine, not per kernel.
 
     SMCCC_ARCH_FEATURES reports the host's Spectre mitigation state for the

@@ -12,7 +12,7 @@ too (DEN0028, DEN0022).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, TypeAlias
+from typing import Literal, NamedTuple, TypeAlias
 
 from hvcfilter.kernel.abi import Action
 from hvcfilter.smccc import Conduit
@@ -39,8 +39,7 @@ Registers: TypeAlias = tuple[int | None, int | None, int | None, int | None]
 NOT_SUPPORTED = -1
 
 
-@dataclass(frozen=True, slots=True)
-class CallResult:
+class CallResult(NamedTuple):
     """What one guest HVC or SMC did, as the guest and the VMM see it.
 
     ``outcome``: ``handled`` (KVM answered in the kernel), ``not_supported``
@@ -77,8 +76,7 @@ class CallResult:
     matched: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Segment:
+class Segment(NamedTuple):
     """One stretch of the 32-bit function-ID space and what the filter says about it.
 
     ``action`` None means no entry (the kernel treats it as HANDLE).

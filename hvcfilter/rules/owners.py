@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterator
-from dataclasses import dataclass
 from functools import cache
 from itertools import compress, count, repeat
+from typing import NamedTuple
 
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic, Severity
@@ -63,8 +63,7 @@ def crosses_boundary(spec: FilterSpec) -> Iterator[Diagnostic]:
             )
 
 
-@dataclass(frozen=True, slots=True)
-class _Twin:
+class _Twin(NamedTuple):
     one: int
     other: int
 

@@ -13,8 +13,7 @@ import importlib
 import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.model import FilterSpec
@@ -50,8 +49,7 @@ class RuleLike(Protocol):
     def doc(self) -> str: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
+class Rule(NamedTuple):
     """One diagnostic code as documentation: what ``explain`` prints and SARIF lists."""
 
     code: str
@@ -73,8 +71,7 @@ class Rule:
 CheckFunction = Callable[[FilterSpec], Iterator[Diagnostic]]
 
 
-@dataclass(frozen=True, slots=True)
-class Check:
+class Check(NamedTuple):
     """A lint rule: its stable code and name, its severity, and the function that finds it.
 
     Calling a check runs it on a spec. Its findings carry its own code, name

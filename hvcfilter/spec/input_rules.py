@@ -6,15 +6,14 @@ Each :class:`InputRule` is a code, a name, a severity and the text that
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 
 __all__ = ["INPUT_RULES", "InputRule", "diag"]
 
 
-@dataclass(frozen=True, slots=True)
-class InputRule:
+class InputRule(NamedTuple):
     """A diagnostic the loader emits; ``doc`` is what ``hvcfilter explain`` prints."""
 
     code: str

@@ -10,9 +10,8 @@ document is then resolved into records (:mod:`.resolve`).
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location
 from hvcfilter.model import FilterSpec
@@ -28,8 +27,7 @@ __all__ = ["DEFAULT_SPEC", "LoadResult", "is_toml", "load", "load_bytes", "loads
 DEFAULT_SPEC = "hvcfilter.toml"
 
 
-@dataclass(frozen=True, slots=True)
-class LoadResult:
+class LoadResult(NamedTuple):
     """What loading one spec gave: the spec (None when it could not be understood) and findings."""
 
     path: str

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import fields
 from typing import Any, cast
 
 from hvcfilter import smccc
@@ -43,8 +42,8 @@ _CALLS = frozenset({"fast", "yield"})
 _LAYOUTS = frozenset({"merged", "sorted", "as-written"})
 _ALLOW_ITEM = re.compile(r"(?:HVF\d{3}|[a-z0-9]+(?:-[a-z0-9]+)*)")
 _TOP_KEYS = frozenset({"filter", "vm", "range"})
-_FILTER_KEYS = frozenset(f.name for f in fields(FilterTable))
-_VM_KEYS = frozenset(f.name for f in fields(VmTable))
+_FILTER_KEYS = frozenset(FilterTable._fields)
+_VM_KEYS = frozenset(VmTable._fields)
 _ENTRY_KEYS = {kind: frozenset(cls._fields) for kind, cls in ENTRY_TYPES.items()}
 _SELECTORS = frozenset(SELECTOR_KEYS)
 _COMMON_RAW = frozenset({"action", "base", "nr_functions"})

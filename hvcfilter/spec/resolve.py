@@ -133,11 +133,11 @@ def _entry_extents(
     elif isinstance(entry, FunctionsEntry):
         ids = sorted({_function(ref, ("functions", i)) for i, ref in enumerate(entry.functions)})
         for rng in smccc.merge_ranges([smccc.IdRange(i, i) for i in ids]):
-            yield rng.first, rng.count
+            yield rng.first, rng.size
     elif isinstance(entry, ServiceEntry):
         service = smccc.parse_service(entry.service)
         for rng in smccc.service_ranges(service, _conventions(entry.convention)):
-            yield rng.first, rng.count
+            yield rng.first, rng.size
     else:
         owners = smccc.parse_owner(entry.owner)
         calls = (
@@ -146,7 +146,7 @@ def _entry_extents(
             else [smccc.CallType.FAST, smccc.CallType.YIELD]
         )
         for rng in smccc.owner_ranges(owners, _conventions(entry.convention), calls):
-            yield rng.first, rng.count
+            yield rng.first, rng.size
 
 
 def _conventions(name: str | None) -> list[smccc.Convention]:
@@ -219,5 +219,5 @@ def _vm_config(
                 )
                 continue
             value |= 1 << bit
-        bitmaps[register.index] = value
+        bitmaps[register.number] = value
     return VmConfig(psci, bitmaps), diags

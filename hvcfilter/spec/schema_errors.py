@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import fields
 from typing import Any
 
 from hvcfilter import smccc
@@ -23,9 +22,9 @@ from hvcfilter.spec.source import KeyPath, SourceMap, format_key_path, location
 __all__ = ["one_per_key", "schema_diagnostic"]
 
 _ALLOWED_KEYS: dict[str, Sequence[str]] = {
-    "": tuple(f.name for f in fields(SpecDocument)),
-    "filter": tuple(f.name for f in fields(FilterTable)),
-    "vm": tuple(f.name for f in fields(VmTable)),
+    "": SpecDocument._fields,
+    "filter": FilterTable._fields,
+    "vm": VmTable._fields,
     **{kind: cls._fields for kind, cls in ENTRY_TYPES.items()},
 }
 _TAGS = frozenset(SELECTOR_KEYS.values())

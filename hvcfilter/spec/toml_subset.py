@@ -44,7 +44,8 @@ _STRING = r"\"[^\"\\\x00-\x08\x0a-\x1f\x7f]*+\"|'[^'\x00-\x08\x0a-\x1f\x7f]*+'"
 # Hex, or decimal without leading zeros; "_" only between two digits.
 _INTEGER = r"0x[0-9A-Fa-f]++(?:_[0-9A-Fa-f]++)*+|[+-]?+(?:0|[1-9][0-9]*+(?:_[0-9]++)*+)"
 _SCALAR = rf"{_STRING}|{_INTEGER}|true|false"
-_ARRAY = rf"\[[ \t]*+(?:(?:{_SCALAR})[ \t]*+(?:,[ \t]*+(?:{_SCALAR})[ \t]*+)*+(?:,[ \t]*+)?)?\]"
+# Items each followed by a comma, then perhaps one without: "[]", "[1]", "[1,]", "[1, 2]".
+_ARRAY = rf"\[[ \t]*+(?:(?:{_SCALAR})[ \t]*+,[ \t]*+)*+(?:(?:{_SCALAR})[ \t]*+)?\]"
 _NAME = r"[A-Za-z0-9_-]++"
 # One line: (key, value, array-of-tables name, table name). "^" anchors each
 # match at a line start and none can hold a newline but its last character,

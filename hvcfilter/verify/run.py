@@ -168,7 +168,10 @@ def _fields(obj: object) -> dict[str, object]:
         return {"exception": repr(obj)}
     if isinstance(obj, int):
         return {"value": obj}
-    names: Iterable[str] = getattr(obj, "__dataclass_fields__", None) or ()
+    # Results are dataclasses or named tuples.
+    names: Iterable[str] = (
+        getattr(obj, "__dataclass_fields__", None) or getattr(obj, "_fields", None) or ()
+    )
     out: dict[str, object] = {}
     for name in names:
         value = getattr(obj, name, None)

@@ -76,9 +76,10 @@ def test_format_id() -> None:
 
 def test_id_range() -> None:
     rng = IdRange(0x8400_0000, 0x8400_001F)
-    assert rng.count == 0x20
+    assert rng.size == 0x20
     assert 0x8400_0003 in rng and 0x8400_0020 not in rng
-    assert "x" not in rng
+    not_an_id: object = "x"
+    assert not_an_id not in rng
     assert str(rng) == "0x84000000-0x8400001F"
     assert str(IdRange(5, 5)) == "0x00000005"
 

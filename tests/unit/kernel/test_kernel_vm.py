@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import itertools
 import tomllib
@@ -594,7 +593,7 @@ def test_protected_needs_profile_support() -> None:
 
 def test_reserved_inserted_at_creation_for_create_profiles() -> None:
     """A 6.4-6.6 style profile puts the reserved ranges in at VM creation (same answers)."""
-    early = dataclasses.replace(PROFILES["6.12"], name="6.6", reserved_insertion="create")
+    early = PROFILES["6.12"]._replace(name="6.6", reserved_insertion="create")
     vm = KvmVm(early)
     assert vm.reserved_inserted
     assert vm.set_filter(0x80000000, 1, 1) == errno.EEXIST

@@ -78,7 +78,7 @@ def test_lab_kernel_for_profile() -> None:
     assert lab_kernel_for(get_profile("6.12")) == "6.12"
     assert lab_kernel_for(get_profile(None)) == "7.2"
     with pytest.raises(LabError, match="--kernel"):
-        lab_kernel_for(replace(get_profile("7.2"), name="9.9"))
+        lab_kernel_for(get_profile("7.2")._replace(name="9.9"))
 
 
 # --------------------------------------------------------------------------- plans
