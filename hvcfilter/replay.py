@@ -20,6 +20,7 @@ import dataclasses
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from hvcfilter import smccc
 from hvcfilter.errors import errno_name
@@ -98,8 +99,7 @@ class FunctionRow:
         return self.baseline_outcome is not None and self.baseline_outcome != self.outcome
 
 
-@dataclass(frozen=True, slots=True)
-class Summary:
+class Summary(NamedTuple):
     """Totals of a replay; ``outcomes`` always has all four keys."""
 
     calls: int
@@ -113,8 +113,7 @@ class Summary:
     baseline_changes: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class ReplayReport:
+class ReplayReport(NamedTuple):
     """Everything ``simulate`` reports about a set of traces under a table."""
 
     table: Table
@@ -133,8 +132,7 @@ class ReplayReport:
         return bool(self.summary.baseline_changes)
 
 
-@dataclass(frozen=True, slots=True)
-class CallRecord:
+class CallRecord(NamedTuple):
     """One traced call and what it got (and would get without the filter, or under the baseline)."""
 
     event: TraceEvent

@@ -10,8 +10,7 @@ A new service is one module here plus its rows in that table.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from hvcfilter.kernel import arch, psci, pvtime, trng, vendor
 from hvcfilter.kernel.calls import KVM_CALLS, FirmwareBit, KvmCall
@@ -25,8 +24,7 @@ __all__ = ["EXACT", "Handler", "InKernelCall", "in_kernel_calls"]
 Handler: TypeAlias = Callable[["KvmVm", GuestCall], CallResult]
 
 
-@dataclass(frozen=True, slots=True)
-class InKernelCall:
+class InKernelCall(NamedTuple):
     """An ID KVM serves itself, its gate (a firmware-bitmap feature) and its handler."""
 
     fid: int

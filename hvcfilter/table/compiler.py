@@ -14,7 +14,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, NamedTuple, get_args
 
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic, Severity
@@ -81,8 +81,7 @@ class Source:
         return f"{self.label} ({self.comment})" if self.comment else self.label
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledRecord:
+class CompiledRecord(NamedTuple):
     """One record to install, and the spec entries whose ranges it holds."""
 
     record: Record
@@ -129,8 +128,7 @@ class CompiledTable:
         return digest(self.segments())
 
 
-@dataclass(frozen=True, slots=True)
-class CompileResult:
+class CompileResult(NamedTuple):
     """What compiling one spec file gave: a table, or the diagnostics that stopped it."""
 
     path: str

@@ -7,7 +7,6 @@ sorted breakpoints, never per ID; the common ground of ``diff``
 
 from __future__ import annotations
 
-import hashlib
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -93,6 +92,8 @@ def digest(segments: Sequence[Segment]) -> str:
     Tables that treat every ID alike get the same digest, however their
     records are split, merged or ordered, and whatever the payload byte order.
     """
+    import hashlib  # only digests need it
+
     hasher = hashlib.sha256(DIGEST_TAG)
     for seg in segments:
         hasher.update(_DIGEST_SEGMENT.pack(seg.first, seg.last, int(seg.action)))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.errors import PayloadError, SpecError
@@ -37,8 +37,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class TableView:
+class TableView(NamedTuple):
     """One side of a diff: where it came from, its records and its effective table."""
 
     path: str
@@ -52,8 +51,7 @@ class TableView:
         return digest(self.segments)
 
 
-@dataclass(frozen=True, slots=True)
-class ReadResult:
+class ReadResult(NamedTuple):
     """A spec or payload read for comparison: its table, or why it could not be used."""
 
     path: str
@@ -109,8 +107,7 @@ def read_table(
     return ReadResult(path, TableView(path, kind, records, segments), diags)
 
 
-@dataclass(frozen=True, slots=True)
-class DiffResult:
+class DiffResult(NamedTuple):
     """Two tables compared: the changes, or the diagnostics that stopped the comparison."""
 
     a: ReadResult

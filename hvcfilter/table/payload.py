@@ -16,7 +16,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.errors import PayloadError
@@ -64,8 +64,7 @@ def _layout(byte_order: ByteOrder) -> struct.Struct:
     raise PayloadError(f"unknown byte order {byte_order!r}; use 'little' or 'big'")
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Record:
+class Record(NamedTuple):
     """One ``struct kvm_smccc_filter`` with its raw field values, valid or not.
 
     ``action`` is the raw byte (0..255) and ``pad`` the raw 15 bytes, so that a
@@ -147,8 +146,7 @@ def decode(data: bytes, byte_order: ByteOrder = "little", *, strict: bool = True
     return records
 
 
-@dataclass(frozen=True, slots=True)
-class PayloadRule:
+class PayloadRule(NamedTuple):
     """A payload diagnostic; ``doc`` is what ``hvcfilter explain`` prints."""
 
     code: str
@@ -237,8 +235,7 @@ Pass: ``(0x80010000, 1)``.""",
 _RULES = {rule.code: rule for rule in PAYLOAD_RULES}
 
 
-@dataclass(frozen=True, slots=True)
-class _Problem:
+class _Problem(NamedTuple):
     code: str
     message: str
     offset: int

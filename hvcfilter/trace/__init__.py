@@ -17,7 +17,7 @@ Imports: :mod:`hvcfilter.smccc` and :mod:`hvcfilter.errors` only.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
 from hvcfilter.trace.events import (
@@ -30,8 +30,7 @@ from hvcfilter.trace.events import (
 )
 from hvcfilter.trace.ftrace import ftrace_events
 from hvcfilter.trace.parallel import ftrace_tally
-from hvcfilter.trace.records import csv_events, jsonl_events
-from hvcfilter.trace.sources import detect_format, open_trace, resolve_format
+from hvcfilter.trace.sources import Source, detect_format, open_trace, resolve_format
 
 __all__ = [
     "CONDUITS",
@@ -72,10 +71,8 @@ def iter_events(
             tally.formats[source.name] = resolved.value
             if resolved is TraceFormat.FTRACE:
                 yield from ftrace_events(source, tally, progress)
-            elif resolved is TraceFormat.JSONL:
-                yield from jsonl_events(source, tally, progress)
             else:
-                yield from csv_events(source, tally, progress)
+                yield from _record_reader(resolved)(source, tally, progress)
 
 
 def tally(
@@ -97,7 +94,15 @@ def tally(
             if resolved is TraceFormat.FTRACE:
                 ftrace_tally(source, result, progress)
             else:
-                reader = jsonl_events if resolved is TraceFormat.JSONL else csv_events
-                for _ in reader(source, result, progress):
+                for _ in _record_reader(resolved)(source, result, progress):
                     pass
     return result
+
+
+def _record_reader(
+    fmt: TraceFormat,
+) -> Callable[[Source, TraceTally, Progress | None], Iterator[TraceEvent]]:
+    # JSON Lines and CSV readers (and the json and csv modules) load only for those formats.
+    from hvcfilter.trace.records import csv_events, jsonl_events
+
+    return jsonl_events if fmt is TraceFormat.JSONL else csv_events

@@ -11,7 +11,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Final
+from typing import Final, NamedTuple
 
 from hvcfilter.smccc import CallKey, Conduit, Mode
 
@@ -42,8 +42,7 @@ class TraceFormat(StrEnum):
     CSV = "csv"
 
 
-@dataclass(frozen=True, slots=True)
-class TraceEvent:
+class TraceEvent(NamedTuple):
     """One guest call as a trace recorded it.
 
     ``x0`` is the full register (ftrace records 64 bits; the filter uses W0).
@@ -74,8 +73,7 @@ class TraceEvent:
         return (self.x0 & W0_MASK, self.conduit, self.imm, self.mode)
 
 
-@dataclass(frozen=True, slots=True)
-class BadLine:
+class BadLine(NamedTuple):
     """A line that could not be parsed: where it is, what it says, and why."""
 
     source: str

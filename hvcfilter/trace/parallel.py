@@ -12,7 +12,6 @@ import contextlib
 import itertools
 import mmap
 import os
-import pickle
 import signal
 
 from hvcfilter.errors import TraceError
@@ -90,6 +89,8 @@ def _parallel_tally(
     fd: int, bounds: list[int], name: str, tally: TraceTally, progress: Progress | None
 ) -> None:
     """Scan the shares in forked children and the first one here, then merge in file order."""
+    import pickle  # only files large enough to share out pay for it
+
     children: list[tuple[int, int]] = []
     try:
         for start, stop in itertools.pairwise(bounds[1:]):

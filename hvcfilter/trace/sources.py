@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import gzip
 import io
-import lzma
 import os
 import sys
 from collections.abc import Iterator
@@ -43,9 +41,16 @@ class Source:
     """A binary input stream plus what the progress bar needs (raw bytes read, total)."""
 
     def __init__(
-        self, name: str, stream: io.BufferedIOBase, raw: io.BufferedReader, total: int | None
+        self,
+        name: str,
+        stream: io.BufferedIOBase,
+        raw: io.BufferedReader,
+        total: int | None,
+        errors: tuple[type[Exception], ...] = (OSError, EOFError),
     ) -> None:
         self.name, self.stream, self._raw, self.total = name, stream, raw, total
+        # What reading the stream raises for bad input: the decompressor's errors too.
+        self.errors = errors
         # An uncompressed regular file: the fast path can mmap it.
         self.plain = stream is raw and total is not None
 
@@ -98,14 +103,22 @@ def open_trace(path: str) -> Iterator[Source]:
             magic = buffered.peek(6)[:6]
         except OSError as exc:
             raise TraceError(f"cannot read {name}: {exc.strerror or exc}") from exc
-        stream: io.BufferedIOBase
+        stream: io.BufferedIOBase = buffered
+        errors: tuple[type[Exception], ...] = (OSError, EOFError)
+        # The decompressors load only for compressed input.
         if magic.startswith(_GZIP_MAGIC):
+            import gzip
+
+            import zlib
+
             stream = stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))
+            errors = (*errors, zlib.error)  # a corrupt deflate stream
         elif magic.startswith(_XZ_MAGIC):
+            import lzma
+
             stream = stack.enter_context(lzma.LZMAFile(buffered, mode="rb"))
-        else:
-            stream = buffered
-        yield Source(name, stream, buffered, total)
+            errors = (*errors, lzma.LZMAError)
+        yield Source(name, stream, buffered, total, errors)
 
 
 def is_plain_file(source: Source) -> bool:
@@ -133,7 +146,7 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
             rest = block[end:]
         if rest:
             yield rest + b"\n"
-    except (OSError, EOFError, lzma.LZMAError, gzip.BadGzipFile) as exc:
+    except source.errors as exc:  # gzip.BadGzipFile is an OSError
         raise TraceError(f"cannot read {source.name}: {exc}") from exc
 
 
@@ -186,15 +199,15 @@ def detect_format(head: bytes) -> TraceFormat:
 
 
 def peek(source: Source) -> bytes:
-    stream = source.stream
+    # Buffered readers, gzip.GzipFile and lzma.LZMAFile can all peek.
+    peek_at = getattr(source.stream, "peek", None)
+    if peek_at is None:
+        return b""
     try:
-        if isinstance(stream, io.BufferedReader):
-            return stream.peek(1 << 16)
-        if isinstance(stream, gzip.GzipFile | lzma.LZMAFile):
-            return stream.peek(1 << 16)
-    except (OSError, EOFError, lzma.LZMAError) as exc:
+        head: bytes = peek_at(1 << 16)
+    except source.errors as exc:
         raise TraceError(f"cannot read {source.name}: {exc}") from exc
-    return b""
+    return head
 
 
 def resolve_format(source: Source, fmt: TraceFormat) -> TraceFormat:

@@ -149,6 +149,23 @@ def test_corrupt_gzip_is_a_trace_error(tmp_path: Path) -> None:
         trace.tally([str(path)])
 
 
+def test_garbled_deflate_data_is_a_trace_error(tmp_path: Path) -> None:
+    # Intact header, garbage compressed blocks: zlib, not gzip, is the one to complain.
+    data = gzip.compress(SAMPLE.read_bytes())
+    path = tmp_path / "t.gz"
+    path.write_bytes(data[:20] + bytes(b ^ 0x55 for b in data[20:60]) + data[60:])
+    with pytest.raises(TraceError, match="cannot read .*decompressing"):
+        trace.tally([str(path)])
+
+
+def test_corrupt_xz_is_a_trace_error(tmp_path: Path) -> None:
+    data = lzma.compress(SAMPLE.read_bytes())
+    path = tmp_path / "t.xz"
+    path.write_bytes(data[:40] + bytes(b ^ 0x55 for b in data[40:80]) + data[80:])
+    with pytest.raises(TraceError, match="cannot read"):
+        trace.tally([str(path)])
+
+
 def test_missing_file_is_a_trace_error(tmp_path: Path) -> None:
     with pytest.raises(TraceError, match="cannot read"):
         trace.tally([str(tmp_path / "nope.txt")])
