@@ -79,8 +79,7 @@ def lint_result(result: LoadResult, kernel: str | None = None) -> FileReport:
     if spec is not None:
         if kernel is not None:
             spec = dataclasses.replace(spec, profile=get_profile(kernel))
-        found.extend(check_spec(spec))
-        found.sort(key=Diagnostic.sort_key)
+        found = check_spec(spec, found)
     return FileReport(result.path, tuple(found), spec)
 
 

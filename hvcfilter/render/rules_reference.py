@@ -98,16 +98,12 @@ def _how_to_allow(rule: Rule, lint_codes: set[str], input_codes: set[str]) -> st
             "input cannot be read) whatever the spec says. Naming it in `allow` is itself "
             "a finding ([HVF108](#hvf108)). Fix what it points at instead."
         )
-    if rule.code in lint_codes:
+    if rule.code in lint_codes or rule.code in input_codes:
         return (
             f'Accept it for the whole spec with `allow = ["{rule.name}"]` (or '
             f'`allow = ["{rule.code}"]`) in `[filter]`, or only for one entry with the same '
-            "line in the `[[range]]` the finding points at (its location is `range[N]...`)."
-        )
-    if rule.code in input_codes:
-        return (
-            "`allow` does not drop it: it comes from reading the spec, not from a lint rule, "
-            "so naming it in `allow` is accepted but changes nothing. Fix what it points at."
+            "line in the `[[range]]` the finding points at (where its location is "
+            "`range[N]...`)."
         )
     return "`allow` does not apply: this code is about a payload or a replay, not a spec."
 

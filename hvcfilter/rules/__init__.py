@@ -19,6 +19,8 @@ renderers.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.model import FilterSpec
 from hvcfilter.rules import calls, owners, ranges, reserved
@@ -56,13 +58,16 @@ CHECKS: tuple[Check, ...] = tuple(
 )
 
 
-def check_spec(spec: FilterSpec) -> list[Diagnostic]:
+def check_spec(spec: FilterSpec, loaded: Sequence[Diagnostic] = ()) -> list[Diagnostic]:
     """Run every lint rule on a loaded spec, apply its ``allow`` lists; findings by position.
+
+    ``loaded``: what loading the spec found (its input rules, such as HVF107),
+    returned with the rest, so that the spec's ``allow`` lists accept those too.
 
     Raises:
         Exception: only on a bug in a rule (the CLI reports it as an internal error).
     """
-    found: list[Diagnostic] = []
+    found: list[Diagnostic] = list(loaded)
     for rule in CHECKS:
         found.extend(rule(spec))
     forget(spec)

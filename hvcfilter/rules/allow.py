@@ -76,7 +76,9 @@ def apply_allow(
     if not accepted_everywhere and not accepted:
         return found + problems
     kept = []
-    for finding in found:
+    # An allow item's own HVF108 can be accepted like any warning (a reviewed
+    # spec may name a rule that a newer or older hvcfilter does not have).
+    for finding in found + problems:
         if finding.severity is not Severity.ERROR:
             if finding.code in accepted_everywhere:
                 continue
@@ -84,7 +86,7 @@ def apply_allow(
             if match and finding.code in accepted.get(int(match.group(1)), ()):
                 continue
         kept.append(finding)
-    return kept + problems
+    return kept
 
 
 def _input_diag(message: str, where: Location, hint: str) -> Diagnostic:

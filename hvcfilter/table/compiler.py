@@ -298,7 +298,7 @@ def compile_loaded(
     if kernel is not None:
         spec = dataclasses.replace(spec, profile=get_profile(kernel))
     # The rules of `hvcfilter check`, so that compile stops where check fails.
-    diags = [*result.diagnostics, *check_spec(spec)]
+    diags = check_spec(spec, result.diagnostics)
     linted_ok = not any(d.severity is Severity.ERROR for d in diags)
     if strict and not linted_ok:
         return CompileResult(result.path, None, tuple(diags))

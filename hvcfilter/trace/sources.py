@@ -108,7 +108,6 @@ def open_trace(path: str) -> Iterator[Source]:
         # The decompressors load only for compressed input.
         if magic.startswith(_GZIP_MAGIC):
             import gzip
-
             import zlib
 
             stream = stack.enter_context(gzip.GzipFile(fileobj=buffered, mode="rb"))

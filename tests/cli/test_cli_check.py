@@ -112,7 +112,7 @@ def test_bad_format_is_a_usage_error(tmp_path: Path) -> None:
 def test_internal_error_exits_3_without_traceback(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def broken(spec: object) -> list[object]:
+    def broken(spec: object, loaded: object = ()) -> list[object]:
         raise RuntimeError("boom")
 
     monkeypatch.setattr(lint, "check_spec", broken)

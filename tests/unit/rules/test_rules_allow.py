@@ -39,3 +39,38 @@ nr_functions = 1
     codes = [d.code for d in lint_text(text, "b.toml").diagnostics]
     assert "HVF303" not in codes
     assert "HVF201" in codes and "HVF108" in codes
+
+
+_VM_WARNING = """
+[filter]
+kernel = "6.12"
+{allow}
+
+[vm]
+psci_version = "1.3"
+"""
+
+
+def test_allow_accepts_the_loaders_warnings_too() -> None:
+    # HVF107 comes from loading the [vm] table, not from a lint rule.
+    assert "HVF107" in [
+        d.code for d in lint_text(_VM_WARNING.format(allow=""), "v.toml").diagnostics
+    ]
+    allowed = lint_text(_VM_WARNING.format(allow='allow = ["vm-config"]'), "v.toml")
+    assert [d.code for d in allowed.diagnostics] == []
+
+
+def test_an_allowed_hvf108_silences_unknown_allow_items() -> None:
+    text = """
+[filter]
+allow = ["HVF108"]
+
+[[range]]
+action = "deny"
+base = 0xC2000000
+nr_functions = 1
+allow = ["a-rule-from-a-newer-hvcfilter"]
+"""
+    assert [d.code for d in lint_text(text, "n.toml").diagnostics] == []
+    without = text.replace('allow = ["HVF108"]', "")
+    assert [d.code for d in lint_text(without, "n.toml").diagnostics] == ["HVF108"]

@@ -106,7 +106,7 @@ def test_compile_not_strict_keeps_the_table_for_a_dry_run(tmp_path: Path) -> Non
 
 def test_install_model_backs_up_the_linter(monkeypatch: pytest.MonkeyPatch) -> None:
     # Even if the checks missed a reserved-range overlap, compile must not emit the table.
-    monkeypatch.setattr(compiler, "check_spec", lambda spec: [])
+    monkeypatch.setattr(compiler, "check_spec", lambda spec, loaded=(): list(loaded))
     result = compiler.compile_text(raw_entry(0x7FFFFFFF, 2, "deny"), "t.toml")
     assert result.table is None
     (diag,) = result.diagnostics

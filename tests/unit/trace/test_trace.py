@@ -154,7 +154,7 @@ def test_garbled_deflate_data_is_a_trace_error(tmp_path: Path) -> None:
     data = gzip.compress(SAMPLE.read_bytes())
     path = tmp_path / "t.gz"
     path.write_bytes(data[:20] + bytes(b ^ 0x55 for b in data[20:60]) + data[60:])
-    with pytest.raises(TraceError, match="cannot read .*decompressing"):
+    with pytest.raises(TraceError, match=r"cannot read .*decompressing"):
         trace.tally([str(path)])
 
 
