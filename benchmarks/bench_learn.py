@@ -16,7 +16,7 @@ import random
 import tempfile
 from pathlib import Path
 
-from _harness import hvcfilter_argv, ratio, time_process
+from _harness import Command, hvcfilter_argv, ratio, time_process, time_processes
 from bench_simulate import _SPEC, generate
 
 from hvcfilter.learn import Tally, dumps
@@ -52,15 +52,18 @@ def main() -> None:
         spec = work / "spec.toml"
         spec.write_text(_SPEC)
         print(f"trace: {args.events:,} events, {trace.stat().st_size / 1e6:.1f} MB")
-        sim = time_process(
-            "simulate --format json",
-            hvcfilter_argv("simulate", "--format", "json", "--spec", str(spec), str(trace)),
-            args.repeats,
-            ok_codes=(0, 1),
-        )
-        learn = time_process(
-            "learn -o FILE",
-            hvcfilter_argv("learn", str(trace), "-o", str(work / "learned.toml")),
+        sim, learn = time_processes(
+            [
+                Command(
+                    "simulate --format json",
+                    hvcfilter_argv("simulate", "--format", "json", "--spec", str(spec), str(trace)),
+                    ok_codes=(0, 1),
+                ),
+                Command(
+                    "learn -o FILE",
+                    hvcfilter_argv("learn", str(trace), "-o", str(work / "learned.toml")),
+                ),
+            ],
             args.repeats,
         )
         print(sim.line())
