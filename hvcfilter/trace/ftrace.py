@@ -2,12 +2,13 @@
 
 Reads ``/sys/kernel/tracing/trace``, ``trace_pipe`` and ``trace-cmd report``
 in all their layouts (reference section 6). :class:`FtraceParser` works a
-chunk at a time with whole-chunk C scans (a regex with a literal prefix for
-the events it needs, ``bytes.count`` for lines, one possessive regex that
-proves every line of the chunk is a well-formed event line); a chunk that
-fails any of those proofs, holds comments, or needs AArch32 inference is
-re-read line by line by the same code :func:`ftrace_events` uses, so both
-paths count exactly the same things.
+chunk at a time with whole-chunk C scans: a regex with a literal prefix for
+the events it needs, and a proof that every line is a well-formed event
+line whose event names stand where events are named, made on the few
+distinct shapes of the lines' heads (bytes folded to their classes) rather
+than line by line. A chunk that fails any of those proofs, holds comments,
+or needs AArch32 inference is re-read line by line by the same code
+:func:`ftrace_events` uses, so both paths count exactly the same things.
 
 AArch32: ``kvm_hvc_arm64`` prints the same for every guest state, so the mode
 of an HVC is inferred from the ``kvm_exit`` that precedes it on the same task
@@ -38,16 +39,6 @@ _LINE = re.compile(
     rb"(?P<ts>\d+(?:\.\d+)?):[ \t]+"
     rb"(?P<event>\w+):(?P<msg>[^\n]*)"
 )
-# The same language as _LINE, repeated over a whole chunk with possessive
-# quantifiers: one C-level pass proves every line of the chunk is an event.
-_LINES = re.compile(
-    rb"(?:[ \t]*+(?:[^\n\[-]*+-)+\d++[ \t]++"
-    rb"(?:\([ \t]*+[\d-]++\)[ \t]++)?"
-    rb"\[\d++\][ \t]++"
-    rb"(?:[^\s\d]\S*+[ \t]++)?"
-    rb"\d++(?:\.\d++)?:[ \t]++"
-    rb"\w++:[^\n]*+\n)*+"
-)
 # Old kernels print 8-digit hex, new ones 16; accept 1-16 (section 6.1).
 _HVC_MSG = re.compile(
     rb"[ \t]+HVC at 0x[0-9a-fA-F]{1,16} \(r0: 0x(?P<r0>[0-9a-fA-F]{1,16}), "
@@ -62,23 +53,29 @@ _EVENTS = re.compile(
     rb"|exit:[ \t]+TRAP: HSR_EC: 0x0*(1[237])\b)"
 )
 _FAST_KEY = re.compile(rb"r0: 0x([0-9a-fA-F]+), imm: 0x([0-9a-fA-F]+)")
-# The head of an event line, up to the event name's colon: _LINE without the message.
-_HEAD = re.compile(
+# The two events the fast path counts stand in a line's shape as one marker
+# byte each (bytes no text trace holds), so that the shape also tells which
+# event the line is, and an event name anywhere else is seen as such.
+_HVC_EVENT, _EXIT_EVENT = b"kvm_hvc_arm64", b"kvm_exit"
+_HVC_MARK, _EXIT_MARK = b"\x00", b"\x01"
+# The head of an event line up to the event name's colon (_LINE without the
+# message), matched on a line's shape: group 1 is the event, or its marker.
+_SHAPE_HEAD = re.compile(
     rb"[ \t]*+(?:[^\n\[-]*+-)+\d++[ \t]++"
     rb"(?:\([ \t]*+[\d-]++\)[ \t]++)?"
     rb"\[\d++\][ \t]++"
     rb"(?:[^\s\d]\S*+[ \t]++)?"
     rb"\d++(?:\.\d++)?:[ \t]++"
-    rb"\w++:"
+    rb"(\x00|\x01|\w++):"
 )
 
 
 def _shape_table() -> bytes:
-    """Each byte to one byte of its class in _HEAD's eyes: digits "0", word letters "a"...
+    """Each byte to one byte of its class in _SHAPE_HEAD's eyes: digits "0", letters "a"...
 
-    Every character class of _HEAD holds all of a class or none of it, so a
-    line's head matches exactly when its shape's does; and lines that differ
-    only in pids, CPUs, timestamps and names have one shape.
+    Every character class of the head grammar holds all of a class or none
+    of it, so a line's head matches exactly when its shape's does; and lines
+    that differ only in pids, CPUs, timestamps and names have one shape.
     """
     table = bytearray(b"!" * 256)  # everything else: not a space, digit or word character
     for group, shape in ((b"0123456789", b"0"), (b" \t", b" "), (b"\r\x0b\x0c", b"\r")):
@@ -86,16 +83,19 @@ def _shape_table() -> bytes:
             table[byte] = shape[0]
     for byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_":
         table[byte] = ord("a")
-    for byte in b"[]-().:\n":
+    for byte in b"[]-().:\n" + _HVC_MARK + _EXIT_MARK:
         table[byte] = byte
     return bytes(table)
 
 
 _SHAPES = _shape_table()
 # Enough of a line's shape to hold its head in every layout seen (about 60
-# bytes); a longer head only sends its chunk to the exact whole-chunk regex.
+# bytes); a longer head sends its chunk to the line parser.
 _SHAPE_PREFIX = slice(0, 96)
 _MAX_SHAPES = 4096
+# A proven shape's event: one of these, or None for any other event.
+_SHAPE_EVENTS = {_HVC_MARK: _HVC_EVENT, _EXIT_MARK: _EXIT_EVENT}
+_MARKS = {_HVC_EVENT: _HVC_MARK, _EXIT_EVENT: _EXIT_MARK}
 # trace-cmd report's header lines.
 _HEADER = re.compile(rb"[ \t]*(?:cpus=\d+|CPU \d+ is empty|version = \d+)[ \t\r]*")
 _EC_SMC64, _EC_SMC32, _EC_HVC32 = 0x17, 0x13, 0x12
@@ -114,8 +114,9 @@ class FtraceParser:
         self.source = source
         # pid -> whether that task's last kvm_exit was an HVC32 trap.
         self.a32_pending: dict[bytes, bool] = {}
-        # Line shapes already proven to start with a well-formed head.
-        self._good_shapes: set[bytes] = set()
+        # Line shapes proven to start with a well-formed head -> their event
+        # (_HVC_EVENT, _EXIT_EVENT or None).
+        self._good_shapes: dict[bytes, bytes | None] = {}
 
     @property
     def carries_state(self) -> bool:
@@ -189,7 +190,11 @@ class FtraceParser:
         found = Counter(_EVENTS.findall(chunk, start))
         if (b"", b"") in found or (b"", b"12") in found:
             return -1  # a malformed kvm_hvc_arm64, or an AArch32 HVC to attribute
-        lines = self._event_lines(chunk, start, comments)
+        # Only the names whose matches are counted need proving where they stand.
+        hvcs = any(payload for payload, _ in found)
+        smcs = (b"", b"17") in found or (b"", b"13") in found
+        names = (_HVC_EVENT,) * hvcs + (_EXIT_EVENT,) * smcs
+        lines = self._event_lines(chunk, start, comments, names)
         if lines < 0:
             return -1
         tally = self.tally
@@ -205,21 +210,40 @@ class FtraceParser:
         self.a32_pending.clear()
         return lines
 
-    def _event_lines(self, chunk: bytes, start: int, comments: int) -> int:
+    def _event_lines(
+        self, chunk: bytes, start: int, comments: int, names: tuple[bytes, ...]
+    ) -> int:
         """The number of lines of ``chunk``, if every one after ``start`` is an event; else -1.
 
-        Proven on the distinct shapes of the lines' starts (a few per trace)
-        instead of line by line; where a shape's head does not fit the
-        prefix, the whole chunk is proven by the line-by-line regex.
+        Also -1 unless every occurrence of the event ``names`` (of
+        ``kvm_hvc_arm64`` and ``kvm_exit``) in the chunk is the event name of
+        its line, so that the event scan counts only events (a message
+        quoting one is not a call). Proven on the distinct shapes of the
+        lines' starts (a few per trace) instead of line by line.
         """
-        shapes = chunk.translate(_SHAPES).split(b"\n")
+        if _HVC_MARK in chunk or _EXIT_MARK in chunk:
+            return -1
+        marked = chunk
+        for name in names:
+            marked = marked.replace(name, _MARKS[name])
+        shapes = marked.translate(_SHAPES).split(b"\n")
         del shapes[-1]  # after the chunk's last newline
         good = self._good_shapes
-        for shape in set(map(itemgetter(_SHAPE_PREFIX), shapes[comments:])) - good:
-            if _HEAD.match(shape) is None:
-                return len(shapes) if _LINES.fullmatch(chunk, start) else -1
-            if len(good) < _MAX_SHAPES:
-                good.add(shape)
+        named = {_HVC_EVENT: 0, _EXIT_EVENT: 0}
+        for shape, count in Counter(map(itemgetter(_SHAPE_PREFIX), shapes[comments:])).items():
+            if shape in good:
+                event = good[shape]
+            else:
+                head = _SHAPE_HEAD.match(shape)
+                if head is None:
+                    return -1  # not an event line, or a head longer than the prefix
+                event = _SHAPE_EVENTS.get(head[1])
+                if len(good) < _MAX_SHAPES:
+                    good[shape] = event
+            if event is not None:
+                named[event] += count
+        if any(named[name] != marked.count(_MARKS[name]) for name in names):
+            return -1
         return len(shapes)
 
 

@@ -290,6 +290,10 @@ def _noisy_trace(path: Path, lines: int, seed: int) -> None:
         "[    2.301234] Booting Linux",
         "    smccc_oracle-138     [000] .....     2.2: kvm_hvc_arm64: HVC at 0x1 (r0: 0x",
         "    smccc_oracle-138     [000] .....     2.2: kvm_entry: PC: 0x1\r",
+        # Messages that quote the counted events: not calls, not SMCs.
+        "    smccc_oracle-138     [000] .....     2.3: print: kvm_hvc_arm64: HVC at 0x1 "
+        "(r0: 0x0000000084000009, imm: 0x0)",
+        "    smccc_oracle-138     [000] .....     2.3: print: kvm_exit: TRAP: HSR_EC: 0x0017",
     ]
     out = []
     for _ in range(lines):
