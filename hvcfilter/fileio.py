@@ -23,7 +23,9 @@ class OutputError(HvcFilterError):
     """An output file cannot be written, or would overwrite an input."""
 
 
-def write_atomic(target: str | Path, data: bytes, *, inputs: Iterable[str | Path] = ()) -> None:
+def write_atomic(
+    target: str | os.PathLike[str], data: bytes, *, inputs: Iterable[str | os.PathLike[str]] = ()
+) -> None:
     """Write ``data`` to ``target`` through a temporary file and a rename.
 
     A symbolic link keeps pointing at the replaced file; a device or FIFO

@@ -8,10 +8,8 @@ JSON, SARIF and the CI formats; nothing here prints.
 
 from __future__ import annotations
 
-import dataclasses
+import os
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.kernel.profiles import get_profile
@@ -22,13 +20,34 @@ from hvcfilter.spec import LoadResult, load, loads
 __all__ = ["FileReport", "LintReport", "lint", "lint_file", "lint_result", "lint_text"]
 
 
-@dataclass(frozen=True, slots=True)
-class FileReport:
-    """The findings for one spec file, sorted by position."""
+# The two reports are written-out slotted classes rather than dataclasses:
+# `check` runs on every save in an editor, and importing `dataclasses` (it
+# pulls in `inspect`) costs more than linting a small spec.
 
-    path: str
-    diagnostics: tuple[Diagnostic, ...]
-    spec: FilterSpec | None = field(default=None, compare=False, repr=False)
+
+class FileReport:
+    """The findings for one spec file, sorted by position; ``spec`` when it loaded."""
+
+    __slots__ = ("diagnostics", "path", "spec")
+
+    def __init__(
+        self, path: str, diagnostics: tuple[Diagnostic, ...], spec: FilterSpec | None = None
+    ) -> None:
+        self.path = path
+        self.diagnostics = diagnostics
+        self.spec = spec
+
+    def __eq__(self, other: object) -> bool:
+        # The spec is what the findings came from, not part of the report's value.
+        if not isinstance(other, FileReport):
+            return NotImplemented
+        return (self.path, self.diagnostics) == (other.path, other.diagnostics)
+
+    def __hash__(self) -> int:
+        return hash((self.path, self.diagnostics))
+
+    def __repr__(self) -> str:
+        return f"FileReport(path={self.path!r}, diagnostics={self.diagnostics!r})"
 
     @property
     def unreadable(self) -> bool:
@@ -40,11 +59,24 @@ class FileReport:
         return sum(1 for d in self.diagnostics if d.severity is severity)
 
 
-@dataclass(frozen=True, slots=True)
 class LintReport:
     """The findings for every file linted, in the order the files were given."""
 
-    files: tuple[FileReport, ...]
+    __slots__ = ("files",)
+
+    def __init__(self, files: tuple[FileReport, ...]) -> None:
+        self.files = files
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LintReport):
+            return NotImplemented
+        return self.files == other.files
+
+    def __hash__(self) -> int:
+        return hash(self.files)
+
+    def __repr__(self) -> str:
+        return f"LintReport(files={self.files!r})"
 
     @property
     def diagnostics(self) -> tuple[Diagnostic, ...]:
@@ -78,7 +110,7 @@ def lint_result(result: LoadResult, kernel: str | None = None) -> FileReport:
     spec = result.spec
     if spec is not None:
         if kernel is not None:
-            spec = dataclasses.replace(spec, profile=get_profile(kernel))
+            spec = spec._replace(profile=get_profile(kernel))
         found = check_spec(spec, found)
     return FileReport(result.path, tuple(found), spec)
 
@@ -88,7 +120,7 @@ def lint_text(text: str, filename: str = "<string>") -> FileReport:
     return lint_result(loads(text, filename))
 
 
-def lint_file(path: str | Path, kernel: str | None = None) -> FileReport:
+def lint_file(path: str | os.PathLike[str], kernel: str | None = None) -> FileReport:
     """Lint one spec file; never raises for bad input (unreadable files give HVF001).
 
     Raises:
@@ -97,7 +129,7 @@ def lint_file(path: str | Path, kernel: str | None = None) -> FileReport:
     return lint_result(load(path), kernel)
 
 
-def lint(paths: Iterable[str | Path], kernel: str | None = None) -> LintReport:
+def lint(paths: Iterable[str | os.PathLike[str]], kernel: str | None = None) -> LintReport:
     """Lint every file, even after one fails; reports keep the order of ``paths``.
 
     Raises:

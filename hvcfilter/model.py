@@ -14,7 +14,6 @@ re-exported here because every spec speaks of them.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
 from hvcfilter import smccc
@@ -190,9 +189,12 @@ class FilterRange(NamedTuple):
         return str(smccc.IdRange(self.base, self.end32))
 
 
-@dataclass(frozen=True, slots=True)
-class FilterSpec:
-    """A spec after loading: its entries and the records they resolve to, sorted by entry order."""
+class FilterSpec(NamedTuple):
+    """A spec after loading: its entries and the records they resolve to, sorted by entry order.
+
+    A named tuple like the rest of the model (``spec._replace(profile=...)``
+    makes a variant), so that loading a spec does not import ``dataclasses``.
+    """
 
     path: str
     profile: KernelProfile
@@ -202,9 +204,7 @@ class FilterSpec:
     ranges: tuple[FilterRange, ...]
     vm: VmConfig
     # Recovers "file:line:column" for a key path; computed only when a diagnostic needs it.
-    locate: Callable[[tuple[str | int, ...]], tuple[int, int] | None] = field(
-        compare=False, repr=False
-    )
+    locate: Callable[[tuple[str | int, ...]], tuple[int, int] | None]
     layout: LayoutName = "merged"
     # [filter] allow: warnings and notes accepted for the whole spec.
     allow: tuple[str, ...] = ()

@@ -11,7 +11,9 @@ value once a vCPU has run. :class:`VmConfig` is the same setup as a spec's
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import NamedTuple
 
 from hvcfilter.kernel import calls
 from hvcfilter.kernel.profiles import KernelProfile
@@ -21,12 +23,15 @@ __all__ = ["Firmware", "VmConfig", "parse_psci_version"]
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 
 
-@dataclass(frozen=True, slots=True)
-class VmConfig:
-    """The emulated VM's firmware setup: PSCI version and bitmap values by register index."""
+class VmConfig(NamedTuple):
+    """The emulated VM's firmware setup: PSCI version and bitmap values by register index.
+
+    A named tuple, so that loading a spec does not import ``dataclasses``; the
+    default bitmaps are a read-only empty mapping, shared safely.
+    """
 
     psci_version: tuple[int, int] | None = None
-    bitmaps: dict[int, int] = field(default_factory=dict)
+    bitmaps: Mapping[int, int] = MappingProxyType({})
 
 
 def parse_psci_version(text: str) -> tuple[int, int]:

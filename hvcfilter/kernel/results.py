@@ -11,7 +11,6 @@ too (DEN0028, DEN0022).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Literal, NamedTuple, TypeAlias
 
 from hvcfilter.kernel.abi import Action
@@ -90,24 +89,40 @@ class Segment(NamedTuple):
     order: int | None = None
 
 
-@dataclass(slots=True)
 class GuestCall:
     """One call on its way from the filter to the service that answers it.
 
     ``mask`` is the guest's register width (all ones, 32 or 64 bits);
     ``action`` and ``matched`` what the filter said and which entry said it.
+    A plain slotted class: one is made per emulated call, and the kernel's
+    modules must not import ``dataclasses`` (``check`` loads them).
     """
 
-    x0: int
-    fid: int
-    x1: int | None
-    x2: int | None
-    x3: int | None
-    conduit: Conduit
-    aarch32: bool
-    mask: int
-    action: Action
-    matched: tuple[int, int] | None
+    __slots__ = ("aarch32", "action", "conduit", "fid", "mask", "matched", "x0", "x1", "x2", "x3")
+
+    def __init__(  # noqa: PLR0917 - one parameter per register and attribute
+        self,
+        x0: int,
+        fid: int,
+        x1: int | None,
+        x2: int | None,
+        x3: int | None,
+        conduit: Conduit,
+        aarch32: bool,
+        mask: int,
+        action: Action,
+        matched: tuple[int, int] | None,
+    ) -> None:
+        self.x0 = x0
+        self.fid = fid
+        self.x1 = x1
+        self.x2 = x2
+        self.x3 = x3
+        self.conduit = conduit
+        self.aarch32 = aarch32
+        self.mask = mask
+        self.action = action
+        self.matched = matched
 
 
 def answer(

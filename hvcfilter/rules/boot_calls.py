@@ -7,12 +7,15 @@ HVF306 reads it. :data:`PURPOSE` says, per call, what Linux uses it for.
 
 from __future__ import annotations
 
+import os
 from functools import cache
-from pathlib import Path
 
 __all__ = ["PURPOSE", "linux_boot_calls"]
 
-_DATA = Path(__file__).resolve().parent.parent / "data" / "boot-calls.json"
+# os.path, not pathlib: `check` loads this module, and pathlib costs it milliseconds.
+_DATA = os.path.join(
+    os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "data", "boot-calls.json"
+)
 
 # Why a Linux guest makes each call at boot (the drivers that make them).
 PURPOSE: dict[int, str] = {
@@ -29,7 +32,8 @@ PURPOSE: dict[int, str] = {
 def _guests() -> dict[str, dict[int, int]]:
     import json  # only when a table denies something: `check` start-up stays without it
 
-    document = json.loads(_DATA.read_text("utf-8"))
+    with open(_DATA, encoding="utf-8") as file:
+        document = json.load(file)
     return {
         kernel: {int(fid, 16): count for fid, count in entry["calls"].items()}
         for kernel, entry in document["guests"].items()

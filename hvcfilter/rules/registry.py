@@ -10,7 +10,6 @@ and the payload, trace and replay codes of :data:`RULE_PROVIDERS`), which
 from __future__ import annotations
 
 import importlib
-import inspect
 import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import NamedTuple, Protocol
@@ -65,6 +64,8 @@ class Rule(NamedTuple):
     @classmethod
     def of(cls, rule: RuleLike) -> Rule:
         """Copy any rule-shaped object into a :class:`Rule`."""
+        import inspect  # only for documentation: `check` itself never needs it
+
         return cls(rule.code, rule.name, rule.severity, inspect.cleandoc(rule.doc))
 
 
@@ -90,6 +91,8 @@ class Check(NamedTuple):
     @property
     def doc(self) -> str:
         """The function's docstring: the user documentation of the rule."""
+        import inspect  # only for documentation: `check` itself never needs it
+
         return inspect.cleandoc(self.func.__doc__ or "")
 
     @property

@@ -9,8 +9,8 @@ document is then resolved into records (:mod:`.resolve`).
 
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 from typing import Any, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location
@@ -40,14 +40,15 @@ class LoadResult(NamedTuple):
         return any(d.code == "HVF001" for d in self.diagnostics)
 
 
-def load(path: str | Path) -> LoadResult:
+def load(path: str | os.PathLike[str]) -> LoadResult:
     """Read and resolve one spec file (``-`` is stdin); never raises for bad input."""
     name = str(path)
     try:
         if name == "-":
             name, data = "<stdin>", sys.stdin.buffer.read()
         else:
-            data = Path(path).read_bytes()
+            with open(path, "rb") as file:
+                data = file.read()
     except FileNotFoundError:
         return _unreadable(
             name, "no such file", f"create it, or pass a spec path (default {DEFAULT_SPEC})"

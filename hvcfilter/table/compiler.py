@@ -10,7 +10,6 @@ never returned. Library code: nothing here prints or exits.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
@@ -296,7 +295,7 @@ def compile_loaded(
     if spec is None:
         return CompileResult(result.path, None, result.diagnostics)
     if kernel is not None:
-        spec = dataclasses.replace(spec, profile=get_profile(kernel))
+        spec = spec._replace(profile=get_profile(kernel))
     # The rules of `hvcfilter check`, so that compile stops where check fails.
     diags = check_spec(spec, result.diagnostics)
     linted_ok = not any(d.severity is Severity.ERROR for d in diags)

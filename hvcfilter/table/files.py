@@ -214,7 +214,7 @@ def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> 
         raise SpecError(f"cannot use spec {path}: {detail}")
     spec = loaded.spec
     if kernel is not None:
-        spec = dataclasses.replace(spec, profile=get_profile(kernel))
+        spec = spec._replace(profile=get_profile(kernel))
     compiled = compile_spec(spec)
     records = tuple(payload.encode([c.record]) for c in compiled.records)
     origins = tuple(", ".join(str(s) for s in c.sources) for c in compiled.records)
