@@ -1,151 +1,41 @@
-"""The ``hvcfilter`` command line: a click group whose subcommands load on first use.
+"""The ``hvcfilter`` command line.
 
-Each subcommand lives in its own module under ``hvcfilter.cli`` and is
-imported only when it runs, so ``hvcfilter check`` does not pay for the
-emulator, the trace parsers or the lab. Each command parses its options,
-calls one domain function and hands the result to one renderer.
+Each subcommand lives in its own module under ``hvcfilter.cli``; each parses
+its options, calls one domain function and hands the result to one renderer.
+:func:`main` first offers the arguments to :mod:`.fastpath`, which runs the
+invocation editors and hooks make on every save (``hvcfilter check`` with
+plain options) without importing click; anything else goes to the click
+group of :mod:`.group`.
 
 Imports: everything else; nothing in the package imports this room.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import click
-
-from hvcfilter import __version__
-
-if TYPE_CHECKING:
-    from click.shell_completion import CompletionItem
-
-__all__ = ["main"]
-
-# name -> (module, function, one-line help shown by `hvcfilter --help`)
-_COMMANDS: dict[str, tuple[str, str, str]] = {
-    "init": (
-        "hvcfilter.cli.init",
-        "init",
-        "Write a starter hvcfilter.toml from a template (lock-down, hotplug, TRNG, SiP).",
-    ),
-    "check": (
-        "hvcfilter.cli.check",
-        "check",
-        "Lint specs: will the kernel accept them, and do they do what was meant?",
-    ),
-    "explain": (
-        "hvcfilter.cli.check",
-        "explain",
-        "Document a diagnostic code, or decode a function ID.",
-    ),
-    "compile": (
-        "hvcfilter.cli.compile",
-        "compile_",
-        "Compile a spec into KVM_SET_DEVICE_ATTR payloads.",
-    ),
-    "decompile": (
-        "hvcfilter.cli.compile",
-        "decompile",
-        "Turn a binary payload back into a canonical spec.",
-    ),
-    "diff": (
-        "hvcfilter.cli.compile",
-        "diff",
-        "Compare the effective action of two specs or payloads.",
-    ),
-    "compile-check": (
-        "hvcfilter.cli.compile_check",
-        "compile_check",
-        "Check that committed payloads are still what their specs compile to.",
-    ),
-    "simulate": (
-        "hvcfilter.cli.simulate",
-        "simulate",
-        "Replay guest traces through the emulated kernel.",
-    ),
-    "schema": (
-        "hvcfilter.cli.schema",
-        "schema",
-        "Print the JSON Schema of spec files (for taplo and editors).",
-    ),
-    "learn": (
-        "hvcfilter.cli.learn",
-        "learn",
-        "Learn the least-privilege table from guest traces, for one VM or a fleet.",
-    ),
-    "completion": (
-        "hvcfilter.cli.completion",
-        "completion",
-        "Print the shell completion script (bash, zsh, fish).",
-    ),
-    "lab": (
-        "hvcfilter.cli.lab",
-        "lab",
-        "Prepare and inspect the real-kernel lab (qemu + Debian arm64 kernels).",
-    ),
-    "verify": (
-        "hvcfilter.cli.lab",
-        "verify",
-        "Prove a table and the emulator on a real Linux KVM.",
-    ),
-}
-
-
-class _LazyGroup(click.Group):
-    """A group that imports a subcommand's module only when that subcommand is used."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(_COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = _COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module = importlib.import_module(target[0])
-        command: click.Command = getattr(module, target[1])
-        return command
-
-    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
-        # Command names and their help from the table: a TAB imports no command module.
-        from click.shell_completion import CompletionItem
-
-        items = [
-            CompletionItem(name, help=info[2])
-            for name, info in _COMMANDS.items()
-            if name.startswith(incomplete)
-        ]
-        # Options of the group itself, as click's own completion gives them.
-        items += click.Command.shell_complete(self, ctx, incomplete)
-        return items
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Short help comes from the table, so `--help` does not import every command.
-        rows = [(name, info[2]) for name, info in _COMMANDS.items()]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(
-    cls=_LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
-    epilog=(
-        "Exit codes: 0 clean, 1 findings (or a replay/verify mismatch), 2 usage error or "
-        "unreadable input, 3 internal error; 130 when interrupted, 141 when the reader of "
-        "the output goes away. With no SPEC argument, commands read "
-        "hvcfilter.toml in the current directory."
-    ),
-)
-@click.version_option(__version__, "-V", "--version", prog_name="hvcfilter")
-@click.option("--debug", is_flag=True, help="Show a traceback for internal errors.")
-@click.pass_context
-def cli(ctx: click.Context, debug: bool) -> None:
-    """Design, lint, compile and dry-run KVM/arm64 SMCCC filter tables."""
-    ctx.ensure_object(dict)
-    ctx.obj["debug"] = debug
+__all__ = ["cli", "main"]
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Run the command line; the console-script entry point."""
-    return cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="hvcfilter")
+    args = argv if argv is not None else sys.argv[1:]
+    from hvcfilter.cli import fastpath
+
+    code = fastpath.run(args)
+    if code is not None:
+        sys.exit(code)
+    from hvcfilter.cli.group import cli
+
+    return cli.main(args=args, prog_name="hvcfilter")
+
+
+def __getattr__(name: str) -> Any:
+    # The click group and its command table, loaded only when asked for (PEP 562):
+    # importing this package must not import click.
+    if name in {"cli", "_COMMANDS"}:
+        from hvcfilter.cli import group
+
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,27 +11,32 @@ import contextlib
 import functools
 import os
 import sys
-import traceback
 from collections.abc import Callable, Iterable
 from enum import IntEnum
-from pathlib import Path
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
-
-import click
+from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 from hvcfilter.errors import HvcFilterError
 
 if TYPE_CHECKING:
+    import click
     from click.shell_completion import CompletionItem
 
+# click is imported where it is used, not here: the click-free path of
+# `check` (hvcfilter.cli.fastpath) shares this module and must not load it.
+
 __all__ = [
+    "COMPLETE_VAR",
     "ExitCode",
     "complete_path",
+    "exit_for",
     "guarded",
     "kernel_profile",
     "use_color",
     "write_output",
 ]
+
+# Set when the shell asks click for completions (hvcfilter completion SHELL).
+COMPLETE_VAR = "_HVCFILTER_COMPLETE"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -46,9 +51,48 @@ class ExitCode(IntEnum):
     INTERNAL = 3
 
 
-def _fail(message: str, code: ExitCode) -> None:
+def _fail(message: str, code: ExitCode) -> NoReturn:
+    import click
+
     click.echo(f"hvcfilter: error: {message}", err=True)
     sys.exit(int(code))
+
+
+def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
+    """End the process as the documented exit codes say for an exception a command raised.
+
+    Deliberate errors exit 2 with their message, an interrupt 130, a closed
+    pipe 141, anything unexpected 3 without a traceback (``debug`` prints it);
+    click's own exits, usage errors and aborts, and ``SystemExit``, go on up.
+    """
+    import click
+
+    if isinstance(exc, (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit)):
+        raise exc
+    if isinstance(exc, HvcFilterError):
+        _fail(str(exc), ExitCode.USAGE)
+    if isinstance(exc, KeyboardInterrupt):
+        click.echo("hvcfilter: interrupted", err=True)
+        sys.exit(130)
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (`| head`): end quietly, as a shell tool killed by
+        # SIGPIPE would (128 + 13), rather than claim findings.
+        # Point stdout at /dev/null so the flush at exit does not fail a second time.
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(141)
+    if not isinstance(exc, Exception):
+        raise exc  # GeneratorExit and the like are the interpreter's, not failures
+    # The last line of defence: no traceback for users.
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
+    _fail(
+        f"internal error: {type(exc).__name__}: {exc} "
+        "(please report it; --debug shows the traceback)",
+        ExitCode.INTERNAL,
+    )
 
 
 def guarded(func: Callable[P, R]) -> Callable[P, R]:
@@ -61,37 +105,18 @@ def guarded(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except HvcFilterError as exc:
-            _fail(str(exc), ExitCode.USAGE)
-        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
-            raise
-        except KeyboardInterrupt:
-            click.echo("hvcfilter: interrupted", err=True)
-            sys.exit(130)
-        except BrokenPipeError:
-            # The reader went away (`| head`): end quietly, as a shell tool killed by
-            # SIGPIPE would (128 + 13), rather than claim findings.
-            # Point stdout at /dev/null so the flush at exit does not fail a second time.
-            with contextlib.suppress(OSError, ValueError):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(141)
-        except Exception as exc:  # the last line of defence: no traceback for users
+        except BaseException as exc:
+            import click
+
             ctx = click.get_current_context(silent=True)
             debug = bool(ctx and ctx.find_root().obj and ctx.find_root().obj.get("debug"))
-            if debug:
-                traceback.print_exc()
-            _fail(
-                f"internal error: {type(exc).__name__}: {exc} "
-                "(please report it; --debug shows the traceback)",
-                ExitCode.INTERNAL,
-            )
-        raise AssertionError("unreachable")
+            exit_for(exc, debug=debug)
 
     return wrapper
 
 
 def write_output(
-    data: bytes, output: str | None, *, binary: bool, inputs: Iterable[str | Path] = ()
+    data: bytes, output: str | None, *, binary: bool, inputs: Iterable[str | os.PathLike[str]] = ()
 ) -> None:
     """Send output to a file (atomically) or to stdout (``None`` or ``-``).
 
@@ -104,12 +129,16 @@ def write_output(
     from hvcfilter.fileio import write_atomic
 
     if output == "":
+        import click
+
         # Path("") is the current directory: the rename would fail with a puzzling errno.
         raise click.UsageError("-o/--output needs a file name (or - for stdout)")
 
     if output is None or output == "-":
         stream = sys.stdout.buffer
         if binary and sys.stdout.isatty():
+            import click
+
             raise click.UsageError(
                 "refusing to write binary output to a terminal; use -o FILE, a pipe, "
                 "or a text format (--format hex|c|rust|json)"
@@ -136,6 +165,8 @@ def complete_path(
 
 def kernel_profile(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Click callback of ``--kernel``: the profile name, or a usage error listing the known ones."""
+    import click
+
     from hvcfilter.kernel.profiles import UnknownProfileError, get_profile
 
     if value is None:

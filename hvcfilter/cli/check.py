@@ -4,7 +4,8 @@ Each command parses its options, calls one library function
 (:func:`hvcfilter.lint.lint` or :func:`hvcfilter.explain.explain`), renders
 the result with :mod:`hvcfilter.render.check` or :mod:`hvcfilter.render.explain` and exits with the
 documented code: 0 clean, 1 findings, 2 usage error or unreadable file,
-3 internal error.
+3 internal error. The body of ``check`` is :func:`hvcfilter.cli.fastpath.run_check`,
+which plain invocations reach without click.
 """
 
 from __future__ import annotations
@@ -13,29 +14,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hvcfilter.cli._common import (
-    ExitCode,
-    complete_path,
-    guarded,
-    kernel_profile,
-    use_color,
-    write_output,
-)
-from hvcfilter.lint import LintReport, lint
+from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, use_color
+from hvcfilter.cli.fastpath import CheckArgs, exit_code, run_check
+from hvcfilter.render.check import Format
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
-from hvcfilter.render.check import Format, renderer
-from hvcfilter.spec import DEFAULT_SPEC
 
 __all__ = ["check", "exit_code", "explain"]
-
-
-def exit_code(report: LintReport, *, strict: bool) -> ExitCode:
-    """2 when a file is unreadable, 1 on errors (or warnings with ``strict``), else 0."""
-    if report.unreadable:
-        return ExitCode.USAGE
-    return ExitCode.FINDINGS if report.failed(strict=strict) else ExitCode.OK
 
 
 @click.command(
@@ -78,11 +64,8 @@ def check(  # noqa: PLR0917 - one parameter per option
 ) -> None:
     """Lint SPEC files (default: hvcfilter.toml): will the kernel accept them, and do they
     do what was meant? Every file is checked, even after one fails."""
-    paths = specs or (DEFAULT_SPEC,)
-    report = lint(paths, kernel)
-    text = renderer(Format(fmt))(report, color=use_color(output), strict=strict)
-    write_output(text.encode("utf-8"), output, binary=False, inputs=paths)
-    ctx.exit(int(exit_code(report, strict=strict)))
+    # The body is shared with the click-free path (hvcfilter.cli.fastpath).
+    ctx.exit(int(run_check(CheckArgs(specs, fmt, strict, kernel, output))))
 
 
 def _complete_query(

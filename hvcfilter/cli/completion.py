@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import click
 
-from hvcfilter.cli._common import guarded
+from hvcfilter.cli._common import COMPLETE_VAR, guarded
 
 __all__ = ["completion"]
 
 SHELLS = ("bash", "zsh", "fish")
-COMPLETE_VAR = "_HVCFILTER_COMPLETE"
 
 
 @click.command(

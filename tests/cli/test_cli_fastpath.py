@@ -1,0 +1,189 @@
+"""The click-free path of ``hvcfilter check``: taken only where click would agree, output identical.
+
+:mod:`hvcfilter.cli.fastpath` parses plain ``check`` arguments itself so that
+an editor's check on save does not import click. These tests hold it to
+three promises: a plain invocation never imports click; whatever arguments
+it accepts, click parses to the same options; and the output, stderr and
+exit code are the click command's, byte for byte.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hvcfilter.cli import fastpath
+from hvcfilter.cli._common import COMPLETE_VAR
+from hvcfilter.cli.check import check as click_check
+from hvcfilter.cli.group import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+CLEAN = str(ROOT / "examples" / "vcpu-hotplug.toml")
+WARNS = '[[range]]\nfunction = "PSCI_CPU_ON_64"\naction = "fwd_to_user"\n'
+ERROR = '[[range]]\nbase = 0x80000000\nnr_functions = 1\naction = "deny"\n'
+
+
+@pytest.fixture
+def specs(tmp_path: Path) -> dict[str, str]:
+    paths = {"clean": CLEAN, "missing": str(tmp_path / "absent.toml")}
+    for name, text in (("warns", WARNS), ("error", ERROR)):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text)
+        paths[name] = str(path)
+    return paths
+
+
+def _click_params(argv: list[str]) -> fastpath.CheckArgs | None:
+    """What click's own ``check`` parses ``argv`` into, or ``None`` when it refuses it."""
+    try:
+        ctx = click_check.make_context("check", list(argv[1:]), resilient_parsing=False)
+    except (click.exceptions.Exit, click.ClickException):
+        return None
+    p = ctx.params
+    return fastpath.CheckArgs(p["specs"], p["fmt"], p["strict"], p["kernel"], p["output"])
+
+
+def test_a_plain_check_does_not_import_click() -> None:
+    code = (
+        "import sys\n"
+        "from hvcfilter.cli import main\n"
+        "try:\n"
+        f"    main(['check', '--format', 'json', {CLEAN!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "assert 'click' not in sys.modules, 'click was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+PLAIN = [
+    ["check", "{clean}"],
+    ["check", "{warns}", "{clean}"],
+    ["check", "--strict", "{warns}"],
+    ["check", "{warns}", "--strict"],
+    ["check", "--format", "json", "{error}"],
+    ["check", "--format=sarif", "{warns}"],
+    ["check", "--format", "text", "--format", "github", "{error}"],
+    ["check", "--kernel", "6.1", "{clean}"],
+    ["check", "--kernel=7.2", "--format", "gitlab", "{warns}"],
+    ["check", "--format", "junit", "--strict", "{warns}"],
+    ["check", "-o", "-", "{clean}"],
+    ["check", "{missing}"],
+    ["check", "{missing}", "{clean}"],
+    ["check", "--", "{clean}"],
+]
+
+
+@pytest.mark.parametrize("template", PLAIN, ids=" ".join)
+def test_plain_invocations_take_the_fast_path_and_print_what_click_prints(
+    template: list[str], specs: dict[str, str]
+) -> None:
+    argv = [arg.format(**specs) for arg in template]
+    assert fastpath.parse_check(argv) is not None, "not taken"
+    assert fastpath.parse_check(argv) == _click_params(argv)
+
+    runner = CliRunner()
+    by_click = runner.invoke(cli, argv, catch_exceptions=False)
+    with runner.isolation() as (out, err, _):
+        with pytest.raises(SystemExit) as exit_info:
+            code = fastpath.run(argv)
+            sys.exit(code)
+        fast = (out.getvalue(), err.getvalue(), exit_info.value.code)
+    assert fast == (by_click.stdout_bytes, by_click.stderr_bytes, by_click.exit_code)
+
+
+def test_the_fast_path_writes_a_report_file_as_click_does(
+    tmp_path: Path, specs: dict[str, str]
+) -> None:
+    fast_out, click_out = tmp_path / "fast.json", tmp_path / "click.json"
+    argv = ["check", "--format", "json", "--output", str(fast_out), specs["warns"]]
+    assert fastpath.run(argv) == 0
+    CliRunner().invoke(cli, ["check", "--format", "json", "-o", str(click_out), specs["warns"]])
+    assert fast_out.read_bytes() == click_out.read_bytes() != b""
+
+
+def test_refusing_to_overwrite_an_input_is_the_same_error_either_way(
+    specs: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["check", "-o", specs["warns"], specs["warns"]]
+    with pytest.raises(SystemExit) as exit_info:
+        fastpath.run(argv)
+    fast_err = capsys.readouterr().err
+    by_click = CliRunner().invoke(cli, argv)
+    assert exit_info.value.code == by_click.exit_code == 2
+    assert fast_err == by_click.stderr and "refusing to overwrite input" in fast_err
+
+
+LEFT_TO_CLICK = [
+    [],
+    ["--debug", "check", "x.toml"],
+    ["compile", "x.toml"],
+    ["check", "--help"],
+    ["check", "-h"],
+    ["check", "--bogus"],
+    ["check", "-x"],
+    ["check", "--format"],
+    ["check", "--format", "xml"],
+    ["check", "--format=", "x.toml"],
+    ["check", "--format", "--strict"],
+    ["check", "--kernel", "9.9"],
+    ["check", "--kernel", "-o", "x"],
+    ["check", "-o"],
+    ["check", "-oreport.txt", "x.toml"],
+    ["check", "-o=report.txt", "x.toml"],
+    ["check", "--output=", "x.toml"],
+    ["check", "--strict=yes"],
+    ["check", "--str"],
+]
+
+
+@pytest.mark.parametrize("argv", LEFT_TO_CLICK, ids=" ".join)
+def test_anything_click_must_judge_is_left_to_click(argv: list[str]) -> None:
+    assert fastpath.parse_check(argv) is None
+    assert fastpath.run(argv) is None
+
+
+def test_shell_completion_is_left_to_click(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(COMPLETE_VAR, "bash_complete")
+    assert fastpath.parse_check(["check", "x.toml"]) is None
+
+
+TOKENS = st.sampled_from(
+    [
+        "a.toml",
+        "-",
+        "--",
+        "--strict",
+        "--format",
+        "json",
+        "text",
+        "--format=sarif",
+        "--kernel",
+        "6.12",
+        "--kernel=7.2",
+        "-o",
+        "--output",
+        "--output=r.txt",
+        "-h",
+        "--bogus",
+        "",
+        "=",
+        "-oX",
+    ]
+)
+
+
+@given(st.lists(TOKENS, max_size=8))
+def test_what_the_fast_path_accepts_click_parses_the_same(tokens: list[str]) -> None:
+    argv = ["check", *tokens]
+    fast = fastpath.parse_check(argv)
+    if fast is not None:
+        assert fast == _click_params(argv)
