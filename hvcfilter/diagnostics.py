@@ -5,7 +5,7 @@ message, an optional hint and a location precise enough for editors, SARIF and
 GitHub annotations.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 from enum import IntEnum
 from typing import NamedTuple

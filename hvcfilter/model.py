@@ -11,7 +11,7 @@ byte) and ``VmConfig`` (the VM's firmware setup) are the kernel's own types,
 re-exported here because every spec speaks of them.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 from collections.abc import Callable
 from typing import Literal, NamedTuple

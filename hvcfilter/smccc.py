@@ -6,7 +6,7 @@ KVM's filter is a flat map over those 32 bits. Kernel-version specific facts
 (which ranges KVM reserves, what it answers) live in ``profiles.py``.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 import bisect
 import os

@@ -126,8 +126,6 @@ def write_output(
         click.UsageError: binary output to a terminal, or an empty file name.
         OutputError: the file cannot be written or is an input.
     """
-    from hvcfilter.fileio import write_atomic
-
     if output == "":
         import click
 
@@ -146,6 +144,8 @@ def write_output(
         stream.write(data)
         stream.flush()
         return
+    from hvcfilter.fileio import write_atomic  # its pathlib only when writing a file
+
     write_atomic(output, data, inputs=inputs)
 
 

@@ -17,7 +17,7 @@ attaches a handler to each ID here) both derive from this table, so they
 cannot disagree about what KVM answers.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 from collections.abc import Mapping
 from typing import Literal, NamedTuple, TypeAlias, assert_never

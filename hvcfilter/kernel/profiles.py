@@ -6,7 +6,7 @@ hvcfilter compares version numbers: the linter and the emulator read these
 fields, so a new kernel is one more entry in :data:`PROFILES`.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 import errno
 from typing import Literal, NamedTuple

@@ -9,7 +9,7 @@ guest's register width. The SMCCC return codes the services use are here
 too (DEN0028, DEN0022).
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 from typing import Literal, NamedTuple, TypeAlias
 

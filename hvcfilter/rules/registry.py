@@ -7,7 +7,7 @@ and the payload, trace and replay codes of :data:`RULE_PROVIDERS`), which
 ``explain``, SARIF and the docs render.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 import importlib
 import re
@@ -62,7 +62,7 @@ class Rule(NamedTuple):
         return self.doc.strip().splitlines()[0] if self.doc.strip() else self.name
 
     @classmethod
-    def of(cls, rule: RuleLike) -> Rule:
+    def of(cls, rule: RuleLike) -> "Rule":
         """Copy any rule-shaped object into a :class:`Rule`."""
         import inspect  # only for documentation: `check` itself never needs it
 
