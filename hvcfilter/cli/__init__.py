@@ -21,11 +21,12 @@ __all__ = ["cli", "main"]
 def main(argv: list[str] | None = None) -> Any:
     """Run the command line; the console-script entry point."""
     args = argv if argv is not None else sys.argv[1:]
-    from hvcfilter.cli import fastpath
+    if args[:1] == ["check"]:  # other commands do not pay for the fast path's import
+        from hvcfilter.cli import fastpath
 
-    code = fastpath.run(args)
-    if code is not None:
-        sys.exit(code)
+        code = fastpath.run(args)
+        if code is not None:
+            sys.exit(code)
     from hvcfilter.cli.group import cli
 
     return cli.main(args=args, prog_name="hvcfilter")
