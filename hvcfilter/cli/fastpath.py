@@ -107,11 +107,9 @@ def run_check(args: CheckArgs) -> ExitCode:
 
 def run(argv: Sequence[str]) -> int | None:
     """Run a plain ``check`` invocation and return its exit code; ``None`` for click's."""
-    args = parse_check(argv)
-    if args is None:
-        return None
     try:
-        return int(run_check(args))
+        args = parse_check(argv)  # inside: an interrupt while it imports is still exit 130
+        return None if args is None else int(run_check(args))
     except BaseException as exc:
         if isinstance(exc, SystemExit):
             raise

@@ -193,3 +193,16 @@ def test_what_the_fast_path_accepts_click_parses_the_same(tokens: list[str]) -> 
     fast = fastpath.parse_check(argv)
     if fast is not None:
         assert fast == _click_params(argv)
+
+
+def test_an_interrupt_is_exit_130_on_the_fast_path_too(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def interrupted(_argv: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(fastpath, "parse_check", interrupted)
+    with pytest.raises(SystemExit) as exit_info:
+        fastpath.run(["check", CLEAN])
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == "hvcfilter: interrupted\n"
