@@ -16,11 +16,21 @@ from pathlib import Path
 
 from hvcfilter.errors import HvcFilterError
 
-__all__ = ["OutputError", "write_atomic"]
+__all__ = ["OutputError", "utf8_document", "write_atomic"]
 
 
 class OutputError(HvcFilterError):
     """An output file cannot be written, or would overwrite an input."""
+
+
+def utf8_document(text: str) -> bytes:
+    """``text`` as UTF-8 for a document that must be valid UTF-8 (C, Rust, JSON, TOML).
+
+    A file name that is not UTF-8 reaches Python with its bytes as surrogates,
+    which UTF-8 cannot hold; in a generated document each becomes U+FFFD
+    rather than failing the command.
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace").encode("utf-8")
 
 
 def write_atomic(

@@ -17,6 +17,7 @@ from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profi
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.errors import PayloadError
+from hvcfilter.fileio import utf8_document
 from hvcfilter.render import compile as render
 from hvcfilter.spec import DEFAULT_SPEC
 from hvcfilter.table import compiler, decompiler, dryrun, files
@@ -169,7 +170,7 @@ def decompile(
         ctx.exit(ExitCode.FINDINGS)
     assert result.text is not None
     inputs = [] if payload_path == "-" else [payload_path]
-    write_output(result.text.encode("utf-8"), output, binary=False, inputs=inputs)
+    write_output(utf8_document(result.text), output, binary=False, inputs=inputs)
     ctx.exit(ExitCode.OK)
 
 

@@ -101,7 +101,9 @@ def run_check(args: CheckArgs) -> ExitCode:
     paths = args.specs or (DEFAULT_SPEC,)
     report = lint(paths, args.kernel)
     text = renderer(Format(args.fmt))(report, color=use_color(args.output), strict=args.strict)
-    write_output(text.encode("utf-8"), args.output, binary=False, inputs=paths)
+    # surrogateescape: a file name that is not UTF-8 is printed as the bytes it is.
+    data = text.encode("utf-8", "surrogateescape")
+    write_output(data, args.output, binary=False, inputs=paths)
     return exit_code(report, strict=args.strict)
 
 

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, assert_never
 import click
 
 from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
+from hvcfilter.fileio import utf8_document
 from hvcfilter.trace import TraceFormat
 
 if TYPE_CHECKING:
@@ -152,14 +153,16 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     if tally_out is not None:
         if not tally.calls:
             domain.derive.derive(tally)  # raises the no-calls error: never an empty tally
-        write_output(domain.dumps(tally).encode(), tally_out, binary=False, inputs=inputs_list)
+        write_output(
+            utf8_document(domain.dumps(tally)), tally_out, binary=False, inputs=inputs_list
+        )
         ctx.exit(int(ExitCode.OK))
     overrides = [domain.parse_override(f, "fwd_to_user") for f in forward]
     overrides += [domain.parse_override(h, "handle") for h in handle]
     gran = domain.Granularity(granularity)
     if against is None:
         result = run.learn(tally, granularity=gran, overrides=overrides, command=_command())
-        write_output(result.text.encode(), output, binary=False, inputs=inputs_list)
+        write_output(utf8_document(result.text), output, binary=False, inputs=inputs_list)
         ctx.exit(int(ExitCode.OK))
     _against(ctx, tally, against, gran, overrides, output, fmt, [*inputs_list, against])
 
@@ -179,7 +182,7 @@ def _against(  # noqa: PLR0917 - the options of one mode, passed on
 
     report = against(tally, spec, granularity=gran, overrides=overrides, command=_command())
     if output is not None:
-        write_output(report.tightened.text.encode(), output, binary=False, inputs=inputs)
+        write_output(utf8_document(report.tightened.text), output, binary=False, inputs=inputs)
     report_format = ReportFormat(fmt)
     if report_format is ReportFormat.JSON:
         text = render.against_json(report)

@@ -14,6 +14,7 @@ failed with which errno (reference sections 1.3 and 2.1).
 from __future__ import annotations
 
 from hvcfilter.emit._text import preamble, provenance
+from hvcfilter.fileio import utf8_document
 from hvcfilter.table.compiler import CompiledTable
 
 __all__ = [
@@ -82,7 +83,7 @@ def emit(table: CompiledTable) -> bytes:
     else:
         out.append("/* The table is empty: there is nothing to install. */")
     out += ["", *_install_code(bool(table.records)), "", f"#endif /* {GUARD} */", ""]
-    return "\n".join(out).encode("utf-8")
+    return utf8_document("\n".join(out))
 
 
 def _install_code(has_records: bool) -> list[str]:

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from hvcfilter.fileio import utf8_document
 from hvcfilter.table.compiler import CompiledTable
 
 __all__ = ["FORMAT_TAG", "emit"]
@@ -46,4 +47,4 @@ def document(table: CompiledTable) -> dict[str, Any]:
 
 def emit(table: CompiledTable) -> bytes:
     """The JSON text, two-space indented, ending in a newline."""
-    return (json.dumps(document(table), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+    return utf8_document(json.dumps(document(table), indent=2, ensure_ascii=False) + "\n")

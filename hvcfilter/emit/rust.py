@@ -14,6 +14,7 @@ differently across kvm-bindings releases.
 from __future__ import annotations
 
 from hvcfilter.emit._text import preamble, provenance
+from hvcfilter.fileio import utf8_document
 from hvcfilter.table.compiler import CompiledTable
 
 __all__ = ["INSTALL_CODE", "emit"]
@@ -130,4 +131,4 @@ def emit(table: CompiledTable) -> bytes:
             f"pad: [0; 15] }}, // {_ACTION_NAMES[rec.action]}"
         )
     out += ["];", ""]
-    return ("\n".join(out) + "\n" + INSTALL_CODE).encode("utf-8")
+    return utf8_document("\n".join(out) + "\n" + INSTALL_CODE)

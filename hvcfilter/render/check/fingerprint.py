@@ -37,6 +37,8 @@ def fingerprints(diagnostics: Iterable[Diagnostic]) -> list[str]:
         identity = _identity(diag)
         occurrence = seen.get(identity, 0)
         seen[identity] = occurrence + 1
-        digest = hashlib.sha256(f"{identity}\0{occurrence}".encode()).hexdigest()
+        # surrogateescape: the bytes of a file name that is not UTF-8.
+        key = f"{identity}\0{occurrence}".encode("utf-8", "surrogateescape")
+        digest = hashlib.sha256(key).hexdigest()
         out.append(digest)
     return out

@@ -72,4 +72,7 @@ def render_junit(report: LintReport, *, color: bool = False, strict: bool = Fals
         errors += file_errors
     root.attrib.update(tests=str(total), failures=str(failures), errors=str(errors))
     ET.indent(root)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+    xml = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
+    # A file name that is not UTF-8 reaches us with its bytes as surrogates, which no
+    # UTF-8 XML document can hold: they become U+FFFD, and the report stays well formed.
+    return xml.encode("utf-8", "surrogateescape").decode("utf-8", "replace")

@@ -27,9 +27,10 @@ _SARIF_LEVEL = {Severity.ERROR: "error", Severity.WARNING: "warning", Severity.N
 def _artifact_uri(path: str) -> str:
     """A SARIF ``uri``: relative paths stay relative (for ``uriBaseId``-free uploads)."""
     pure = PurePath(path)
-    if pure.is_absolute():
-        return "file://" + quote(PurePosixPath(*pure.parts).as_posix())
-    return quote(pure.as_posix())
+    posix = PurePosixPath(*pure.parts).as_posix() if pure.is_absolute() else pure.as_posix()
+    # surrogateescape: a file name that is not UTF-8 is percent-encoded as its own bytes.
+    uri = quote(posix, errors="surrogateescape")
+    return "file://" + uri if pure.is_absolute() else uri
 
 
 def _sarif_rule(rule: Rule) -> dict[str, Any]:
