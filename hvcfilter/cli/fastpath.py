@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
-from hvcfilter.cli._common import COMPLETE_VAR, ExitCode, use_color, write_output
+from hvcfilter.cli._common import COMPLETE_VAR, ExitCode, exit_for, use_color, write_output
 
 if TYPE_CHECKING:
     from hvcfilter.lint import LintReport
@@ -112,9 +112,5 @@ def run(argv: Sequence[str]) -> int | None:
     try:
         args = parse_check(argv)  # inside: an interrupt while it imports is still exit 130
         return None if args is None else int(run_check(args))
-    except BaseException as exc:
-        if isinstance(exc, SystemExit):
-            raise
-        from hvcfilter.cli._common import exit_for
-
+    except BaseException as exc:  # exit_for maps each to its exit code, SystemExit through
         exit_for(exc)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from hvcfilter.diagnostics import Diagnostic, Severity
+from hvcfilter.fileio import valid_unicode
 from hvcfilter.lint import FileReport, LintReport
 
 __all__ = ["render_junit"]
@@ -73,6 +74,4 @@ def render_junit(report: LintReport, *, color: bool = False, strict: bool = Fals
     root.attrib.update(tests=str(total), failures=str(failures), errors=str(errors))
     ET.indent(root)
     xml = '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(root, "unicode") + "\n"
-    # A file name that is not UTF-8 reaches us with its bytes as surrogates, which no
-    # UTF-8 XML document can hold: they become U+FFFD, and the report stays well formed.
-    return xml.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return valid_unicode(xml)  # a UTF-8 XML document cannot hold a non-UTF-8 file name
