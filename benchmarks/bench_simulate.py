@@ -6,12 +6,15 @@ spec in a temporary directory, then alternates ``grep -c kvm_hvc_arm64`` and
 ``python -m hvcfilter simulate --format json`` as subprocesses on the same
 file, and prints the median wall times, their ratio (target: at most 3) and
 the peak RSS of the simulate process tree (target: at most 100 MB), measured
-with ``os.wait4``. Run: ``.venv/bin/python benchmarks/bench_simulate.py``.
+with ``os.wait4``. With google-re2 installed (the ``fast`` extra) it also
+times simulate with ``re2`` hidden, so that the pure-Python line proof is
+measured in the same run. Run: ``.venv/bin/python benchmarks/bench_simulate.py``.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import random
 import shutil
@@ -146,12 +149,22 @@ def main() -> None:
         env_python = [sys.executable, "-m", "hvcfilter", "simulate", "--format", "json"]
         os.environ["PYTHONPATH"] = str(repo) + os.pathsep + os.environ.get("PYTHONPATH", "")
         cached_argv, cached_env = cached_bytecode([*env_python, str(trace)], work / "pyc")
+        re2 = importlib.util.find_spec("re2") is not None
+        # A module named re2 that fails to import: simulate falls back to the pure-Python proof.
+        (work / "no-re2").mkdir()
+        (work / "no-re2" / "re2.py").write_text("raise ImportError('hidden by the benchmark')\n")
+        pure_env = {
+            **cached_env,
+            "PYTHONPATH": f"{work / 'no-re2'}{os.pathsep}{os.environ['PYTHONPATH']}",
+        }
         grep_times: list[float] = []
         sim_times: list[float] = []
         cached_times: list[float] = []
+        pure_times: list[float] = []
         peak = 0
         grep_count = b""
         summary = b""
+        pure_summary = b""
         for _ in range(args.repeats):
             elapsed, _rss, grep_count = _timed([grep, "-c", "kvm_hvc_arm64", str(trace)], work)
             grep_times.append(elapsed)
@@ -161,15 +174,27 @@ def main() -> None:
             elapsed, rss, _ = _timed(cached_argv, work, cached_env)
             cached_times.append(elapsed)
             peak = max(peak, rss)
+            if re2:
+                elapsed, rss, pure_summary = _timed(cached_argv, work, pure_env)
+                pure_times.append(elapsed)
+                peak = max(peak, rss)
         calls = summary.split(b'"calls": ', 1)[1].split(b",", 1)[0] if summary else b"?"
         if calls.strip() != grep_count.strip():
             raise SystemExit(f"simulate counted {calls!r} calls, grep {grep_count!r}")
+        if re2 and pure_summary != summary:
+            raise SystemExit("simulate's output differs with and without RE2")
         g, s = statistics.median(grep_times), statistics.median(sim_times)
         c = statistics.median(cached_times)
+        proof = "RE2 (google-re2)" if re2 else "pure Python (google-re2 is not installed)"
+        print(f"line proof: {proof}")
         print(f"grep -c kvm_hvc_arm64: median {g:.3f} s over {args.repeats} runs")
         print(f"simulate --format json: median {s:.3f} s (imports compiled from source)")
         print(f"simulate --format json: median {c:.3f} s (bytecode cached, as installed)")
         print(f"ratio simulate/grep: {s / g:.1f} from source, {c / g:.1f} cached (target <= 3)")
+        if re2:
+            p = statistics.median(pure_times)
+            print(f"simulate --format json: median {p:.3f} s (cached, re2 hidden: pure Python)")
+            print(f"ratio pure Python/grep: {p / g:.1f}; RE2 speed-up {p / c:.2f}x, same output")
         print(f"peak RSS of simulate: {peak / 1024:.1f} MB (target <= 100)")
         print(f"calls: {int(calls):,} (grep agrees)")
 

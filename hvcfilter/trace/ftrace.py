@@ -6,9 +6,11 @@ chunk at a time with whole-chunk C scans: a regex with a literal prefix for
 the events it needs, and a proof that every line is a well-formed event
 line whose event names stand where events are named, made on the few
 distinct shapes of the lines' heads (bytes folded to their classes) rather
-than line by line. A chunk that fails any of those proofs, holds comments,
-or needs AArch32 inference is re-read line by line by the same code
-:func:`ftrace_events` uses, so both paths count exactly the same things.
+than line by line. With google-re2 installed, large chunks are proven by one
+DFA pass instead (:mod:`.re2_proof`). A chunk that fails any of those
+proofs, holds comments, or needs AArch32 inference is re-read line by line
+by the same code :func:`ftrace_events` uses, so every path counts exactly
+the same things.
 
 AArch32: ``kvm_hvc_arm64`` prints the same for every guest state, so the mode
 of an HVC is inferred from the ``kvm_exit`` that precedes it on the same task
@@ -20,10 +22,11 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import itemgetter
 
 from hvcfilter.smccc import Mode
+from hvcfilter.trace import re2_proof
 from hvcfilter.trace.events import W0_MASK, Progress, TraceEvent, TraceTally
 from hvcfilter.trace.sources import Source, chunks
 
@@ -53,6 +56,17 @@ _EVENTS = re.compile(
     rb"|exit:[ \t]+TRAP: HSR_EC: 0x0*(1[237])\b)"
 )
 _FAST_KEY = re.compile(rb"r0: 0x([0-9a-fA-F]+), imm: 0x([0-9a-fA-F]+)")
+# With the RE2 proof, every kvm_hvc_arm64 and kvm_exit in a chunk names its
+# line's event and every kvm_hvc_arm64 message is well formed, so two scans
+# with long literal prefixes find exactly the calls and the traps.
+_PROVEN_HVC = re.compile(
+    rb"kvm_hvc_arm64:[ \t]++HVC at 0x[0-9a-fA-F]{1,16} "
+    rb"\(r0: 0x([0-9a-fA-F]{1,16}), imm: 0x([0-9a-fA-F]{1,4})\)"
+)
+_PROVEN_TRAP = re.compile(rb"kvm_exit:[ \t]++TRAP: HSR_EC: 0x0*+(1[237])\b")
+# Chunks at least this long are proven by RE2 when it is installed: below
+# that, importing it costs more than it saves.
+_RE2_MIN = 512 << 10
 # The two events the fast path counts stand in a line's shape as one marker
 # byte each (bytes no text trace holds), so that the shape also tells which
 # event the line is, and an event name anywhere else is seen as such.
@@ -187,6 +201,9 @@ class FtraceParser:
             comments += 1
         if chunk.find(b"#", start) >= 0:
             return -1
+        proof = re2_proof.chunk_proof() if len(chunk) >= _RE2_MIN else None
+        if proof is not None:
+            return self._count_proven(chunk, start, comments, proof)
         found = Counter(_EVENTS.findall(chunk, start))
         if (b"", b"") in found or (b"", b"12") in found:
             return -1  # a malformed kvm_hvc_arm64, or an AArch32 HVC to attribute
@@ -207,6 +224,27 @@ class FtraceParser:
             key = _FAST_KEY.fullmatch(payload)
             assert key is not None  # the scan matched it
             calls[(int(key[1], 16) & W0_MASK, "hvc", int(key[2], 16), "a64")] += count
+        self.a32_pending.clear()
+        return lines
+
+    def _count_proven(
+        self, chunk: bytes, start: int, comments: int, proof: Callable[[bytes, int], bool]
+    ) -> int:
+        """chunk_fast with the RE2 proof: one DFA pass, then the two literal-prefix scans."""
+        if not proof(chunk, start):
+            return -1
+        traps = Counter(_PROVEN_TRAP.findall(chunk, start))
+        if b"12" in traps:
+            return -1  # an AArch32 HVC to attribute
+        lines = chunk.count(b"\n")
+        tally = self.tally
+        tally.lines += lines
+        tally.comments += comments
+        tally.events += lines - comments
+        tally.smc_without_id += traps[b"17"] + traps[b"13"]
+        calls = tally.calls
+        for (x0, imm), count in Counter(_PROVEN_HVC.findall(chunk, start)).items():
+            calls[(int(x0, 16) & W0_MASK, "hvc", int(imm, 16), "a64")] += count
         self.a32_pending.clear()
         return lines
 

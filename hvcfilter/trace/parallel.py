@@ -15,7 +15,7 @@ import os
 import signal
 
 from hvcfilter.errors import TraceError
-from hvcfilter.trace import sources
+from hvcfilter.trace import re2_proof, sources
 from hvcfilter.trace.events import Progress, TraceTally
 from hvcfilter.trace.ftrace import FtraceParser
 from hvcfilter.trace.sources import Source, chunks, is_plain_file, range_chunks
@@ -29,6 +29,7 @@ def ftrace_tally(source: Source, tally: TraceTally, progress: Progress | None) -
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
             bounds = split_points(mm, _workers())
         if len(bounds) > 2:
+            re2_proof.chunk_proof()  # imported and compiled once, before the workers fork
             _parallel_tally(fd, bounds, source.name, tally, progress)
             return
     parser = FtraceParser(tally, source.name)

@@ -8,13 +8,14 @@ import lzma
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from suite_paths import TRACES
 
 from hvcfilter import trace
 from hvcfilter.errors import TraceError
-from hvcfilter.trace import TraceFormat, TraceTally, parallel, sources
+from hvcfilter.trace import TraceFormat, TraceTally, ftrace, parallel, re2_proof, sources
 
 SAMPLE = TRACES / "sample-6.12.txt"
 
@@ -302,13 +303,41 @@ def _noisy_trace(path: Path, lines: int, seed: int) -> None:
     path.write_text("\n".join(out) + "\n")
 
 
+def _use_proof(monkeypatch: pytest.MonkeyPatch, proof: str) -> list[bool]:
+    """Make the fast path prove its chunks by line shapes, or by RE2 whatever their length.
+
+    Returns, for RE2, whether each chunk it was asked about was accepted (in this process).
+    """
+    verdicts: list[bool] = []
+    if proof == "re2":
+        if re2_proof.chunk_proof() is None:
+            pytest.skip("google-re2 (the fast extra) is absent")
+        monkeypatch.setattr(ftrace, "_RE2_MIN", 0)
+        count_proven = ftrace.FtraceParser._count_proven
+
+        def spy(parser: ftrace.FtraceParser, *args: Any) -> int:
+            lines = count_proven(parser, *args)
+            verdicts.append(lines >= 0)
+            return lines
+
+        monkeypatch.setattr(ftrace.FtraceParser, "_count_proven", spy)
+    else:
+        monkeypatch.setattr(re2_proof, "chunk_proof", lambda: None)
+    return verdicts
+
+
+@pytest.mark.parametrize("proof", ["shapes", "re2"])
 def test_fast_path_counts_exactly_what_the_line_parser_counts(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proof: str
 ) -> None:
     path = tmp_path / "noisy.txt"
     _noisy_trace(path, 20_000, seed=7)
-    monkeypatch.setattr(sources, "CHUNK", 4096)  # many chunks, most of them clean
+    monkeypatch.setattr(sources, "CHUNK", 4096)  # many chunks, about half of them clean
+    verdicts = _use_proof(monkeypatch, proof)
     fast = trace.tally([str(path)])
+    if proof == "re2":  # RE2 both counted chunks in bulk and sent some to the line parser
+        assert any(verdicts)
+        assert not all(verdicts)
     slow = TraceTally()
     for _ in trace.iter_events([str(path)], slow):
         pass
@@ -324,12 +353,14 @@ def test_fast_path_counts_exactly_what_the_line_parser_counts(
     assert fast.bad_lines == slow.bad_lines
 
 
+@pytest.mark.parametrize("proof", ["shapes", "re2"])
 def test_parallel_scan_matches_the_serial_one(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, proof: str
 ) -> None:
     path = tmp_path / "noisy.txt"
     _noisy_trace(path, 30_000, seed=11)
     monkeypatch.setattr(sources, "CHUNK", 8192)
+    _use_proof(monkeypatch, proof)
     serial = trace.tally([str(path)])
     monkeypatch.setattr(parallel, "_PARALLEL_MIN", 1)
     monkeypatch.setattr(parallel, "_SPLIT_GUARD", 0)
