@@ -123,6 +123,16 @@ class _LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from hvcfilter.trace import re2_proof
+
+    click.echo(f"hvcfilter, version {__version__}")
+    click.echo(f"ftrace line proof: {re2_proof.describe()}")
+    ctx.exit()
+
+
 @click.group(
     cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -133,7 +143,15 @@ class _LazyGroup(click.Group):
         "hvcfilter.toml in the current directory."
     ),
 )
-@click.version_option(__version__, "-V", "--version", prog_name="hvcfilter")
+@click.option(
+    "-V",
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and which ftrace line proof is in use, then exit.",
+)
 @click.option("--debug", is_flag=True, help="Show a traceback for internal errors.")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:

@@ -28,7 +28,7 @@ import functools
 import re
 from collections.abc import Callable
 
-__all__ = ["NAMES", "chunk_proof", "grammar"]
+__all__ = ["NAMES", "chunk_proof", "describe", "grammar"]
 
 # The counted event names. Both start with "k", and neither holds another "k":
 # _free() relies on that.
@@ -103,3 +103,15 @@ def chunk_proof() -> Callable[[bytes, int], bool] | None:
         return pattern.fullmatch(chunk, start) is not None
 
     return proof
+
+
+def describe() -> str:
+    """Which proof large chunks get, for ``hvcfilter --version`` and bug reports."""
+    if chunk_proof() is None:
+        return "pure Python (pip install 'hvcfilter[fast]' for the RE2 proof)"
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"RE2 (google-re2 {version('google-re2')})"
+    except PackageNotFoundError:  # an re2 module from elsewhere
+        return "RE2"

@@ -47,3 +47,26 @@ def test_python_dash_m() -> None:
         check=False,
     )
     assert done.returncode == 0 and done.stdout.startswith("hvcfilter, version ")
+
+
+@pytest.mark.parametrize("installed", [True, False])
+def test_version_names_the_ftrace_line_proof(
+    monkeypatch: pytest.MonkeyPatch, installed: bool
+) -> None:
+    from hvcfilter.trace import re2_proof
+
+    if installed and re2_proof.chunk_proof() is None:
+        pytest.skip("google-re2 (the fast extra) is absent")
+    if not installed:
+        monkeypatch.setattr(re2_proof, "chunk_proof", lambda: None)
+    result = CliRunner().invoke(cli, ["--version"])
+    assert result.exit_code == 0
+    first, proof = result.output.splitlines()
+    assert first.startswith("hvcfilter, version ")
+    if installed:
+        assert proof.startswith("ftrace line proof: RE2 (google-re2 1.")
+    else:
+        assert (
+            proof
+            == "ftrace line proof: pure Python (pip install 'hvcfilter[fast]' for the RE2 proof)"
+        )
