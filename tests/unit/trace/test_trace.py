@@ -129,6 +129,24 @@ def test_only_the_first_bad_lines_are_kept(tmp_path: Path) -> None:
     assert [b.line for b in tally.bad_lines] == list(range(1, trace.MAX_BAD_LINES + 1))
 
 
+def test_bad_lines_are_kept_without_control_characters(tmp_path: Path) -> None:
+    path = tmp_path / "hostile.txt"
+    lines = [
+        b"junk \x1b]0;owned\x07 \x1b[2J",  # OSC (window title) and clear screen
+        "junk \u009b31m \u202eevil".encode(),  # C1 CSI and a bidi override, in UTF-8
+        b"junk\ttab \x00nul \xff",  # a tab stays, NUL is escaped, bad UTF-8 replaced
+        "junk caf\u00e9 \u2713".encode(),  # printable text stays as it is
+    ]
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    shown = [b.text for b in trace.tally([str(path)]).bad_lines]
+    assert shown == [
+        "junk \\x1b]0;owned\\x07 \\x1b[2J",
+        "junk \\x9b31m \\u202eevil",
+        "junk\ttab \\x00nul \ufffd",
+        "junk caf\u00e9 \u2713",
+    ]
+
+
 def test_gzip_and_xz_are_read_transparently(tmp_path: Path) -> None:
     data = SAMPLE.read_bytes()
     (tmp_path / "t.gz").write_bytes(gzip.compress(data))
