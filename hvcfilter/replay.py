@@ -16,10 +16,8 @@ differ from the default or the baseline); :meth:`Replayer.stream` yields one
 
 from __future__ import annotations
 
-import dataclasses
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from hvcfilter import smccc
@@ -45,11 +43,12 @@ __all__ = [
 OUTCOMES: tuple[Outcome, ...] = ("handled", "not_supported", "forwarded", "rejected")
 
 
-@dataclass(frozen=True, slots=True)
-class InstallResult:
+# Named tuples, not dataclasses: importing dataclasses (and inspect) costs every
+# simulate start more than the rest of a small replay.
+class InstallResult(NamedTuple):
     """One record's ``KVM_SET_DEVICE_ATTR``: what it holds, where it came from, the errno."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # hides tuple.index, which nothing here calls
     base: int
     nr_functions: int
     action: int
@@ -72,15 +71,14 @@ class InstallResult:
         return Action(self.action).label if self.action < len(Action) else str(self.action)
 
 
-@dataclass(frozen=True, slots=True)
-class FunctionRow:
+class FunctionRow(NamedTuple):
     """Calls of one function ID that got the same result (and the same default/baseline one)."""
 
     function_id: int
     name: str | None
     conduit: str
     mode: str
-    count: int
+    count: int  # type: ignore[assignment]  # hides tuple.count, which nothing here calls
     action: str | None
     outcome: str
     reason: str
@@ -199,11 +197,9 @@ class Replayer:
         self.baseline = baseline
         self.kernel = get_profile(kernel or table.kernel).name
         self._main = _Emulated(table, self.kernel)
-        self._default = _Emulated(dataclasses.replace(table, records=(), origins=()), self.kernel)
+        self._default = _Emulated(table._replace(records=(), origins=()), self.kernel)
         self._baseline = (
-            _Emulated(dataclasses.replace(baseline, vm=table.vm), self.kernel)
-            if baseline is not None
-            else None
+            _Emulated(baseline._replace(vm=table.vm), self.kernel) if baseline is not None else None
         )
 
     @property

@@ -3,9 +3,9 @@
 Each subcommand lives in its own module under ``hvcfilter.cli``; each parses
 its options, calls one domain function and hands the result to one renderer.
 :func:`main` first offers the arguments to :mod:`.fastpath`, which runs the
-invocation editors and hooks make on every save (``hvcfilter check`` with
-plain options) without importing click; anything else goes to the click
-group of :mod:`.group`.
+invocations editors, hooks and pipelines repeat (``hvcfilter check`` and
+``hvcfilter simulate`` with plain options) without importing click;
+anything else goes to the click group of :mod:`.group`.
 
 Imports: everything else; nothing in the package imports this room.
 """
@@ -21,7 +21,7 @@ __all__ = ["cli", "main"]
 def main(argv: list[str] | None = None) -> Any:
     """Run the command line; the console-script entry point."""
     args = argv if argv is not None else sys.argv[1:]
-    if args[:1] == ["check"]:  # other commands do not pay for the fast path's import
+    if args[:1] in (["check"], ["simulate"]):  # others do not pay for the fast path's import
         from hvcfilter.cli import fastpath
 
         code = fastpath.run(args)

@@ -1,67 +1,21 @@
-"""``hvcfilter simulate``: option parsing, one replay through the emulated kernel, rendering.
+"""``hvcfilter simulate``: option parsing; the body is :func:`hvcfilter.cli.fastpath.run_simulate`.
 
 The work happens in :mod:`hvcfilter.replay` (and :mod:`hvcfilter.trace`);
-this module maps outcomes to exit codes: 0 clean, 1 when the kernel refuses
+the body maps outcomes to exit codes: 0 clean, 1 when the kernel refuses
 a record of the table, ``--baseline`` finds a changed outcome or ``--strict``
-meets an unparseable line, 2 for usage errors and unreadable input.
+meets an unparseable line, 2 for usage errors and unreadable input. Plain
+invocations reach the same body without click.
 """
 
 from __future__ import annotations
 
-import sys
-from enum import StrEnum
-from typing import assert_never
-
 import click
 
-from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, use_color
-from hvcfilter.replay import Replayer
-from hvcfilter.table.files import load_baseline, load_table
-from hvcfilter.trace import TraceFormat, TraceTally
+from hvcfilter.cli._common import complete_path, guarded, kernel_profile
+from hvcfilter.cli.fastpath import ReportFormat, SimulateArgs, run_simulate
+from hvcfilter.trace import TraceFormat
 
 __all__ = ["ReportFormat", "simulate"]
-
-
-class ReportFormat(StrEnum):
-    """``--format`` of ``hvcfilter simulate``."""
-
-    TEXT = "text"
-    JSON = "json"
-    JSONL = "jsonl"
-
-
-def _emit(text: str) -> None:
-    sys.stdout.write(text)
-
-
-def _run(
-    replayer: Replayer, traces: list[str], fmt: ReportFormat, trace_format: TraceFormat
-) -> tuple[bool, TraceTally]:
-    """Replay and print; returns (baseline changed, tally)."""
-    from hvcfilter.render import replay as render
-
-    with render.progress(sys.stderr.isatty()) as bar:
-        if fmt is ReportFormat.JSONL:
-            tally, changed = TraceTally(), False
-            click.echo(f"hvcfilter: replaying under {replayer.table.label}", err=True)
-            for record in replayer.stream(traces, tally, trace_format, progress=bar):
-                changed |= (
-                    record.baseline is not None and record.baseline.outcome != record.result.outcome
-                )
-                _emit(render.call_jsonl(record))
-            for note in render.notes(tally):
-                click.echo(f"hvcfilter: note: {note}", err=True)
-            for bad in tally.bad_lines:
-                click.echo(f"hvcfilter: {bad}", err=True)
-            return changed, tally
-        report = replayer.replay(traces, trace_format, progress=bar)
-    if fmt is ReportFormat.JSON:
-        _emit(render.report_json(report))
-    elif fmt is ReportFormat.TEXT:
-        _emit(render.report_text(report, color=use_color()))
-    else:
-        assert_never(fmt)
-    return report.changed, report.tally
 
 
 @click.command("simulate")
@@ -132,14 +86,5 @@ def simulate(  # noqa: PLR0917 - click passes each option as a parameter
     """
     if spec is not None and payload is not None:
         raise click.UsageError("give --spec or --payload, not both")
-    table = load_table(spec, payload, kernel=kernel)
-    base = load_baseline(baseline, kernel=kernel) if baseline is not None else None
-    replayer = Replayer(table, kernel=kernel, baseline=base)
-    changed, tally = _run(replayer, list(traces), ReportFormat(fmt), TraceFormat(trace_format))
-    if strict and tally.skipped:
-        click.echo(f"hvcfilter: {tally.skipped} unparseable line(s) (--strict)", err=True)
-    refused = sum(1 for r in replayer.install if r.errno)
-    if refused:
-        click.echo(f"hvcfilter: the kernel refuses {refused} record(s) of the table", err=True)
-    failed = changed or refused or (strict and tally.skipped)
-    ctx.exit(int(ExitCode.FINDINGS if failed else ExitCode.OK))
+    args = SimulateArgs(traces, spec, payload, kernel, trace_format, fmt, baseline, strict)
+    ctx.exit(int(run_simulate(args)))

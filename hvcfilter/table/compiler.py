@@ -10,7 +10,6 @@ never returned. Library code: nothing here prints or exits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, NamedTuple, get_args
@@ -54,8 +53,9 @@ Layout = LayoutName
 LAYOUTS: tuple[Layout, ...] = get_args(Layout)
 
 
-@dataclass(frozen=True, slots=True)
-class Source:
+# Named tuples, not dataclasses: importing dataclasses (and inspect) costs every
+# simulate start more than the rest of a small replay.
+class Source(NamedTuple):
     """A spec entry a record came from: ``range[2] function = "PSCI_CPU_ON_64"``.
 
     The label is built on demand: the binary formats never need it, and a
@@ -63,7 +63,7 @@ class Source:
     """
 
     entry: int
-    spec_entry: Any = field(compare=False, repr=False)
+    spec_entry: Any
 
     @property
     def label(self) -> str:
@@ -92,8 +92,7 @@ class CompiledRecord(NamedTuple):
         return Action(self.record.action)
 
 
-@dataclass(frozen=True, slots=True)
-class CompiledTable:
+class CompiledTable(NamedTuple):
     """A compiled spec: records in install order, ready for every output format."""
 
     spec_path: str
@@ -103,7 +102,7 @@ class CompiledTable:
     layout: Layout
     records: tuple[CompiledRecord, ...]
     # The spec's [vm] table: what verify and dry runs configure before installing.
-    vm: VmConfig = field(default_factory=VmConfig)
+    vm: VmConfig = VmConfig()  # immutable: one shared default is safe
 
     @property
     def raw_records(self) -> list[Record]:

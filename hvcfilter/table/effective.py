@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from hvcfilter import smccc
 from hvcfilter.kernel.filter import cover
@@ -29,8 +29,9 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Segment:
+# Named tuples, not dataclasses: importing dataclasses (and inspect) costs every
+# simulate start more than the rest of a small replay.
+class Segment(NamedTuple):
     """A maximal run of function IDs, ``first..last`` inclusive, that the filter treats alike."""
 
     first: int
@@ -38,7 +39,7 @@ class Segment:
     action: Action
 
     @property
-    def count(self) -> int:
+    def count(self) -> int:  # type: ignore[override]  # a size, not tuple.count
         """How many IDs the segment holds."""
         return self.last - self.first + 1
 
@@ -100,8 +101,7 @@ def digest(segments: Sequence[Segment]) -> str:
     return f"sha256:{hasher.hexdigest()}"
 
 
-@dataclass(frozen=True, slots=True)
-class Change:
+class Change(NamedTuple):
     """IDs ``first..last`` whose effective action differs between two tables."""
 
     first: int
@@ -110,7 +110,7 @@ class Change:
     after: Action
 
     @property
-    def count(self) -> int:
+    def count(self) -> int:  # type: ignore[override]  # a size, not tuple.count
         """How many IDs change."""
         return self.last - self.first + 1
 

@@ -10,8 +10,6 @@ emulated kernel judges them), payloads need only be whole records.
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -145,8 +143,9 @@ def diff_files(
 TableKind = Literal["spec", "payload", "none"]
 
 
-@dataclass(frozen=True, slots=True)
-class Table:
+# Named tuples, not dataclasses: importing dataclasses (and inspect) costs every
+# simulate start more than the rest of a small replay.
+class Table(NamedTuple):
     """A filter table as the kernel receives it: encoded records and where each came from."""
 
     kind: TableKind
@@ -154,7 +153,7 @@ class Table:
     records: tuple[bytes, ...]
     origins: tuple[str, ...]
     kernel: str | None = None
-    vm: VmConfig = dataclasses.field(default_factory=VmConfig)
+    vm: VmConfig = VmConfig()  # immutable: one shared default is safe
 
     @property
     def label(self) -> str:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
@@ -285,11 +284,12 @@ def _field_problems(rec: Record, index: int, filter_actions: int) -> Iterator[_P
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RecordProblem:
+# Named tuples, not dataclasses: importing dataclasses (and inspect) costs every
+# simulate start more than the rest of a small replay.
+class RecordProblem(NamedTuple):
     """Why one record of a table would not install: its index, the rule, and the words."""
 
-    index: int
+    index: int  # type: ignore[assignment]  # hides tuple.index, which nothing here calls
     code: str
     message: str
     offset: int

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Final, NamedTuple
 
@@ -85,18 +84,58 @@ class BadLine(NamedTuple):
         return f"{self.source}:{self.line}: {self.reason}: {self.text}"
 
 
-@dataclass(slots=True)
 class TraceTally:
-    """Counts over one or more traces; ``calls`` holds one entry per distinct :data:`CallKey`."""
+    """Counts over one or more traces; ``calls`` holds one entry per distinct :data:`CallKey`.
 
-    lines: int = 0
-    comments: int = 0
-    events: int = 0
-    smc_without_id: int = 0
-    skipped: int = 0
-    calls: Counter[CallKey] = field(default_factory=Counter)
-    bad_lines: list[BadLine] = field(default_factory=list)
-    formats: dict[str, str] = field(default_factory=dict)
+    A plain slotted class, with the constructor, equality and repr the
+    dataclass it was had: importing dataclasses costs a small replay more than
+    the replay itself.
+    """
+
+    __slots__ = (
+        "bad_lines",
+        "calls",
+        "comments",
+        "events",
+        "formats",
+        "lines",
+        "skipped",
+        "smc_without_id",
+    )
+
+    def __init__(  # noqa: PLR0917 - the fields in order, as the dataclass took them
+        self,
+        lines: int = 0,
+        comments: int = 0,
+        events: int = 0,
+        smc_without_id: int = 0,
+        skipped: int = 0,
+        calls: Counter[CallKey] | None = None,
+        bad_lines: list[BadLine] | None = None,
+        formats: dict[str, str] | None = None,
+    ) -> None:
+        self.lines = lines
+        self.comments = comments
+        self.events = events
+        self.smc_without_id = smc_without_id
+        self.skipped = skipped
+        self.calls: Counter[CallKey] = Counter() if calls is None else calls
+        self.bad_lines: list[BadLine] = [] if bad_lines is None else bad_lines
+        self.formats: dict[str, str] = {} if formats is None else formats
+
+    def _values(self) -> tuple[object, ...]:
+        return tuple(getattr(self, name) for name in _TALLY_FIELDS)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TraceTally):
+            return NotImplemented
+        return self._values() == other._values()
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: unhashable, as the dataclass was
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in _TALLY_FIELDS)
+        return f"TraceTally({shown})"
 
     @property
     def call_count(self) -> int:
@@ -146,3 +185,16 @@ def _visible(text: str) -> str:
         else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
         for char in text
     )
+
+
+# TraceTally's fields in the order its constructor takes them, for equality and repr.
+_TALLY_FIELDS = (
+    "lines",
+    "comments",
+    "events",
+    "smc_without_id",
+    "skipped",
+    "calls",
+    "bad_lines",
+    "formats",
+)

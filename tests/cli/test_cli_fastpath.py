@@ -1,10 +1,11 @@
-"""The click-free path of ``hvcfilter check``: taken only where click would agree, output identical.
+"""The click-free path of ``check`` and ``simulate``: taken only where click would agree.
 
-:mod:`hvcfilter.cli.fastpath` parses plain ``check`` arguments itself so that
-an editor's check on save does not import click. These tests hold it to
-three promises: a plain invocation never imports click; whatever arguments
-it accepts, click parses to the same options; and the output, stderr and
-exit code are the click command's, byte for byte.
+:mod:`hvcfilter.cli.fastpath` parses plain ``check`` and ``simulate``
+arguments itself so that an editor's check on save, or a pipeline's replay,
+does not import click. These tests hold it to three promises: a plain
+invocation never imports click; whatever arguments it accepts, click parses
+to the same options; and the output, stderr and exit code are the click
+command's, byte for byte.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pytest
@@ -23,6 +25,7 @@ from hvcfilter.cli import fastpath
 from hvcfilter.cli._common import COMPLETE_VAR
 from hvcfilter.cli.check import check as click_check
 from hvcfilter.cli.group import cli
+from hvcfilter.cli.simulate import simulate as click_simulate
 
 ROOT = Path(__file__).resolve().parents[2]
 CLEAN = str(ROOT / "examples" / "vcpu-hotplug.toml")
@@ -40,10 +43,18 @@ def specs(tmp_path: Path) -> dict[str, str]:
     return paths
 
 
+# The group's context settings: click caches a command's help option from the
+# first context made for it, so a bare context would change `--help` for later tests.
+_AS_IN_THE_GROUP: dict[str, Any] = {
+    "resilient_parsing": False,
+    "help_option_names": ["-h", "--help"],
+}
+
+
 def _click_params(argv: list[str]) -> fastpath.CheckArgs | None:
     """What click's own ``check`` parses ``argv`` into, or ``None`` when it refuses it."""
     try:
-        ctx = click_check.make_context("check", list(argv[1:]), resilient_parsing=False)
+        ctx = click_check.make_context("check", list(argv[1:]), **_AS_IN_THE_GROUP)
     except (click.exceptions.Exit, click.ClickException):
         return None
     p = ctx.params
@@ -206,3 +217,142 @@ def test_an_interrupt_is_exit_130_on_the_fast_path_too(
         fastpath.run(["check", CLEAN])
     assert exit_info.value.code == 130
     assert capsys.readouterr().err == "hvcfilter: interrupted\n"
+
+
+TRACES = ROOT / "tests" / "traces"
+SIMULATE_PATHS = {
+    "trace": str(TRACES / "sample-6.12.txt"),
+    "jsonl": str(TRACES / "calls.jsonl"),
+    "garbage": str(TRACES / "malformed.txt"),
+    "spec": str(TRACES / "sample-filter.toml"),
+    "other": str(ROOT / "examples" / "vcpu-hotplug.toml"),
+    "payload": str(ROOT / "tests" / "golden" / "vcpu-hotplug.bin"),
+}
+
+
+def _click_simulate(argv: list[str]) -> fastpath.SimulateArgs | None:
+    """What click's own ``simulate`` parses ``argv`` into, or ``None`` when it refuses it."""
+    try:
+        ctx = click_simulate.make_context("simulate", list(argv[1:]), **_AS_IN_THE_GROUP)
+    except (click.exceptions.Exit, click.ClickException):
+        return None
+    return fastpath.SimulateArgs(**ctx.params)
+
+
+def test_a_plain_simulate_imports_neither_click_nor_dataclasses() -> None:
+    code = (
+        "import sys\n"
+        "from hvcfilter.cli import main\n"
+        "try:\n"
+        f"    main(['simulate', '--spec', {SIMULATE_PATHS['spec']!r}, '--format', 'json',"
+        f" {SIMULATE_PATHS['trace']!r}])\n"
+        "except SystemExit as exit:\n"
+        "    assert exit.code == 0, exit.code\n"
+        "heavy = ('click', 'dataclasses', 'inspect', 'pydantic')\n"
+        "loaded = [m for m in heavy if m in sys.modules]\n"
+        "assert not loaded, loaded\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+PLAIN_SIMULATE = [
+    ["simulate", "{trace}"],
+    ["simulate", "--spec", "{spec}", "{trace}"],
+    ["simulate", "--spec={spec}", "--format", "json", "{trace}", "{jsonl}"],
+    ["simulate", "--payload", "{payload}", "--format", "jsonl", "{jsonl}"],
+    ["simulate", "--spec", "{spec}", "--baseline", "{other}", "{trace}"],
+    ["simulate", "--spec", "{other}", "--baseline={payload}", "--format=json", "{jsonl}"],
+    ["simulate", "--strict", "--spec", "{spec}", "{garbage}"],
+    ["simulate", "--spec", "{spec}", "{garbage}", "--strict", "--format", "jsonl"],
+    ["simulate", "--kernel", "7.2", "--spec", "{other}", "{jsonl}"],
+    ["simulate", "--trace-format", "ftrace", "--spec", "{spec}", "{trace}"],
+    ["simulate", "--trace-format=jsonl", "--format", "text", "--format", "json", "{jsonl}"],
+    ["simulate", "--spec", "{spec}", "--", "{trace}"],
+    ["simulate", "--spec", "{spec}", "{trace}", "absent.trace"],
+    ["simulate", "--spec", "absent.toml", "{trace}"],
+    ["simulate", "--payload", "{spec}", "{trace}"],
+]
+
+
+@pytest.mark.parametrize("template", PLAIN_SIMULATE, ids=" ".join)
+def test_plain_simulations_take_the_fast_path_and_print_what_click_prints(
+    template: list[str],
+) -> None:
+    argv = [arg.format(**SIMULATE_PATHS) for arg in template]
+    assert fastpath.parse_simulate(argv) is not None, "not taken"
+    assert fastpath.parse_simulate(argv) == _click_simulate(argv)
+
+    runner = CliRunner()
+    by_click = runner.invoke(cli, argv, catch_exceptions=False)
+    with runner.isolation() as (out, err, _):
+        with pytest.raises(SystemExit) as exit_info:
+            code = fastpath.run(argv)
+            sys.exit(code)
+        fast = (out.getvalue(), err.getvalue(), exit_info.value.code)
+    assert fast == (by_click.stdout_bytes, by_click.stderr_bytes, by_click.exit_code)
+    assert by_click.stdout_bytes or by_click.exit_code == 2  # the comparison compared something
+
+
+SIMULATE_LEFT_TO_CLICK = [
+    ["simulate"],
+    ["simulate", "--spec", "s.toml"],
+    ["simulate", "--help"],
+    ["simulate", "t", "-h"],
+    ["simulate", "--spec"],
+    ["simulate", "--spec", "--strict", "t"],
+    ["simulate", "--spec", "a.toml", "--payload", "b.bin", "t"],
+    ["simulate", "--format", "xml", "t"],
+    ["simulate", "--format", "sarif", "t"],
+    ["simulate", "--trace-format", "pcap", "t"],
+    ["simulate", "--kernel", "9.9", "t"],
+    ["simulate", "--strict=1", "t"],
+    ["simulate", "--baseline=", "t"],
+    ["simulate", "-o", "out", "t"],
+    ["simulate", "--bogus", "t"],
+    ["--debug", "simulate", "t"],
+]
+
+
+@pytest.mark.parametrize("argv", SIMULATE_LEFT_TO_CLICK, ids=" ".join)
+def test_any_simulation_click_must_judge_is_left_to_click(argv: list[str]) -> None:
+    assert fastpath.parse_simulate(argv) is None
+    assert fastpath.run(argv) is None
+
+
+SIMULATE_TOKENS = st.sampled_from(
+    [
+        "t.txt",
+        "-",
+        "--",
+        "--strict",
+        "--spec",
+        "s.toml",
+        "--spec=s.toml",
+        "--payload",
+        "p.bin",
+        "--kernel",
+        "6.12",
+        "--kernel=7.2",
+        "--trace-format",
+        "jsonl",
+        "--trace-format=csv",
+        "--format",
+        "json",
+        "--format=jsonl",
+        "--baseline",
+        "--baseline=b.toml",
+        "-h",
+        "--bogus",
+        "",
+        "=",
+    ]
+)
+
+
+@given(st.lists(SIMULATE_TOKENS, max_size=8))
+def test_what_the_fast_path_accepts_of_simulate_click_parses_the_same(tokens: list[str]) -> None:
+    argv = ["simulate", *tokens]
+    fast = fastpath.parse_simulate(argv)
+    if fast is not None:
+        assert fast == _click_simulate(argv)

@@ -157,11 +157,11 @@ def test_text_colour_follows_the_shared_terminal_and_no_color_rule(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # The rule itself (terminal only, NO_COLOR wins) is tested in test_cli_check.py.
-    from hvcfilter.cli import simulate as simulate_module
+    from hvcfilter.cli import fastpath  # simulate's body, with or without click
 
-    monkeypatch.setattr(simulate_module, "use_color", lambda: True)
+    monkeypatch.setattr(fastpath, "use_color", lambda: True)
     code, coloured, _ = _run("--spec", SPEC, SAMPLE)
-    monkeypatch.setattr(simulate_module, "use_color", lambda: False)
+    monkeypatch.setattr(fastpath, "use_color", lambda: False)
     _, plain, _ = _run("--spec", SPEC, SAMPLE)
     assert code == 0 and "\x1b[" in coloured and "\x1b[" not in plain
 
