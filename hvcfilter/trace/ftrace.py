@@ -64,8 +64,9 @@ _PROVEN_HVC = re.compile(
     rb"\(r0: 0x([0-9a-fA-F]{1,16}), imm: 0x([0-9a-fA-F]{1,4})\)"
 )
 _PROVEN_TRAP = re.compile(rb"kvm_exit:[ \t]++TRAP: HSR_EC: 0x0*+(1[237])\b")
-# Chunks at least this long are proven by RE2 when it is installed: below
-# that, importing it costs more than it saves.
+# Chunks at least this long are proven by RE2 when it is installed. Shorter
+# ones (a small trace, the tail of a large one) keep the shape proof, so that
+# a small trace never pays RE2's import, which costs more than it would save.
 _RE2_MIN = 512 << 10
 # The two events the fast path counts stand in a line's shape as one marker
 # byte each (bytes no text trace holds), so that the shape also tells which

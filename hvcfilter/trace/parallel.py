@@ -1,9 +1,12 @@
 """Tallying a large ftrace file on every core: an mmap cut at line starts, a worker per share.
 
-A plain file of at least 32 MiB is split into shares at line starts, each
-far from any AArch32 trap whose mode inference could cross the cut, and
-each share is tallied by its own process; the tallies are merged. Smaller
-files, stdin and compressed input are read by one parser.
+A plain file of at least 32 MiB is split into shares at line starts, away
+from AArch32 traps where it can be, and each share is tallied by its own
+process; the tallies are merged in file order. A share whose predecessor
+ended with an HVC32 trap still pending (its HVC may come later, in this
+share) is counted again from that state, so the result is the serial scan's
+whatever the cuts. Smaller files, stdin and compressed input are read by one
+parser.
 """
 
 from __future__ import annotations
@@ -39,12 +42,10 @@ def ftrace_tally(source: Source, tally: TraceTally, progress: Progress | None) -
 
 
 # Plain files at least this large are scanned by several processes at once.
-
-
 _PARALLEL_MIN = 32 << 20
-# An HVC32 kvm_exit and the kvm_hvc_arm64 it announces are a few lines apart;
-# a split point needs this much trace before it free of HVC32 traps, so that
-# no event's mode depends on a line in another process's share.
+# An HVC32 kvm_exit and the kvm_hvc_arm64 it announces are usually a few lines
+# apart: a cut with this much trace before it free of HVC32 traps seldom leaves
+# a trap pending, so a share is seldom counted twice (exactness does not rest on it).
 _SPLIT_GUARD = 256 << 10
 
 
@@ -75,15 +76,27 @@ def split_points(mm: mmap.mmap, workers: int) -> list[int]:
     return bounds
 
 
+# A share's counts, and the tasks whose last kvm_exit in it was an HVC32 trap.
+_Share = tuple[TraceTally, dict[bytes, bool]]
+
+
 def _share_tally(
-    fd: int, start: int, stop: int, name: str, progress: Progress | None
-) -> TraceTally:
+    fd: int,
+    start: int,
+    stop: int,
+    name: str,
+    progress: Progress | None,
+    *,
+    pending: dict[bytes, bool] | None = None,
+) -> _Share:
+    """Tally one share, starting from the AArch32 state ``pending`` the share before left."""
     share = TraceTally()
     parser = FtraceParser(share, name)
+    parser.a32_pending.update(pending or {})
     line = 1
     for chunk in range_chunks(fd, start, stop, progress):
         line += parser.chunk(chunk, line)
-    return share
+    return share, {pid: True for pid, a32 in parser.a32_pending.items() if a32}
 
 
 def _parallel_tally(
@@ -113,7 +126,7 @@ def _parallel_tally(
         size = bounds[-1]
         # This process reads the first share; show it as the whole file's progress.
         scaled = None if progress is None else _scaled(progress, size / bounds[1])
-        shares = [_share_tally(fd, 0, bounds[1], name, scaled)]
+        shares: list[_Share] = [_share_tally(fd, 0, bounds[1], name, scaled)]
         for pid, read_fd in children:
             with os.fdopen(read_fd, "rb") as pipe:
                 kind, value = pickle.loads(pipe.read() or pickle.dumps(("error", "no result")))
@@ -130,9 +143,16 @@ def _parallel_tally(
                 os.kill(pid, signal.SIGTERM)
                 os.waitpid(pid, 0)
     offset = 0
-    for share in shares:
+    pending: dict[bytes, bool] = {}
+    for index, (start, stop) in enumerate(itertools.pairwise(bounds)):
+        share, left = shares[index]
+        if pending:
+            # The share before ended with an HVC32 trap whose HVC may lie in this
+            # share (the split guard makes that rare): count it again from that state.
+            share, left = _share_tally(fd, start, stop, name, None, pending=pending)
         tally.merge(share, line_offset=offset)
         offset += share.lines
+        pending = left
     if progress is not None:
         progress(bounds[-1], bounds[-1])
 

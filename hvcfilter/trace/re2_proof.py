@@ -94,10 +94,13 @@ def chunk_proof() -> Callable[[bytes, int], bool] | None:
         import re2  # the optional "fast" extra
     except ImportError:
         return None
-    options = re2.Options()
-    options.encoding = re2.Options.Encoding.LATIN1  # one byte, one character
-    options.log_errors = False  # a DFA out of memory falls back quietly, still exact
-    pattern = re2.compile(grammar(), options)
+    try:
+        options = re2.Options()
+        options.encoding = re2.Options.Encoding.LATIN1  # one byte, one character
+        options.log_errors = False  # a DFA out of memory falls back quietly, still exact
+        pattern = re2.compile(grammar(), options)
+    except (AttributeError, TypeError):  # a module named re2 that is not google-re2
+        return None
 
     def proof(chunk: bytes, start: int) -> bool:
         return pattern.fullmatch(chunk, start) is not None

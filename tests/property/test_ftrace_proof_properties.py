@@ -186,7 +186,12 @@ def test_a_trace_folds_into_a_few_shapes() -> None:
 # The test extra installs google-re2 wherever PyPI has a wheel for it, so that
 # the RE2 tests below run there rather than skip.
 _RE2 = re2_proof.chunk_proof()
-_RE2_WHEELS = sys.platform == "linux" and platform.machine() in ("x86_64", "aarch64")
+# PyPI has google-re2 wheels for glibc, not musl, on these machines.
+_RE2_WHEELS = (
+    sys.platform == "linux"
+    and platform.machine() in ("x86_64", "aarch64")
+    and platform.libc_ver()[0] == "glibc"
+)
 needs_re2 = pytest.mark.skipif(_RE2 is None, reason="google-re2 (the fast extra) is absent")
 
 

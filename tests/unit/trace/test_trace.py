@@ -5,8 +5,12 @@ from __future__ import annotations
 import gzip
 import io
 import lzma
+import os
+import mmap
 import random
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -394,11 +398,33 @@ def test_parallel_scan_matches_the_serial_one(
     assert split.bad_lines == serial.bad_lines
 
 
+@pytest.mark.parametrize("trap", ["0x0012", "0x12"])
+def test_an_hvc32_trap_pending_across_a_cut_is_counted_as_the_serial_scan_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, trap: str
+) -> None:
+    # The split guard looks for the common spelling only, and an HVC may come
+    # long after its trap: the share after the cut must start from the pending state.
+    head = "    smccc_oracle-{pid}     [000] d.... 2.000013: "
+    filler = (head + "kvm_entry: PC: 0x1\n").format(pid=2) * 2000
+    trap_line = (head + f"kvm_exit: TRAP: HSR_EC: {trap} (0x12), PC: 0x1\n").format(pid=1)
+    hvc = (head + "kvm_hvc_arm64: HVC at 0x1 (r0: 0x84000000, imm: 0x0)\n").format(pid=1)
+    path = tmp_path / "a32.txt"
+    path.write_text(filler + trap_line + filler + hvc + filler)
+    monkeypatch.setattr(sources, "CHUNK", 8192)
+    serial = trace.tally([str(path)])
+    assert serial.calls == {(0x8400_0000, "hvc", 0, "a32"): 1}
+    monkeypatch.setattr(parallel, "_PARALLEL_MIN", 1)
+    monkeypatch.setattr(parallel, "_SPLIT_GUARD", 0)
+    monkeypatch.setattr(parallel, "_workers", lambda: 2)
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        cut = parallel.split_points(mm, 2)[1]
+    assert len(filler + trap_line) < cut < len(filler + trap_line + filler)  # between the two
+    assert trace.tally([str(path)]) == serial
+
+
 def test_split_points_avoid_hvc32_traps(tmp_path: Path) -> None:
     path = tmp_path / "t.txt"
     shutil.copy(TRACES / "aarch32.txt", path)
-    import mmap
-
     with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as mm:
         # Every candidate cut follows an HVC32 trap within the guard: no split at all.
         assert parallel.split_points(mm, 2) == [0, len(mm)]
@@ -412,3 +438,13 @@ def test_immediate_wider_than_16_bits_is_malformed(tmp_path: Path) -> None:
     )
     tally = trace.tally([str(path)])
     assert (tally.skipped, tally.call_count) == (1, 0)
+
+
+def test_a_module_named_re2_that_is_not_google_re2_means_the_pure_python_proof(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "re2.py").write_text("VERSION = 'someone else'\n")
+    code = "from hvcfilter.trace import re2_proof\nassert re2_proof.chunk_proof() is None\n"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
