@@ -84,6 +84,19 @@ class BadLine(NamedTuple):
         return f"{self.source}:{self.line}: {self.reason}: {self.text}"
 
 
+# TraceTally's fields in the order its constructor takes them, its slots, equality and repr.
+_TALLY_FIELDS = (
+    "lines",
+    "comments",
+    "events",
+    "smc_without_id",
+    "skipped",
+    "calls",
+    "bad_lines",
+    "formats",
+)
+
+
 class TraceTally:
     """Counts over one or more traces; ``calls`` holds one entry per distinct :data:`CallKey`.
 
@@ -92,16 +105,7 @@ class TraceTally:
     the replay itself.
     """
 
-    __slots__ = (
-        "bad_lines",
-        "calls",
-        "comments",
-        "events",
-        "formats",
-        "lines",
-        "skipped",
-        "smc_without_id",
-    )
+    __slots__ = _TALLY_FIELDS
 
     def __init__(  # noqa: PLR0917 - the fields in order, as the dataclass took them
         self,
@@ -185,16 +189,3 @@ def _visible(text: str) -> str:
         else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
         for char in text
     )
-
-
-# TraceTally's fields in the order its constructor takes them, for equality and repr.
-_TALLY_FIELDS = (
-    "lines",
-    "comments",
-    "events",
-    "smc_without_id",
-    "skipped",
-    "calls",
-    "bad_lines",
-    "formats",
-)
