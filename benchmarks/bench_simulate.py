@@ -8,7 +8,10 @@ file, and prints the median wall times, their ratio (target: at most 3) and
 the peak RSS of the simulate process tree (target: at most 100 MB), measured
 with ``os.wait4``. With google-re2 installed (the ``fast`` extra) it also
 times simulate with ``re2`` hidden, so that the pure-Python line proof is
-measured in the same run. Run: ``.venv/bin/python benchmarks/bench_simulate.py``.
+measured in the same run, and the count-only prototype of issue 13
+(``count_only.py``: no line proof, no skipped lines, no emulator), to show
+how far simulate is from counting alone.
+Run: ``.venv/bin/python benchmarks/bench_simulate.py``.
 """
 
 from __future__ import annotations
@@ -161,6 +164,8 @@ def main() -> None:
         sim_times: list[float] = []
         cached_times: list[float] = []
         pure_times: list[float] = []
+        floor_times: list[float] = []
+        floor_argv = [sys.executable, str(Path(__file__).resolve().parent / "count_only.py")]
         peak = 0
         grep_count = b""
         summary = b""
@@ -168,6 +173,10 @@ def main() -> None:
         for _ in range(args.repeats):
             elapsed, _rss, grep_count = _timed([grep, "-c", "kvm_hvc_arm64", str(trace)], work)
             grep_times.append(elapsed)
+            elapsed, _rss, floor_count = _timed([*floor_argv, str(trace)], work)
+            floor_times.append(elapsed)
+            if floor_count.strip() != grep_count.strip():
+                raise SystemExit(f"count_only.py counted {floor_count!r}, grep {grep_count!r}")
             elapsed, rss, summary = _timed([*env_python, str(trace)], work)
             sim_times.append(elapsed)
             peak = max(peak, rss)
@@ -195,6 +204,11 @@ def main() -> None:
             p = statistics.median(pure_times)
             print(f"simulate --format json: median {p:.3f} s (cached, re2 hidden: pure Python)")
             print(f"ratio pure Python/grep: {p / g:.1f}; RE2 speed-up {p / c:.2f}x, same output")
+        f = statistics.median(floor_times)
+        print(
+            f"count-only prototype (no line proof): median {f:.3f} s, {f / g:.1f}x grep; "
+            f"simulate is {c / f:.1f}x it"
+        )
         print(f"peak RSS of simulate: {peak / 1024:.1f} MB (target <= 100)")
         print(f"calls: {int(calls):,} (grep agrees)")
 
