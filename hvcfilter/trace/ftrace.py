@@ -69,29 +69,33 @@ _PROVEN_EVENTS = re.compile(
 # ones (a small trace, the tail of a large one) keep the shape proof, so that
 # a small trace never pays RE2's import, which costs more than it would save.
 _RE2_MIN = 512 << 10
-# The two events the fast path counts stand in a line's shape as one marker
-# byte each (bytes no text trace holds), so that the shape also tells which
-# event the line is, and an event name anywhere else is seen as such.
+# The two events the fast path counts. Most of their letters keep their own
+# value in a line's shape, so that the shape still tells the event name and
+# a name standing anywhere else can be counted in the shapes as well.
 _HVC_EVENT, _EXIT_EVENT = b"kvm_hvc_arm64", b"kvm_exit"
-_HVC_MARK, _EXIT_MARK = b"\x00", b"\x01"
 # The head of an event line up to the event name's colon (_LINE without the
-# message), matched on a line's shape: group 1 is the event, or its marker.
+# message), matched on a line's shape: group 1 is the event.
 _SHAPE_HEAD = re.compile(
     rb"[ \t]*+(?:[^\n\[-]*+-)+\d++[ \t]++"
     rb"(?:\([ \t]*+[\d-]++\)[ \t]++)?"
     rb"\[\d++\][ \t]++"
     rb"(?:[^\s\d]\S*+[ \t]++)?"
     rb"\d++(?:\.\d++)?:[ \t]++"
-    rb"(\x00|\x01|\w++):"
+    rb"(\w++):"
 )
 
 
 def _shape_table() -> bytes:
-    """Each byte to one byte of its class in _SHAPE_HEAD's eyes: digits "0", letters "a"...
+    """Each byte to one byte of its class in _SHAPE_HEAD's eyes: digits "0", spaces " "...
 
     Every character class of the head grammar holds all of a class or none
     of it, so a line's head matches exactly when its shape's does; and lines
     that differ only in pids, CPUs, timestamps and names have one shape.
+    Word characters fold to "a", except the letters and "_" of the two event
+    names that are not hex digits, which stay as they are: a name then reads
+    in the shape as ``kvm_hva_arm00`` or ``kvm_axit``, and hex numbers still
+    fold to a few shapes. Other text may read the same (``kvm_hvc_arm12``),
+    which only makes the proof stricter, never wrong (see ``_event_lines``).
     """
     table = bytearray(b"!" * 256)  # everything else: not a space, digit or word character
     for group, shape in ((b"0123456789", b"0"), (b" \t", b" "), (b"\r\x0b\x0c", b"\r")):
@@ -99,7 +103,10 @@ def _shape_table() -> bytes:
             table[byte] = shape[0]
     for byte in b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz_":
         table[byte] = ord("a")
-    for byte in b"[]-().:\n" + _HVC_MARK + _EXIT_MARK:
+    for byte in _HVC_EVENT + _EXIT_EVENT:
+        if byte not in b"0123456789abcdefABCDEF":  # numbers still fold to a few shapes
+            table[byte] = byte
+    for byte in b"[]-().:\n":
         table[byte] = byte
     return bytes(table)
 
@@ -109,9 +116,9 @@ _SHAPES = _shape_table()
 # bytes); a longer head sends its chunk to the line parser.
 _SHAPE_PREFIX = slice(0, 96)
 _MAX_SHAPES = 4096
-# A proven shape's event: one of these, or None for any other event.
-_SHAPE_EVENTS = {_HVC_MARK: _HVC_EVENT, _EXIT_MARK: _EXIT_EVENT}
-_MARKS = {_HVC_EVENT: _HVC_MARK, _EXIT_EVENT: _EXIT_MARK}
+# The event names as they read in a shape, and back.
+_SHAPE_NAMES = {name: name.translate(_SHAPES) for name in (_HVC_EVENT, _EXIT_EVENT)}
+_SHAPE_EVENTS = {shape: name for name, shape in _SHAPE_NAMES.items()}
 # trace-cmd report's header lines.
 _HEADER = re.compile(rb"[ \t]*(?:cpus=\d+|CPU \d+ is empty|version = \d+)[ \t\r]*")
 _EC_SMC64, _EC_SMC32, _EC_HVC32 = 0x17, 0x13, 0x12
@@ -260,13 +267,17 @@ class FtraceParser:
         its line, so that the event scan counts only events (a message
         quoting one is not a call). Proven on the distinct shapes of the
         lines' starts (a few per trace) instead of line by line.
+
+        The names are counted in the shapes, not in the chunk: a name's shape
+        stands wherever the name does, and perhaps elsewhere too (the shape
+        folds digits and most letters). Both shapes hold one "k", their first
+        byte, and only a "k" folds to "k", so their occurrences never overlap
+        and each is counted once. A shape's count then equals the number of
+        lines whose event reads as it only if every occurrence stands as a
+        line's event, the real names' included.
         """
-        if _HVC_MARK in chunk or _EXIT_MARK in chunk:
-            return -1
-        marked = chunk
-        for name in names:
-            marked = marked.replace(name, _MARKS[name])
-        shapes = marked.translate(_SHAPES).split(b"\n")
+        shaped = chunk.translate(_SHAPES)
+        shapes = shaped.split(b"\n")
         del shapes[-1]  # after the chunk's last newline
         good = self._good_shapes
         named = {_HVC_EVENT: 0, _EXIT_EVENT: 0}
@@ -282,7 +293,7 @@ class FtraceParser:
                     good[shape] = event
             if event is not None:
                 named[event] += count
-        if any(named[name] != marked.count(_MARKS[name]) for name in names):
+        if any(named[name] != shaped.count(_SHAPE_NAMES[name]) for name in names):
             return -1
         return len(shapes)
 

@@ -4,8 +4,8 @@ The ftrace fast path may count a chunk in bulk only when two things hold.
 Every line must be an event line by ``ftrace._LINE``. And the two names it
 counts, ``kvm_hvc_arm64`` and ``kvm_exit``, must stand nowhere but where a
 line names its event: a message that quotes one is not a call. Without RE2,
-the line-shape proof (``FtraceParser._event_lines``) shows both in about
-five passes of CPython bytes work per chunk. With google-re2 installed, one
+the line-shape proof (``FtraceParser._event_lines``) shows both in a few
+passes of CPython bytes work per chunk. With google-re2 installed, one
 anchored match of the grammar built here shows both. RE2 runs that match as
 a DFA, at about 500 MB/s on one core of the benchmark machine, where
 CPython's backtracking ``re`` would walk every line.

@@ -62,6 +62,10 @@ _EVENTS = st.sampled_from(
         b"print",
         b"\x00",
         b"\x01",
+        # Names the line shapes cannot tell from the counted ones.
+        b"kvm_hvc_arm12",
+        b"kvm_hvc_zrm64",
+        b"kvm_bxit",
     ]
 )
 _SPACES = st.sampled_from([b" ", b"\t", b"  ", b"", b"\x0c"])
@@ -146,6 +150,18 @@ def _proof(lines: list[bytes]) -> int:
 @example([b"  " + b"a" * 120 + b"-1 [0] 1.5: kvm_exit: long comm, head past the prefix"])
 @example([b""])
 @example([b"    smccc_oracle-138     [000] ..... 2.000013: \x00: a NUL where the name goes"])
+@example(
+    [
+        b"    smccc_oracle-138     [000] ..... 2.000013: kvm_hvc_arm12: a look-alike event",
+        b"    smccc_oracle-138     [000] ..... 2.000013: print: kvm_hvc_arm64: quoted",
+    ]
+)
+@example(
+    [
+        b"    smccc_oracle-138     [000] ..... 2.000013: kvm_bxit: a look-alike event",
+        b"    smccc_oracle-138     [000] ..... 2.000013: print: kvm_exit: quoted",
+    ]
+)
 def test_an_accepted_chunk_is_read_alike_by_the_line_parser(lines: list[bytes]) -> None:
     found = _proof(lines)
     assert found in (-1, len(lines))
@@ -170,6 +186,16 @@ _PLAIN = st.builds(
 @given(st.lists(_PLAIN, min_size=1, max_size=40))
 def test_plain_chunks_are_accepted(lines: list[bytes]) -> None:
     assert _proof(lines) == len(lines)
+
+
+def test_the_names_shapes_cannot_overlap_so_each_is_counted_once() -> None:
+    # _event_lines counts the names' shapes with bytes.count, which counts
+    # non-overlapping occurrences: sound only while neither shape can overlap
+    # itself or the other, which one "k" at the start of each guarantees.
+    assert [byte for byte in range(256) if ftrace._SHAPES[byte] == ord("k")] == [ord("k")]
+    for shape in ftrace._SHAPE_NAMES.values():
+        assert shape.startswith(b"k")
+        assert shape.count(b"k") == 1
 
 
 def test_a_trace_folds_into_a_few_shapes() -> None:
