@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Final
 
 from hvcfilter.smccc import FUNCTION_ID_MAX
-from hvcfilter.trace import open_trace
+from hvcfilter.trace import contains, open_trace
 
 __all__ = ["forwarded_calls"]
 
@@ -26,13 +26,8 @@ _HVC = re.compile(rb"kvm_hvc_arm64:\s+HVC at 0x[0-9a-fA-F]+ \(r0: 0x([0-9a-fA-F]
 
 
 def _has_marker(path: str) -> bool:
-    tail = b""
     with open_trace(path) as source:
-        while chunk := source.stream.read(1 << 20):
-            if _MARKER in tail + chunk:
-                return True
-            tail = chunk[-len(_MARKER) :]
-    return False
+        return contains(source, _MARKER)
 
 
 def forwarded_calls(path: str) -> Counter[int]:

@@ -30,7 +30,7 @@ from hvcfilter.trace.events import (
 )
 from hvcfilter.trace.ftrace import ftrace_events
 from hvcfilter.trace.parallel import ftrace_tally
-from hvcfilter.trace.sources import Source, detect_format, open_trace, resolve_format
+from hvcfilter.trace.sources import Source, contains, detect_format, open_trace, resolve_format
 
 __all__ = [
     "CONDUITS",
@@ -44,6 +44,7 @@ __all__ = [
     "TraceEvent",
     "TraceFormat",
     "TraceTally",
+    "contains",
     "detect_format",
     "iter_events",
     "open_trace",

@@ -23,6 +23,7 @@ __all__ = [
     "CHUNK",
     "Source",
     "chunks",
+    "contains",
     "detect_format",
     "is_plain_file",
     "open_trace",
@@ -146,6 +147,36 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
         if rest:
             yield rest + b"\n"
     except source.errors as exc:  # gzip.BadGzipFile is an OSError
+        raise TraceError(f"cannot read {source.name}: {exc}") from exc
+
+
+def contains(source: Source, needle: bytes) -> bool:
+    """Whether the decompressed input holds ``needle``, read up to its first occurrence.
+
+    Raises:
+        TraceError: the input cannot be read.
+    """
+    if not needle:
+        return True
+    overlap = len(needle) - 1
+    try:
+        if is_plain_file(source):
+            # Reads at known offsets that overlap by the needle's length: no
+            # copy to join one chunk's tail to the next, and no mmap, whose
+            # pages would stay in this process's RSS.
+            fd = source.stream.fileno()
+            size = os.fstat(fd).st_size
+            return any(
+                needle in os.pread(fd, CHUNK + overlap, pos) for pos in range(0, size, CHUNK)
+            )
+        tail = b""
+        while block := source.stream.read(CHUNK):
+            if needle in block or needle in tail + block[:overlap]:
+                return True
+            # The last overlap bytes read, even across blocks shorter than that.
+            tail = (tail + block if len(block) < overlap else block)[-overlap:] if overlap else b""
+        return False
+    except source.errors as exc:
         raise TraceError(f"cannot read {source.name}: {exc}") from exc
 
 

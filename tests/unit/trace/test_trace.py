@@ -165,6 +165,41 @@ def test_gzip_and_xz_are_read_transparently(tmp_path: Path) -> None:
         )
 
 
+@pytest.mark.parametrize("packing", ["plain", "gzip"])
+def test_contains_finds_a_needle_wherever_the_chunks_cut_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, packing: str
+) -> None:
+    monkeypatch.setattr(sources, "CHUNK", 8)  # the needle straddles most cuts
+    needle = b"KVM_EXIT_HYPERCALL"
+    pack = gzip.compress if packing == "gzip" else bytes
+    for at in range(0, 3 * 8 + 1):
+        path = tmp_path / f"t{at}"
+        text = b"x" * at + needle + b"y" * 5
+        path.write_bytes(pack(text))
+        with sources.open_trace(str(path)) as source:
+            assert sources.contains(source, needle), at
+        path.write_bytes(pack(text.replace(needle, needle[:-1] + b"_")))
+        with sources.open_trace(str(path)) as source:
+            assert not sources.contains(source, needle), at
+
+
+def test_contains_on_an_empty_file_and_a_one_byte_needle(tmp_path: Path) -> None:
+    path = tmp_path / "t"
+    path.write_bytes(b"")
+    with sources.open_trace(str(path)) as source:
+        assert not sources.contains(source, b"\n")
+    path.write_bytes(b"ab")
+    with sources.open_trace(str(path)) as source:
+        assert sources.contains(source, b"b")
+
+
+def test_contains_on_a_corrupt_gzip_is_a_trace_error(tmp_path: Path) -> None:
+    path = tmp_path / "t.gz"
+    path.write_bytes(gzip.compress(SAMPLE.read_bytes())[:200])
+    with sources.open_trace(str(path)) as source, pytest.raises(TraceError, match="cannot read"):
+        sources.contains(source, b"KVM_EXIT_HYPERCALL")
+
+
 def test_corrupt_gzip_is_a_trace_error(tmp_path: Path) -> None:
     path = tmp_path / "t.gz"
     path.write_bytes(gzip.compress(SAMPLE.read_bytes())[:200])
