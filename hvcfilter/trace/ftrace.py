@@ -50,8 +50,10 @@ _HVC_MSG = re.compile(
 _EXIT_MSG = re.compile(rb"[ \t]+TRAP: HSR_EC: 0x0*(?P<ec>[0-9a-fA-F]+)\b")
 # The fast path's event scan: a valid kvm_hvc_arm64 payload (group 1), a
 # malformed one (both groups empty), or a kvm_exit trap of interest (group 2).
+# Every "kvm_hvc_arm64:" matches, whatever follows it (even nothing, or no
+# blank), so that no malformed message can pass for another event's line.
 _EVENTS = re.compile(
-    rb"kvm_(?:hvc_arm64:[ \t]+(?:HVC at 0x[0-9a-fA-F]{1,16} \((r0: 0x[0-9a-fA-F]{1,16}, "
+    rb"kvm_(?:hvc_arm64:(?:[ \t]+HVC at 0x[0-9a-fA-F]{1,16} \((r0: 0x[0-9a-fA-F]{1,16}, "
     rb"imm: 0x[0-9a-fA-F]{1,4})\)[ \t\r]*\n)?"
     rb"|exit:[ \t]+TRAP: HSR_EC: 0x0*(1[237])\b)"
 )

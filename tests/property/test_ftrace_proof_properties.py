@@ -281,6 +281,37 @@ def test_a_chunk_the_re2_proof_accepts_is_counted_as_the_line_parser_counts(
         assert _counts(fast) == _counts(slow)
 
 
+def _shape_counted(chunk: bytes) -> TraceTally | None:
+    tally = TraceTally()
+    parser = ftrace.FtraceParser(tally, "t")
+    found = parser.chunk_fast(chunk)  # shorter than _RE2_MIN: the shape proof
+    if found < 0:
+        assert _counts(tally) == _counts(TraceTally())  # declined: nothing counted
+        return None
+    assert found == tally.lines
+    return tally
+
+
+@settings(max_examples=4000, deadline=None)
+@given(st.lists(_line(), min_size=1, max_size=4))
+@example([b"-0 [0] 0: kvm_hvc_arm64:"])
+@example([b"a-1 [0] 1.0: kvm_hvc_arm64:\r"])
+@example([b"a-1 [0] 1.0: kvm_hvc_arm64:HVC at 0x1 (r0: 0x2, imm: 0x0)"])
+@example(
+    [
+        b"a-1 [0] 1.0: kvm_hvc_arm64: HVC at 0x1 (r0: 0x2, imm: 0x0)",
+        b"a-1 [0] 1.0: kvm_hvc_arm64:\x0b",
+    ]
+)
+def test_a_chunk_the_shape_proof_accepts_is_counted_as_the_line_parser_counts(
+    lines: list[bytes],
+) -> None:
+    chunk = b"\n".join(lines) + b"\n"
+    fast = _shape_counted(chunk)
+    if fast is not None:
+        assert _counts(fast) == _counts(_line_parsed(chunk))
+
+
 _LAYOUTS = st.sampled_from(
     [
         # /sys/kernel/tracing/trace on 6.12, an older kernel, record-tgid, trace-cmd report.
