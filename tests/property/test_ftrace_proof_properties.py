@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import platform
 import sys
+from collections.abc import Callable
 
 import pytest
 from hypothesis import example, given, settings
@@ -245,16 +246,23 @@ def _line_parsed(chunk: bytes) -> TraceTally:
     return tally
 
 
-def _re2_counted(chunk: bytes) -> TraceTally | None:
-    assert _RE2 is not None
+def _bulk_counted(
+    chunk: bytes, count: Callable[[ftrace.FtraceParser, bytes], int]
+) -> TraceTally | None:
+    """The tally ``count`` makes of the chunk in bulk, or None if it declines it."""
     tally = TraceTally()
-    parser = ftrace.FtraceParser(tally, "t")
-    found = parser._count_proven(chunk, 0, 0, _RE2)
+    found = count(ftrace.FtraceParser(tally, "t"), chunk)
     if found < 0:
         assert _counts(tally) == _counts(TraceTally())  # declined: nothing counted
         return None
     assert found == tally.lines
     return tally
+
+
+def _re2_counted(chunk: bytes) -> TraceTally | None:
+    assert _RE2 is not None
+    proof = _RE2
+    return _bulk_counted(chunk, lambda parser, chunk: parser._count_proven(chunk, 0, 0, proof))
 
 
 @needs_re2
@@ -281,17 +289,6 @@ def test_a_chunk_the_re2_proof_accepts_is_counted_as_the_line_parser_counts(
         assert _counts(fast) == _counts(slow)
 
 
-def _shape_counted(chunk: bytes) -> TraceTally | None:
-    tally = TraceTally()
-    parser = ftrace.FtraceParser(tally, "t")
-    found = parser.chunk_fast(chunk)  # shorter than _RE2_MIN: the shape proof
-    if found < 0:
-        assert _counts(tally) == _counts(TraceTally())  # declined: nothing counted
-        return None
-    assert found == tally.lines
-    return tally
-
-
 @settings(max_examples=4000, deadline=None)
 @given(st.lists(_line(), min_size=1, max_size=4))
 @example([b"-0 [0] 0: kvm_hvc_arm64:"])
@@ -307,7 +304,8 @@ def test_a_chunk_the_shape_proof_accepts_is_counted_as_the_line_parser_counts(
     lines: list[bytes],
 ) -> None:
     chunk = b"\n".join(lines) + b"\n"
-    fast = _shape_counted(chunk)
+    # Shorter than _RE2_MIN: chunk_fast takes the shape proof.
+    fast = _bulk_counted(chunk, ftrace.FtraceParser.chunk_fast)
     if fast is not None:
         assert _counts(fast) == _counts(_line_parsed(chunk))
 
