@@ -10,7 +10,8 @@ with ``os.wait4``. With google-re2 installed (the ``fast`` extra) it also
 times simulate with ``re2`` hidden, so that the pure-Python line proof is
 measured in the same run, and the count-only prototype of issue 13
 (``count_only.py``: no line proof, no skipped lines, no emulator), to show
-how far simulate is from counting alone.
+how far simulate is from counting alone, and the RE2 line proof alone
+(``proof_only.py``), the part of simulate no counting scheme can drop.
 Run: ``.venv/bin/python benchmarks/bench_simulate.py``.
 """
 
@@ -166,6 +167,8 @@ def main() -> None:
         pure_times: list[float] = []
         floor_times: list[float] = []
         floor_argv = [sys.executable, str(Path(__file__).resolve().parent / "count_only.py")]
+        proof_argv = [sys.executable, str(Path(__file__).resolve().parent / "proof_only.py")]
+        proof_times: list[float] = []
         peak = 0
         grep_count = b""
         summary = b""
@@ -187,6 +190,10 @@ def main() -> None:
                 elapsed, rss, pure_summary = _timed(cached_argv, work, pure_env)
                 pure_times.append(elapsed)
                 peak = max(peak, rss)
+                elapsed, _rss, proven = _timed([*proof_argv, str(trace)], work, cached_env)
+                proof_times.append(elapsed)
+                if not proven.strip().isdigit():  # it exits 1 when a chunk fails
+                    raise SystemExit("proof_only.py: the trace failed the line proof")
         calls = summary.split(b'"calls": ', 1)[1].split(b",", 1)[0] if summary else b"?"
         if calls.strip() != grep_count.strip():
             raise SystemExit(f"simulate counted {calls!r} calls, grep {grep_count!r}")
@@ -209,6 +216,12 @@ def main() -> None:
             f"count-only prototype (no line proof): median {f:.3f} s, {f / g:.1f}x grep; "
             f"simulate is {c / f:.1f}x it"
         )
+        if re2:
+            r = statistics.median(proof_times)
+            print(
+                f"RE2 line proof alone (no counting): median {r:.3f} s, {r / g:.1f}x grep; "
+                f"simulate is {c / r:.1f}x it"
+            )
         print(f"peak RSS of simulate: {peak / 1024:.1f} MB (target <= 100)")
         print(f"calls: {int(calls):,} (grep agrees)")
 
