@@ -37,8 +37,10 @@ _ACTION_NAMES = ("KVM_SMCCC_FILTER_HANDLE", "KVM_SMCCC_FILTER_DENY", "KVM_SMCCC_
 
 
 def _comment_text(line: str) -> str:
-    # "*/" would end the comment early; "??" could start a trigraph under -std=c11.
-    return line.replace("*/", "* /").replace("??", "?\\?")
+    # "*/" would end the comment early, "/*" inside one fails -Werror=comment, and
+    # "??" could start a trigraph under -std=c11. Splitting "/*" after "*/" cannot
+    # make a new "*/": the blank it adds stands before the "*".
+    return line.replace("*/", "* /").replace("/*", "/ *").replace("??", "?\\?")
 
 
 def _block(lines: list[str], indent: str = "") -> list[str]:
