@@ -139,7 +139,9 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
         raise click.UsageError("--tally-out writes a tally: give neither -o nor --against")
     if from_tallies and kernel is not None:
         raise click.UsageError("--kernel comes from the tallies; leave it out with --tally")
-    inputs_list = list(inputs)
+    # The files themselves, not the directories or patterns that name them, so that
+    # no output can replace an input reached through its directory or a glob.
+    inputs_list = run.expand_paths(inputs)
     if against is not None and kernel is None and not from_tallies:
         from hvcfilter.table.files import load_table
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from suite_paths import TRACES
 
@@ -88,6 +89,33 @@ def test_never_overwrites_an_input(tmp_path: Path) -> None:
     code, _, _ = _run(str(trace), "-o", str(trace))
     assert code == 2
     assert trace.read_bytes() == Path(SAMPLE).read_bytes()
+
+
+@pytest.mark.parametrize("how", ["directory", "glob", "tally-out"])
+def test_never_overwrites_an_input_reached_through_a_directory_or_glob(
+    tmp_path: Path, how: str
+) -> None:
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    trace = traces / "a.jsonl"
+    trace.write_text('{"x0": "0x84000000"}\n')
+    args = {
+        "directory": (str(traces), "-o", str(trace)),
+        "glob": (str(traces / "*.jsonl"), "-o", str(trace)),
+        "tally-out": (str(traces), "--tally-out", str(trace)),
+    }[how]
+    code, _, stderr = _run(*args)
+    assert code == 2
+    assert "refusing to overwrite input" in stderr
+    assert trace.read_text() == '{"x0": "0x84000000"}\n'
+
+
+def test_a_tally_nested_too_deeply_is_not_a_tally(tmp_path: Path) -> None:
+    tally = tmp_path / "deep.json"
+    tally.write_text("[" * 100_000 + "]" * 100_000)
+    code, _, stderr = _run("--tally", str(tally))
+    assert code == 2
+    assert "not a tally (invalid JSON: nested too deeply)" in stderr
 
 
 def test_against_report_and_tightened_spec(tmp_path: Path) -> None:
