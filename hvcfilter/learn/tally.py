@@ -166,6 +166,12 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
             f"{filename}{where}: not a tally (invalid JSON: {exc}); "
             "write one with `hvcfilter learn TRACE --tally-out FILE`"
         ) from exc
+    except (ValueError, RecursionError) as exc:  # a number of over 4,300 digits, deep nesting
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number too long"
+        raise LearnError(
+            f"{filename}: not a tally (invalid JSON: {reason}); "
+            "write one with `hvcfilter learn TRACE --tally-out FILE`"
+        ) from exc
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise LearnError(
             f'{filename}: not a tally (no "format": "{FORMAT}"); '

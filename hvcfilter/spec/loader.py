@@ -130,7 +130,10 @@ def _parse_toml(
     Plain TOML, which is what specs are written in, is read by the fast
     subset parser; tomllib reads the rest and words every syntax error.
     """
-    plain = parse_plain_toml(text)
+    try:
+        plain = parse_plain_toml(text)
+    except ValueError:  # int() refuses a number of over 4,300 digits: tomllib words it below
+        plain = None
     if plain is not None:
         return plain.document, plain.lines
     import tomllib  # only for TOML outside the plain subset
@@ -161,6 +164,25 @@ def _parse_toml(
                     f"TOML syntax error: {message}",
                     Location(filename, line, column),
                     "fix the TOML syntax; hex numbers are written 0x84000000",
+                ),
+            ),
+        )
+    except ValueError:  # after TOMLDecodeError, its subclass: int() refused a huge number
+        import re
+
+        # int() refuses decimal strings longer than sys.get_int_max_str_digits().
+        limit = sys.get_int_max_str_digits()
+        huge = re.compile(rf"\d[\d_]{{{limit}}}")
+        line = next((n for n, row in enumerate(text.splitlines(), 1) if huge.search(row)), None)
+        return LoadResult(
+            filename,
+            None,
+            (
+                diag(
+                    "HVF002",
+                    f"TOML value error: an integer of over {limit:,} digits",
+                    Location(filename, line),
+                    "function IDs and counts fit 32 bits: 0xFFFFFFFF at most",
                 ),
             ),
         )

@@ -83,7 +83,7 @@ def _record(fields: dict[str, Any], number: int, source: str) -> TraceEvent:
     if ts_value is not None:
         try:
             ts = float(ts_value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past a float
             raise _RecordError(f"field 'ts': {ts_value!r} is not a number") from None
     regs = [None if get(r) is None else _register(r, get(r)) for r in ("x1", "x2", "x3")]
     return TraceEvent(x0, conduit, imm, mode, vcpu, ts, number, source, *regs)
@@ -112,6 +112,14 @@ def jsonl_events(
         except json.JSONDecodeError as exc:
             tally.bad(source.name, number, text, f"invalid JSON at column {exc.colno}: {exc.msg}")
             continue
+        except ValueError:  # int() refuses a number of over 4,300 digits
+            tally.bad(source.name, number, text, "invalid JSON: a number of over 4,300 digits")
+            continue
+        except RecursionError:
+            tally.bad(
+                source.name, number, text, "invalid JSON: arrays or objects nested too deeply"
+            )
+            continue
         if not isinstance(fields, dict):
             tally.bad(source.name, number, text, "a JSON object is expected")
             continue
@@ -135,7 +143,11 @@ def csv_events(
         if not text.strip() or text.lstrip().startswith("#"):
             tally.comments += 1
             continue
-        row = next(csv.reader([text]))
+        try:
+            row = next(csv.reader([text]))
+        except csv.Error as exc:  # a field past csv's size limit, for one
+            tally.bad(source.name, number, text, f"unreadable CSV row: {exc}")
+            continue
         cells = [c.strip() for c in row]
         if header is None:
             header = [c.lower() for c in cells]

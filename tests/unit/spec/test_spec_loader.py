@@ -375,3 +375,25 @@ def test_a_vm_setting_the_kernel_refuses_is_a_warning_and_the_spec_still_loads()
     ]
     assert result.spec is not None
     assert result.spec.vm.psci_version is None and 3 not in result.spec.vm.bitmaps
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ('[[range]]\naction = "deny"\nbase = {huge}\nnr_functions = 1\n', 3),
+        # Not plain TOML (a table after the ranges), so tomllib reads it.
+        (
+            '[[range]]\naction = "deny"\nbase = 0x84000000\nnr_functions = {huge}\n'
+            '[filter]\nname = "x"\n',
+            4,
+        ),
+    ],
+    ids=["plain-subset", "tomllib"],
+)
+def test_a_number_past_pythons_digit_limit_is_an_error_on_its_line(text: str, line: int) -> None:
+    # int() refuses over 4,300 decimal digits (CVE-2020-10735); both TOML readers call it.
+    result = loads(text.format(huge="9" * 4301), "huge.toml")
+    assert result.spec is None
+    (diag,) = result.diagnostics
+    assert diag.code == "HVF002" and diag.severity is Severity.ERROR
+    assert diag.location.line == line and "over 4,300 digits" in diag.message

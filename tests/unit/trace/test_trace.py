@@ -279,6 +279,10 @@ def test_jsonl_registers() -> None:
         ('{"x0": 18446744073709551616}', "does not fit 64 bits"),
         ('{"x0": 1,', "invalid JSON at column"),
         ("[1, 2]", "a JSON object is expected"),
+        # Past CPython's own limits: no internal error, one skipped line.
+        ('{"x0": ' + "9" * 4301 + "}", "a number of over 4,300 digits"),
+        ('{"x0": ' + "[" * 100_000 + "]" * 100_000 + "}", "nested too deeply"),
+        ('{"x0": 1, "ts": ' + "9" * 400 + "}", "field 'ts'"),
     ],
 )
 def test_jsonl_errors_name_the_field(tmp_path: Path, line: str, reason: str) -> None:
@@ -288,6 +292,15 @@ def test_jsonl_errors_name_the_field(tmp_path: Path, line: str, reason: str) -> 
     assert tally.skipped == 1
     assert tally.bad_lines[0].line == 2
     assert reason in tally.bad_lines[0].reason
+
+
+def test_a_csv_field_past_the_csv_module_limit_is_one_skipped_row(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("x0,c\n0x1,a\n0x2," + "a" * 200_000 + "\n0x3,b\n")
+    tally = trace.tally([str(path)])
+    assert tally.call_count == 2
+    assert [b.line for b in tally.bad_lines] == [3]
+    assert "unreadable CSV row" in tally.bad_lines[0].reason
 
 
 def test_csv_errors(tmp_path: Path) -> None:
