@@ -8,6 +8,7 @@ library call and one render.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import sys
@@ -58,6 +59,10 @@ def _fail(message: str, code: ExitCode) -> NoReturn:
     sys.exit(int(code))
 
 
+# Errors of a write that fills a disk or a quota, or hits a device that fails.
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
 def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
     """End the process as the documented exit codes say for an exception a command raised.
 
@@ -81,6 +86,10 @@ def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
+    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+        # Files named with -o fail as OutputError above: this is standard output
+        # (`> /dev/full`, a full disk), unreadable for the user's purpose like any input.
+        _fail(f"cannot write {exc.filename or 'standard output'}: {exc.strerror}", ExitCode.USAGE)
     if not isinstance(exc, Exception):
         raise exc  # GeneratorExit and the like are the interpreter's, not failures
     # The last line of defence: no traceback for users.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 import pytest
 
 from hvcfilter.cli._common import ExitCode, guarded
@@ -41,3 +43,16 @@ def test_a_closed_pipe_ends_like_sigpipe_not_like_findings(
 
 def test_interrupt_is_130(capsys: pytest.CaptureFixture[str]) -> None:
     assert _exit_code(KeyboardInterrupt()) == 130
+
+
+def test_a_full_disk_on_stdout_is_unwritable_output_not_an_internal_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # What writing to `> /dev/full` raises.
+    assert _exit_code(OSError(errno.ENOSPC, "No space left on device")) == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err == "hvcfilter: error: cannot write standard output: No space left on device\n"
+
+
+def test_other_os_errors_stay_internal() -> None:
+    assert _exit_code(OSError(errno.EBADF, "Bad file descriptor")) == ExitCode.INTERNAL
