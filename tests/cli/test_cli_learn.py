@@ -118,6 +118,21 @@ def test_a_tally_nested_too_deeply_is_not_a_tally(tmp_path: Path) -> None:
     assert "not a tally (invalid JSON: nested too deeply)" in stderr
 
 
+@pytest.mark.parametrize("fmt", ["json", "text"])
+def test_against_without_an_output_reports_on_stdout(tmp_path: Path, fmt: str) -> None:
+    # Nothing else is written then, so the report is the command's output.
+    trace = tmp_path / "t.jsonl"
+    trace.write_text('{"x0": "0xC2000000"}\n')
+    spec = tmp_path / "old.toml"
+    spec.write_text('[filter]\nkernel = "6.12"\n')
+    code, stdout, stderr = _run(str(trace), "--against", str(spec), "--format", fmt)
+    assert code == 0 and stderr == ""
+    if fmt == "json":
+        assert json.loads(stdout)["calls"] == 1
+    else:
+        assert "against 1 traced calls" in stdout
+
+
 def test_against_report_and_tightened_spec(tmp_path: Path) -> None:
     spec = tmp_path / "old.toml"
     spec.write_text(
