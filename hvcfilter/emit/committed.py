@@ -19,6 +19,7 @@ from pathlib import Path
 
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
+from hvcfilter.errors import PayloadError, SpecError
 from hvcfilter.kernel.abi import Action
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import compile_file
@@ -82,6 +83,8 @@ def pair_files(names: Iterable[str]) -> list[Pair]:
 
     Raises:
         ValueError: an explicit pair's output has a suffix of no known format.
+        SpecError: a file named on its own does not exist (a typo would pass as
+            nothing to compare).
     """
     pairs: set[Pair] = set()
     for name in names:
@@ -90,6 +93,8 @@ def pair_files(names: Iterable[str]) -> list[Pair]:
             pairs.add(Pair(spec, output, _format_of(output)))
             continue
         path = Path(name)
+        if not path.exists():
+            raise SpecError(f"{name}: no such file (name a spec, an output, or SPEC=OUTPUT)")
         if path.suffix == _SPEC_SUFFIX:
             for suffix, fmt in SUFFIX_FORMATS.items():
                 sibling = path.with_suffix(suffix)
@@ -130,7 +135,7 @@ def check_pair(
 
     Raises:
         UnknownProfileError: ``kernel`` names no profile.
-        PayloadError: unknown byte order.
+        PayloadError: unknown byte order, or the output exists but cannot be read.
     """
     result = compile_file(pair.spec, merge=merge, kernel=kernel)
     if result.table is None:
@@ -140,8 +145,10 @@ def check_pair(
     expected = emit(result.table, pair.fmt, byte_order=byte_order)
     try:
         committed = Path(pair.output).read_bytes()
-    except OSError:
+    except FileNotFoundError:
         return Freshness(pair, Status.MISSING)
+    except OSError as exc:  # a directory, no permission: not "missing", and no diff to show
+        raise PayloadError(f"cannot read {pair.output}: {exc.strerror}") from exc
     if committed == expected:
         return Freshness(pair, Status.FRESH)
     diff = difflib.unified_diff(

@@ -63,3 +63,20 @@ def test_a_spec_that_no_longer_compiles_is_1(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"BROKEN {spec} -> {out}" in result.output
     assert "HVF2" in result.output
+
+
+def test_a_named_file_that_does_not_exist_is_2_not_nothing_to_compare(tmp_path: Path) -> None:
+    # A typo in a CI job must not pass as "0 pair(s)".
+    result = CliRunner().invoke(cli, ["compile-check", str(tmp_path / "typo.toml")])
+    assert result.exit_code == 2
+    assert f"{tmp_path / 'typo.toml'}: no such file" in result.stderr
+
+
+def test_an_output_that_cannot_be_read_is_2_not_missing(tmp_path: Path) -> None:
+    spec = tmp_path / "vm.toml"
+    spec.write_text(MINIMAL)
+    (tmp_path / "vm.bin").mkdir()  # root reads any file; a directory fails for everyone
+    result = CliRunner().invoke(cli, ["compile-check", f"{spec}={tmp_path / 'vm.bin'}"])
+    assert result.exit_code == 2
+    assert f"cannot read {tmp_path / 'vm.bin'}: Is a directory" in result.stderr
+    assert "MISSING" not in result.stdout
