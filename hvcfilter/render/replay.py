@@ -237,7 +237,7 @@ def report_text(report: ReplayReport, *, width: int = 120, color: bool = False) 
     failed = [r for r in report.install if r.errno]
     for rec in failed:
         console.print(
-            f"record {rec.index} ({smccc.IdRange(rec.base, rec.last)} {rec.action_label}, "
+            f"record {rec.index} ({rec.span} {rec.action_label}, "
             f"{rec.origin}) was refused by the kernel: {rec.error}"
         )
     console.print()
@@ -262,10 +262,7 @@ def report_text(report: ReplayReport, *, width: int = 120, color: bool = False) 
         if report.unused_ranges:
             console.print("\nRanges never hit:")
             for rec in report.unused_ranges:
-                console.print(
-                    f"  record {rec.index}: {smccc.IdRange(rec.base, rec.last)} "
-                    f"{rec.action_label} ({rec.origin})"
-                )
+                console.print(f"  record {rec.index}: {rec.span} {rec.action_label} ({rec.origin})")
         else:
             console.print("\nEvery installed range was hit.")
         differing = [r for r in report.functions if r.differs_from_default]

@@ -166,6 +166,25 @@ def test_text_colour_follows_the_shared_terminal_and_no_color_rule(
     assert code == 0 and "\x1b[" in coloured and "\x1b[" not in plain
 
 
+@pytest.mark.parametrize(
+    ("base", "nr", "shown"),
+    [
+        # The kernel computes base + nr - 1, which reads backwards or as every ID.
+        (0xC2000000, 0, "0xC2000000 (empty)"),
+        (0, 0, "0x00000000 (empty)"),
+        (0xFFFFFFF0, 0x20, "0xFFFFFFF0 + 0x20 (past 0xFFFFFFFF)"),
+    ],
+)
+def test_a_refused_empty_or_wrapping_record_is_shown_as_it_is(
+    tmp_path: Path, base: int, nr: int, shown: str
+) -> None:
+    payload = tmp_path / "t.bin"
+    payload.write_bytes(base.to_bytes(4, "little") + nr.to_bytes(4, "little") + bytes(16))
+    code, out, _ = _run("--payload", str(payload), "--kernel", "7.2", SAMPLE)
+    assert code == 1
+    assert f"record 0 ({shown} handle, " in out
+
+
 def test_refused_records_exit_1(tmp_path: Path) -> None:
     # The VMM's KVM_SET_DEVICE_ATTR would fail: a finding, whatever the output format.
     spec = tmp_path / "overlap.toml"
