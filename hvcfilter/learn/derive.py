@@ -206,16 +206,22 @@ def derive(
     """The least-privilege table for a tally, as spans in ID order.
 
     Raises:
-        LearnError: the tally holds no call, or an override forwards a reserved ID.
+        LearnError: the tally holds no call, its kernel has no SMCCC filter, or an
+            override forwards a reserved ID.
         UnknownProfileError: the tally's kernel names no profile.
     """
+    profile = get_profile(tally.kernel)
+    if not profile.has_filter:
+        raise LearnError(
+            f"kernel {profile.name} has no SMCCC filter (it arrived in 6.4): there is no "
+            "table to learn for it; learn for the kernel the VMs will run (--kernel 6.12)"
+        )
     if not tally.calls:
         raise LearnError(
             f"no calls with a function ID in {len(tally.traces)} trace(s) "
             f"({', '.join(tally.traces[:3]) or 'none'}): nothing to learn a table from; "
             "record a trace with the kvm_hvc_arm64 event enabled (or JSON Lines/CSV calls)"
         )
-    profile = get_profile(tally.kernel)
     reserved = _merge(profile.reserved_ranges)
     seen = _seen(tally)
     in_reserved = [c for c in seen if any(a <= c.function_id <= b for a, b in reserved)]

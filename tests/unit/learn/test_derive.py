@@ -73,3 +73,11 @@ def test_unknown_override_and_empty_tally() -> None:
         parse_override("NO_SUCH_CALL", "handle")
     with pytest.raises(LearnError, match="no calls with a function ID"):
         derive(Tally("7.2", ("empty.txt",)))
+
+
+def test_a_kernel_without_the_filter_has_no_table_to_learn_and_says_so() -> None:
+    # 6.1 refuses every filter record (EINVAL): not an internal error, a plain refusal.
+    tally = Tally("6.1", ("t",), {(0xC2000000, "hvc", "kernel"): CallCount(2, 1)})
+    with pytest.raises(LearnError, match=r"kernel 6\.1 has no SMCCC filter") as info:
+        derive(tally)
+    assert "internal error" not in str(info.value)
