@@ -178,7 +178,8 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
             "write one with `hvcfilter learn TRACE --tally-out FILE`"
         )
     version = doc.get("version")
-    if version != TALLY_VERSION:
+    # type() too: true and 1.0 equal 1 in Python, but the schema says the integer 1.
+    if type(version) is not int or version != TALLY_VERSION:
         raise LearnError(
             f"{filename}: tally version {version!r}, but this hvcfilter reads version "
             f"{TALLY_VERSION}; re-tally its traces with this hvcfilter (`learn --tally-out`)"
@@ -216,7 +217,8 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
                 f"{where}: a second row for {smccc.format_id(fid)} {conduit} {outcome}"
             )
         count, seen = _count(row, "count", where), _count(row, "traces", where)
-        if seen > len(traces) or (count == 0) != (seen == 0):
+        # A row is a call seen (the schema's minimum is 1): a zero row would keep an ID open.
+        if seen > len(traces) or count == 0 or seen == 0:
             raise LearnError(f"{where}: seen in {seen} traces of {len(traces)}, {count} times")
         calls[key] = CallCount(count, seen)
     return Tally(kernel, tuple(traces), calls, smc)

@@ -67,6 +67,22 @@ def test_other_version_is_refused() -> None:
         loads(json.dumps(doc), "t.json")
 
 
+@pytest.mark.parametrize("version", [True, 1.0, "1"])
+def test_a_version_that_only_equals_1_in_python_is_refused(version: object) -> None:
+    doc = json.loads(dumps(PARTS[0]))
+    doc["version"] = version
+    with pytest.raises(LearnError, match=r"tally version .*, but this hvcfilter reads version 1"):
+        loads(json.dumps(doc), "t.json")
+
+
+def test_a_row_of_a_call_never_seen_is_refused() -> None:
+    # Such a row would keep its ID open in the learned table with "0 calls in 0 traces".
+    doc = json.loads(dumps(PARTS[0]))
+    doc["calls"][0]["count"] = doc["calls"][0]["traces"] = 0
+    with pytest.raises(LearnError, match="seen in 0 traces of 1, 0 times"):
+        loads(json.dumps(doc), "t.json")
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
