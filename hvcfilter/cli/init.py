@@ -42,7 +42,7 @@ __all__ = ["init"]
 def init(
     ctx: click.Context, *, path: str, name: str, list_only: bool, force: bool, fmt: str
 ) -> None:
-    """Write a commented, check-clean starter spec to PATH (default: hvcfilter.toml).
+    """Write a commented, check-clean starter spec to PATH (default: hvcfilter.toml; - for stdout).
 
     Templates: lockdown (deny SiP, OEM and Trusted OS calls), vcpu-hotplug
     (PSCI CPU_ON/CPU_OFF to the VMM), trng-in-vmm, sip-in-vmm and minimal.
@@ -60,6 +60,9 @@ def init(
                 click.echo(f"{r['name']:<{width}}  {r['summary']}")
         ctx.exit(ExitCode.OK)
     template = get_template(name)
+    if path == "-":  # as everywhere else, "-" is standard output, not a file named "-"
+        click.echo(template.render(), nl=False)
+        ctx.exit(ExitCode.OK)
     if Path(path).exists() and not force:
         raise click.UsageError(f"{path} exists; use --force to overwrite it")
     write_atomic(path, template.render().encode("utf-8"))

@@ -66,3 +66,15 @@ def test_list_in_text_and_json() -> None:
     code, out, _ = run("init", "--list", "--format", "json")
     names = [t["name"] for t in json.loads(out)["templates"]]
     assert code == 0 and "vcpu-hotplug" in names and "sip-in-vmm" in names
+
+
+def test_dash_writes_the_template_to_stdout_and_no_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("init", "-", "-t", "trng-in-vmm")
+    assert code == 0 and err == ""
+    assert 'name = "trng-in-vmm"' in out
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "vm.toml").write_text(out)
+    assert run("check", "--strict", str(tmp_path / "vm.toml"))[0] == 0
