@@ -62,16 +62,8 @@ class InstallResult(NamedTuple):
 
     @property
     def span(self) -> str:
-        """The IDs the record names, for people; an empty or wrapping one said as such.
-
-        ``last`` of those reads backwards (``0xC2000000-0xC1FFFFFF``) or as the
-        whole space (``0, 0``), which is not what the record asked for.
-        """
-        if self.nr_functions == 0:
-            return f"{smccc.format_id(self.base)} (empty)"
-        if self.base + self.nr_functions - 1 > smccc.FUNCTION_ID_MAX:
-            return f"{smccc.format_id(self.base)} + {self.nr_functions:#x} (past 0xFFFFFFFF)"
-        return str(smccc.IdRange(self.base, self.last))
+        """The IDs the record names, for people; an empty or wrapping one said as such."""
+        return smccc.format_record_span(self.base, self.nr_functions)
 
     @property
     def error(self) -> str | None:

@@ -45,6 +45,7 @@ __all__ = [
     "decode",
     "encode",
     "format_id",
+    "format_record_span",
     "owner_name",
     "owner_numbers",
     "owner_ranges",
@@ -218,6 +219,20 @@ class IdRange(NamedTuple):
 def format_id(fid: int) -> str:
     """Eight hex digits, the way SMCCC documents write IDs: ``0x84000003``."""
     return f"0x{fid:08X}"
+
+
+def format_record_span(base: int, nr_functions: int) -> str:
+    """The IDs a filter record names, for people: ``0x84000000-0x8400001F``.
+
+    An empty record and one running past 0xFFFFFFFF are said as such: their
+    last ID as the kernel computes it (32-bit) would read backwards, or as
+    the whole ID space for ``(0, 0)``.
+    """
+    if nr_functions == 0:
+        return f"{format_id(base)} (empty)"
+    if base + nr_functions - 1 > FUNCTION_ID_MAX:
+        return f"{format_id(base)} + {nr_functions:#x} (past 0xFFFFFFFF)"
+    return str(IdRange(base, base + nr_functions - 1))
 
 
 class DecodedId(NamedTuple):

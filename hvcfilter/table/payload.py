@@ -23,7 +23,7 @@ from hvcfilter.kernel.abi import PAD_SIZE, RECORD, RECORD_BE, RECORD_SIZE
 from hvcfilter.kernel.filter import RESERVED, RangeTree
 from hvcfilter.kernel.filter import install as install_ranges
 from hvcfilter.kernel.profiles import KernelProfile, get_profile
-from hvcfilter.smccc import FUNCTION_ID_MAX, IdRange, format_id
+from hvcfilter.smccc import FUNCTION_ID_MAX, IdRange, format_id, format_record_span
 
 __all__ = [
     "ACTION_COUNT",
@@ -91,9 +91,7 @@ class Record(NamedTuple):
         return self.pad == _ZERO_PAD and self.action < ACTION_COUNT and not self.wraps
 
     def __str__(self) -> str:
-        if self.nr_functions == 0:
-            return f"{format_id(self.base)} (empty)"
-        return str(IdRange(self.base, self.end32))
+        return format_record_span(self.base, self.nr_functions)
 
 
 def encode(records: Iterable[Record], byte_order: ByteOrder = "little") -> bytes:

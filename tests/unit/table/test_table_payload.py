@@ -194,3 +194,6 @@ def test_record_text() -> None:
     assert str(Record(0x84000000, 0x20, 1)) == "0x84000000-0x8400001F"
     assert str(Record(0x84000003, 1, 1)) == "0x84000003"
     assert str(Record(0, 0, 1)) == "0x00000000 (empty)"
+    # Past 0xFFFFFFFF the kernel's 32-bit last ID would read backwards.
+    assert str(Record(0xFFFFFFF0, 0x20, 1)) == "0xFFFFFFF0 + 0x20 (past 0xFFFFFFFF)"
+    assert str(Record(0xFFFFFFF0, 0x10, 1)) == "0xFFFFFFF0-0xFFFFFFFF"
