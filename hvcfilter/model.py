@@ -186,7 +186,7 @@ class FilterRange(NamedTuple):
         return self.end32 >= self.base
 
     def __str__(self) -> str:
-        return str(smccc.IdRange(self.base, self.end32))
+        return smccc.format_record_span(self.base, self.nr_functions)
 
 
 class FilterSpec(NamedTuple):

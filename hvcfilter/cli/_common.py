@@ -87,8 +87,8 @@ def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
     if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
-        # Files named with -o fail as OutputError above: this is standard output
-        # (`> /dev/full`, a full disk), unreadable for the user's purpose like any input.
+        # Files named with -o already fail as OutputError (exit 2): this is standard
+        # output (`> /dev/full`, a full disk), the same user-side failure.
         _fail(f"cannot write {exc.filename or 'standard output'}: {exc.strerror}", ExitCode.USAGE)
     if not isinstance(exc, Exception):
         raise exc  # GeneratorExit and the like are the interpreter's, not failures

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hvcfilter import smccc
+from hvcfilter.model import Action, FilterRange
 from hvcfilter.smccc import CallType, Convention, IdRange
 
 
@@ -191,3 +192,20 @@ def test_owner_field_of_yielding_ids_is_not_judged() -> None:
     assert smccc.decode(0x8A00_0000).problems() == [
         "owner 10 is reserved for future use (DEN0028 6.2)"
     ]
+
+
+@pytest.mark.parametrize(
+    ("base", "nr", "text"),
+    [
+        (0x84000000, 0x20, "0x84000000-0x8400001F"),
+        (0x84000003, 1, "0x84000003"),
+        (0xFFFFFFF0, 0x10, "0xFFFFFFF0-0xFFFFFFFF"),
+        (0xC2000000, 0, "0xC2000000 (empty)"),
+        (0, 0, "0x00000000 (empty)"),
+        (0xFFFFFFF0, 0x20, "0xFFFFFFF0 + 0x20 (past 0xFFFFFFFF)"),
+    ],
+)
+def test_a_record_span_never_reads_backwards(base: int, nr: int, text: str) -> None:
+    # A spec's range and a payload's record name their IDs the same way.
+    assert smccc.format_record_span(base, nr) == text
+    assert str(FilterRange(base, nr, Action.DENY, 0)) == text
