@@ -21,6 +21,8 @@ from hvcfilter.rules.registry import Check, check
 from hvcfilter.rules.wording import record_label, span, span_names
 from hvcfilter.smccc import format_id
 
+_MAX_NR_FUNCTIONS = U32_END - 1
+
 __all__ = [
     "CHECKS",
     "empty_or_wrapping_range",
@@ -156,7 +158,9 @@ def mergeable_ranges(spec: FilterSpec) -> Iterator[Diagnostic]:
     ``layout = "sorted"`` or ``"as-written"`` it also saves a
     ``KVM_SET_DEVICE_ATTR`` call. Ranges are not suggested for merging across
     an owner or service boundary, named ``service``/``owner`` selectors are
-    left alone, and ``handle`` ranges are left to HVF204.
+    left alone, ``handle`` ranges are left to HVF204, and no run is suggested
+    that would span all 2^32 IDs (a record's ``nr_functions`` holds at most
+    0xFFFFFFFF).
 
     Fail: ``base = 0xC2000000, nr_functions = 0x10`` and
     ``base = 0xC2000010, nr_functions = 0x10``, both ``fwd_to_user``.
@@ -203,6 +207,9 @@ def mergeable_ranges(spec: FilterSpec) -> Iterator[Diagnostic]:
             and not isinstance(spec.entries[prev.entry], named)
             and not isinstance(spec.entries[cur.entry], named)
             and crossing(bases[start], lasts[i]) is None
+            # nr_functions is a u32: one record holds at most 0xFFFFFFFF IDs,
+            # so a run over all 2^32 cannot be said as one range.
+            and lasts[i] - bases[start] < _MAX_NR_FUNCTIONS
         )
         if joinable and extending:
             run_end = i
