@@ -70,7 +70,10 @@ def _command() -> str:
     "--forward", multiple=True, metavar="ID|NAME|SERVICE", help="Forward these to the VMM."
 )
 @click.option(
-    "--handle", multiple=True, metavar="ID|NAME|SERVICE", help="Keep these in the kernel."
+    "--handle",
+    multiple=True,
+    metavar="ID|NAME|SERVICE",
+    help="Keep these in the kernel. Where it overlaps a --forward, the narrower one wins.",
 )
 @click.option(
     "--tally-out",

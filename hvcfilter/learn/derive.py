@@ -147,6 +147,41 @@ def _open_span(fid: int, granularity: Granularity) -> Span:
     assert_never(granularity)
 
 
+def _resolve_overrides(overrides: Sequence[Override]) -> tuple[list[Span], list[Span]]:
+    """The IDs the overrides forward and those they keep in the kernel, disjoint.
+
+    Where a ``--forward`` and a ``--handle`` overlap, the one naming fewer IDs
+    wins on the overlap (``--forward psci --handle PSCI_VERSION`` forwards
+    every PSCI call but that one), whatever their order on the command line.
+    Two that name as many IDs cannot be ranked, so they are refused.
+
+    Raises:
+        LearnError: a forward and a handle override overlap and name as many IDs.
+    """
+    merged = [(o, _merge(o.spans)) for o in overrides]
+    sizes = [sum(last - first + 1 for first, last in spans) for _, spans in merged]
+    for i, (one, one_spans) in enumerate(merged):
+        for j, (other, other_spans) in enumerate(merged[:i]):
+            if one.action == other.action or sizes[i] != sizes[j]:
+                continue
+            shared = _subtract(one_spans, _subtract(one_spans, other_spans))
+            if shared:
+                fwd, kept = (one, other) if one.action == "fwd_to_user" else (other, one)
+                raise LearnError(
+                    f"--forward {fwd.label} and --handle {kept.label} both claim "
+                    f"{smccc.format_id(shared[0][0])} and neither is narrower: drop one of them"
+                )
+    forward: list[Span] = []
+    handle: list[Span] = []
+    # Widest first, so that each narrower override overwrites what it overlaps.
+    for k in sorted(range(len(merged)), key=lambda k: -sizes[k]):
+        override, spans = merged[k]
+        won, lost = (forward, handle) if override.action == "fwd_to_user" else (handle, forward)
+        won[:] = _merge(won + spans)
+        lost[:] = _subtract(lost, spans)
+    return forward, handle
+
+
 def _merge(spans: Iterable[Span]) -> list[Span]:
     out: list[Span] = []
     for first, last in sorted(spans):
@@ -236,11 +271,10 @@ def derive(
                 f"cannot forward {override.label}: {smccc.format_id(hits[0][0])} is in a range "
                 f"kernel {profile.name} reserves (it always answers it itself)"
             )
-        (forwards if override.action == "fwd_to_user" else opened).extend(override.spans)
     # An override wins over the traces: a --handle ID is not forwarded, and vice versa.
-    handled = _merge(s for o in overrides if o.action == "handle" for s in o.spans)
-    forwarded = _subtract(_subtract(_merge(forwards), handled), reserved)
-    open_spans = _subtract(_subtract(_merge(opened), forwarded), reserved)
+    forced_forward, forced_handle = _resolve_overrides(overrides)
+    forwarded = _subtract(_subtract(_merge(forwards + forced_forward), forced_handle), reserved)
+    open_spans = _subtract(_subtract(_merge(opened + forced_handle), forwarded), reserved)
     allowed = _merge(open_spans + forwarded)
     denied = _subtract(_subtract([(0, smccc.FUNCTION_ID_MAX)], reserved), allowed)
     spans: list[LearnedRange] = []

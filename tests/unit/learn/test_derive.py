@@ -81,3 +81,45 @@ def test_a_kernel_without_the_filter_has_no_table_to_learn_and_says_so() -> None
     with pytest.raises(LearnError, match=r"kernel 6\.1 has no SMCCC filter") as info:
         derive(tally)
     assert "internal error" not in str(info.value)
+
+
+_PROBES = (0x84000000, 0x84000001, 0x84000003, 0x8400001F)
+
+
+def _actions(tally: Tally, overrides: list[tuple[str, str]]) -> dict[int, str]:
+    parsed = [parse_override(text, action) for text, action in overrides]  # type: ignore[arg-type]
+    spans = derive(tally, Granularity.FUNCTION, parsed).spans
+    return {f: next(s.action for s in spans if s.first <= f <= s.last) for f in _PROBES}
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["as-given", "reversed"])
+def test_the_narrower_override_wins_where_forward_and_handle_overlap(reverse: bool) -> None:
+    tally = _tally(0x84000003)
+
+    def given(*overrides: tuple[str, str]) -> list[tuple[str, str]]:
+        return list(reversed(overrides)) if reverse else list(overrides)
+
+    # Forward every PSCI call but PSCI_VERSION, which stays with KVM.
+    got = _actions(tally, given(("psci", "fwd_to_user"), ("PSCI_VERSION_32", "handle")))
+    assert got == {
+        0x84000000: "handle",
+        0x84000001: "fwd_to_user",
+        0x84000003: "fwd_to_user",
+        0x8400001F: "fwd_to_user",
+    }
+    # The other way round: keep PSCI in the kernel, forward CPU_ON alone.
+    flipped = _actions(tally, given(("PSCI_CPU_ON_32", "fwd_to_user"), ("psci", "handle")))
+    assert flipped == {
+        0x84000000: "handle",
+        0x84000001: "handle",
+        0x84000003: "fwd_to_user",
+        0x8400001F: "handle",
+    }
+
+
+def test_forward_and_handle_of_the_same_ids_are_refused() -> None:
+    tally = _tally(0x84000003)
+    with pytest.raises(LearnError, match=r"--forward 0x84000000 and --handle PSCI_VERSION_32 "):
+        _actions(tally, [("0x84000000", "fwd_to_user"), ("PSCI_VERSION_32", "handle")])
+    with pytest.raises(LearnError, match="neither is narrower"):
+        _actions(tally, [("trng", "handle"), ("trng", "fwd_to_user")])
