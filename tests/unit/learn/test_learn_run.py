@@ -10,6 +10,7 @@ from suite_paths import TRACES
 
 from hvcfilter import api
 from hvcfilter.diagnostics import Severity
+from hvcfilter.learn import parse_override
 from hvcfilter.learn.against import against
 from hvcfilter.learn.run import expand_paths, learn, tally_traces
 from hvcfilter.replay import Replayer
@@ -92,3 +93,16 @@ def test_against_lists_broken_calls_and_unused_ranges(tmp_path: Path) -> None:
     assert [(r.base, r.nr_functions) for r in report.unused] == [(0xC5000000, 0x100)]
     # The tightened spec keeps what the spec forwards and guests call forwarded.
     assert 'action = "fwd_to_user"\nbase = 0xC2000005' in report.tightened.text
+
+
+def test_against_lets_a_handle_override_beat_what_the_spec_forwards(tmp_path: Path) -> None:
+    spec = tmp_path / "old.toml"
+    spec.write_text(
+        '[filter]\nkernel = "6.12"\n\n'
+        '[[range]]\naction = "fwd_to_user"\nbase = 0xC2000005\nnr_functions = 1\n'
+    )
+    tally = tally_traces([SAMPLE], kernel="6.12")
+    report = against(tally, str(spec), overrides=[parse_override("0xC2000005", "handle")])
+    assert "base = 0xC2000005" not in report.tightened.text
+    learned = {(s.first, s.last): s.action for s in report.tightened.learned.spans}
+    assert learned[(0xC2000005, 0xC2000005)] == "handle"
