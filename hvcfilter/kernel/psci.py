@@ -105,6 +105,18 @@ class Vcpus:
         self.by_mpidr = {m: i for i, m in enumerate(self.mpidrs)}
         self.on = [i == 0 or not secondaries_off for i in range(count)]
 
+    def stop_for_system_event(self) -> None:
+        """SYSTEM_OFF/RESET and their 2 forms stop every vCPU before the exit.
+
+        KVM sets every vCPU STOPPED so that none runs on while the VMM shuts
+        down or resets [src psci.c kvm_prepare_system_event]. A later call
+        comes from vCPU 0, so the VMM has made it runnable again
+        (``KVM_SET_MP_STATE``, as the lab's driver does); the others stay off
+        until a CPU_ON [obs: lab 6.1, 6.12 and 7.2: AFFINITY_INFO of a
+        secondary started before the event gives OFF, and CPU_ON starts it].
+        """
+        self.on = [i == 0 for i in range(len(self.on))]
+
 
 def _narrow(value: int | None) -> int | None:
     """PSCI's narrowing of x1-x3 for a 32-bit function ID [src psci.c]."""
@@ -118,10 +130,19 @@ def _psci_args(c: GuestCall) -> tuple[int | None, int | None, int | None]:
     return _narrow(c.x1), _narrow(c.x2), _narrow(c.x3)
 
 
-def _system_event(
-    c: GuestCall, name: str, kind: int, data0: int, regs_kept: Registers | None = None
+def _system_event(  # noqa: PLR0917 - the exit's fields, as the kernel fills them
+    vm: KvmVm,
+    c: GuestCall,
+    name: str,
+    kind: int,
+    data0: int,
+    regs_kept: Registers | None = None,
 ) -> CallResult:
-    """SYSTEM_OFF/RESET/...: KVM preloads x0 = INTERNAL_FAILURE before the exit [src psci.c]."""
+    """SYSTEM_OFF/RESET/...: KVM preloads x0 = INTERNAL_FAILURE before the exit [src psci.c].
+
+    Every vCPU is stopped first (:meth:`Vcpus.stop_for_system_event`).
+    """
+    vm.vcpus.stop_for_system_event()
     regs = (PSCI_INTERNAL_FAILURE, 0, 0, 0) if regs_kept is None else regs_kept
     label = {KVM_SYSTEM_EVENT_SHUTDOWN: "SHUTDOWN", KVM_SYSTEM_EVENT_RESET: "RESET"}[kind]
     return answer(
@@ -251,11 +272,11 @@ def _migrate_info_type(vm: KvmVm, c: GuestCall) -> CallResult:
 
 
 def _system_off(vm: KvmVm, c: GuestCall) -> CallResult:
-    return _system_event(c, "SYSTEM_OFF", KVM_SYSTEM_EVENT_SHUTDOWN, 0)
+    return _system_event(vm, c, "SYSTEM_OFF", KVM_SYSTEM_EVENT_SHUTDOWN, 0)
 
 
 def _system_reset(vm: KvmVm, c: GuestCall) -> CallResult:
-    return _system_event(c, "SYSTEM_RESET", KVM_SYSTEM_EVENT_RESET, 0)
+    return _system_event(vm, c, "SYSTEM_RESET", KVM_SYSTEM_EVENT_RESET, 0)
 
 
 def _features_call(vm: KvmVm, c: GuestCall) -> CallResult:
@@ -291,6 +312,7 @@ def _system_reset2(vm: KvmVm, c: GuestCall) -> CallResult:
     if kind <= _RESET_TYPE_WARM or kind >= _RESET_TYPE_VENDOR_START:
         # Only x0 is written before this exit [src psci.c].
         return _system_event(
+            vm,
             c,
             "SYSTEM_RESET2",
             KVM_SYSTEM_EVENT_RESET,
@@ -330,7 +352,7 @@ def _system_off2(vm: KvmVm, c: GuestCall) -> CallResult:
             (PSCI_INVALID_PARAMS, 0, 0, 0),
         )
     return _system_event(
-        c, "SYSTEM_OFF2", KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SHUTDOWN_FLAG_PSCI_OFF2
+        vm, c, "SYSTEM_OFF2", KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_SHUTDOWN_FLAG_PSCI_OFF2
     )
 
 

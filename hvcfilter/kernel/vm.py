@@ -51,7 +51,8 @@ class KvmVm:
     ``nr_vcpus`` vCPUs exist from the start; vCPU ``i`` has the MPIDR
     affinity KVM gives it (Aff0 = i for i < 16). Calls come from vCPU 0,
     which is always running; the others start powered off when
-    ``secondaries_off`` (``KVM_ARM_VCPU_POWER_OFF``, as QEMU and the lab do).
+    ``secondaries_off`` (``KVM_ARM_VCPU_POWER_OFF``, as QEMU and the lab do),
+    and are off again after a SYSTEM_OFF or SYSTEM_RESET exit.
     ``psci_0_2`` is the ``KVM_ARM_VCPU_PSCI_0_2`` vCPU feature;
     ``system_suspend`` is ``KVM_CAP_ARM_SYSTEM_SUSPEND``; ``stolen_time_ipa``
     the PV-time attribute; ``protected`` a pKVM protected VM.

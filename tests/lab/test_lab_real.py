@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter.lab import LabStatus, run_scenarios
+from hvcfilter.lab import LabStatus, compare, default_vm_factory, run_scenarios
 from hvcfilter.lab.random_scenarios import generate
-from hvcfilter.lab.scenario import CallOutcome, ErrnoResult
+from hvcfilter.lab.scenario import Call, CallOutcome, ErrnoResult, Scenario, VmConfig
 from hvcfilter.lab.serial import scenario_from_dict
 
 pytestmark = pytest.mark.lab
@@ -55,3 +55,22 @@ def test_random_batch_is_deterministic_across_boots(lab: LabStatus) -> None:
         return out
 
     assert stable(a) == stable(b)
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "7.2"])
+def test_a_system_event_stops_every_vcpu_on_the_real_kernel(lab: LabStatus, kernel: str) -> None:
+    # After SYSTEM_RESET the kernel has stopped every vCPU; the driver makes vCPU 0
+    # runnable again, so a secondary started before reads OFF and starts anew.
+    cpu_on, affinity = 0xC400_0003, 0xC400_0004
+    steps = (
+        Call(cpu_on, 1, 0x4000_0000, 0),
+        Call(0x8400_0009, 0, 0, 0),  # SYSTEM_RESET
+        Call(affinity, 1, 0, 0),
+        Call(cpu_on, 1, 0x4000_0000, 0),
+    )
+    scenario = Scenario("system-event-stops-vcpus", steps, VmConfig(extra_vcpus=1))
+    result = run_scenarios(lab, kernel, [scenario], call_timeout_ms=100).results[0]
+    real = [(s.exit, s.x0) for s in result.steps if isinstance(s, CallOutcome)]
+    assert real == [("none", 0), ("system_event", (-6) & 0xFFFF_FFFF_FFFF_FFFF), ("none", 1),
+                    ("none", 0)]  # fmt: skip
+    assert compare(scenario, result, default_vm_factory(kernel, scenario.config)).divergences == ()

@@ -361,6 +361,37 @@ def test_cpu_on_states() -> None:
     assert (unknown.x0, unknown.x1) == (None, 0)
 
 
+@pytest.mark.parametrize(
+    ("kernel", "event", "x1"),
+    [
+        pytest.param("6.1", 0x84000008, 0, id="6.1-SYSTEM_OFF"),
+        pytest.param("6.12", 0x84000009, 0, id="6.12-SYSTEM_RESET"),
+        pytest.param("6.12", 0xC4000012, 0, id="6.12-SYSTEM_RESET2-warm"),
+        pytest.param("7.2", 0xC4000015, 1, id="7.2-SYSTEM_OFF2-hibernate"),
+    ],
+)
+def test_a_system_event_stops_the_secondaries(kernel: str, event: int, x1: int) -> None:
+    # Seen on the lab's 6.1, 6.12 and 7.2: after the exit, a secondary that was on reads
+    # OFF and CPU_ON starts it again; vCPU 0, resumed by the VMM, is on.
+    vm = KvmVm(kernel, nr_vcpus=3)
+    assert vm.call(0xC4000003, 1, 0x40000000).x0 == 0
+    assert vm.call(0xC4000004, 1, 0).x0 == 0  # ON
+    assert vm.call(event, x1, 0, 0).exit == "system_event"
+    assert vm.call(0xC4000004, 1, 0).x0 == 1  # OFF
+    assert vm.call(0xC4000004, 0, 0).x0 == 0  # the caller
+    assert vm.call(0xC4000003, 1, 0x40000000).x0 == 0
+    assert vm.call(0xC4000003, 0, 0x40000000).x0 == -4 & U64
+
+
+def test_a_failed_or_suspend_system_call_stops_no_vcpu() -> None:
+    vm = KvmVm("7.2", nr_vcpus=2, system_suspend=True)
+    assert vm.call(0xC4000003, 1, 0x40000000).x0 == 0
+    assert vm.call(0xC4000012, 0x1111, 0, 0).x0 == -2 & U64  # RESET2 of a bad type: no exit
+    # SYSTEM_SUSPEND exits without kvm_prepare_system_event [src psci.c]: the VMM decides.
+    assert vm.call(0xC400000E, 0x40000000, 0).exit == "system_event"
+    assert vm.call(0xC4000004, 1, 0).x0 == 0  # still ON
+
+
 def test_cpu_on_secondaries_running() -> None:
     vm = KvmVm(nr_vcpus=2, secondaries_off=False)
     assert vm.call(0xC4000003, 1).x0 == -4 & U64
