@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import functools
+import io
 import os
 import sys
 from collections.abc import Callable, Iterable
@@ -63,6 +64,33 @@ def _fail(message: str, code: ExitCode) -> NoReturn:
 _WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
 
 
+class StdoutClosedError(OSError):
+    """A write to the standard output the process was started without (``>&-``)."""
+
+
+class ClosedStdout(io.RawIOBase):
+    """What ``sys.stdout`` becomes when the process starts with it closed (``>&-``).
+
+    Python then sets ``sys.stdout`` to None, which every print would trip over
+    as an internal error. A write fails as one to a closed descriptor would
+    (EBADF, as :class:`StdoutClosedError`), so that a command with output to
+    give exits 2 with "cannot write standard output: it is closed", and one
+    that writes nothing there still runs.
+    """
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, _data: object) -> int:
+        raise StdoutClosedError(errno.EBADF, "it is closed")
+
+
+def ensure_stdout() -> None:
+    """Give a closed standard output (None in ``sys.stdout``) a stream that fails on write."""
+    if sys.stdout is None:
+        sys.stdout = io.TextIOWrapper(ClosedStdout(), encoding="utf-8", write_through=True)
+
+
 def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
     """End the process as the documented exit codes say for an exception a command raised.
 
@@ -86,7 +114,9 @@ def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(141)
-    if isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS:
+    if isinstance(exc, StdoutClosedError) or (
+        isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
+    ):
         # Files named with -o already fail as OutputError (exit 2): this is standard
         # output (`> /dev/full`, a full disk), the same user-side failure.
         _fail(f"cannot write {exc.filename or 'standard output'}: {exc.strerror}", ExitCode.USAGE)
@@ -150,7 +180,18 @@ def write_output(
                 "refusing to write binary output to a terminal; use -o FILE, a pipe, "
                 "or a text format (--format hex|c|rust|json)"
             )
-        stream.write(data)
+        # With PYTHONUNBUFFERED (common in CI and containers) this is a raw FileIO,
+        # whose write may take only part of the data: write the rest, so that a
+        # reader that goes away mid-way is a broken pipe (141), not a silent success.
+        view = memoryview(data)
+        while view:
+            written = stream.write(view)
+            if written is None:  # a non-blocking stdout that is full: wait for it to drain
+                import select
+
+                select.select([], [stream], [])
+                continue
+            view = view[written:]
         stream.flush()
         return
     from hvcfilter.fileio import write_atomic  # its pathlib only when writing a file

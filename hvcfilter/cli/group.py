@@ -8,11 +8,12 @@ emulator, the trace parsers or the lab.
 from __future__ import annotations
 
 import importlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from hvcfilter import __version__
+from hvcfilter.cli._common import exit_for
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -94,6 +95,28 @@ class _LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return list(_COMMANDS)
+
+    # click answers --help and --version while it parses, outside the commands'
+    # `guarded`, and ends a broken pipe there with exit 1, which reads as
+    # findings. Parsing the group's options and the subcommand's (in invoke)
+    # goes through these two, so their output errors exit as every other's.
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except OSError as exc:
+            exit_for(exc)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except OSError as exc:
+            exit_for(exc)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _COMMANDS.get(cmd_name)

@@ -1,0 +1,98 @@
+"""Standard output that is closed, goes away, or takes only part of a write: real processes.
+
+These run ``python -m hvcfilter`` as a child, because what they test is the
+process's own descriptor 1 (a closed one, a pipe whose reader left), which
+click's test runner replaces with a buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from suite_paths import ROOT
+
+EXAMPLES = ROOT / "examples"
+
+
+def _env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), **extra}
+
+
+def _run_with_stdout_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hvcfilter", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=None,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=lambda: os.close(1),  # `>&-`: the child starts without a descriptor 1
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", str(EXAMPLES / "lockdown.toml")],  # the fast path
+        ["explain", "HVF201"],
+        ["compile", str(EXAMPLES / "lockdown.toml"), "--format", "hex"],
+        ["schema"],
+        ["--version"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_a_closed_stdout_is_unwritable_output_not_an_internal_error(args: list[str]) -> None:
+    result = _run_with_stdout_closed(*args)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr == "hvcfilter: error: cannot write standard output: it is closed\n"
+
+
+def test_a_command_that_writes_nothing_to_stdout_still_runs_with_it_closed(
+    tmp_path: Path,
+) -> None:
+    target = tmp_path / "hvcfilter.toml"
+    result = _run_with_stdout_closed("init", str(target))
+    assert result.returncode == 0, result.stderr
+    assert target.is_file()
+
+
+def _run_into_a_reader_that_leaves(args: list[str], *, keep: int, **env: str) -> int:
+    """Run the command into a pipe, read ``keep`` bytes, close the pipe; the exit code."""
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hvcfilter", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=_env(**env),
+    )
+    assert child.stdout is not None
+    if keep:
+        child.stdout.read(keep)
+    child.stdout.close()
+    return child.wait(timeout=60)
+
+
+@pytest.mark.parametrize("args", [["--version"], ["--help"], ["check", "--help"]])
+def test_help_and_version_into_a_closed_pipe_exit_141_not_1(args: list[str]) -> None:
+    # click answers these while parsing; a broken pipe there used to exit 1 ("findings").
+    assert _run_into_a_reader_that_leaves(args, keep=0) == 141
+
+
+def test_a_partial_write_under_pythonunbuffered_is_not_a_silent_success(tmp_path: Path) -> None:
+    # With PYTHONUNBUFFERED, stdout's binary layer is a raw FileIO whose write may
+    # take part of the data; the rest was dropped and the command exited 0.
+    payload = tmp_path / "many.bin"
+    record = (0x1000).to_bytes(4, "little") + (1).to_bytes(4, "little") + b"\x01" + bytes(15)
+    payload.write_bytes(b"".join(
+        (0x1000 + 2 * i).to_bytes(4, "little") + record[4:] for i in range(20_000)
+    ))  # fmt: skip
+    code = _run_into_a_reader_that_leaves(
+        ["decompile", str(payload), "--kernel", "6.12"], keep=100, PYTHONUNBUFFERED="1"
+    )
+    assert code == 141
