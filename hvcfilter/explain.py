@@ -15,7 +15,7 @@ from pathlib import Path
 
 from hvcfilter import smccc
 from hvcfilter.diagnostics import Location
-from hvcfilter.errors import HvcFilterError, SpecError
+from hvcfilter.errors import HvcFilterError, SpecError, errno_name
 from hvcfilter.kernel import calls as kvm_calls
 from hvcfilter.kernel.profiles import KernelProfile, get_profile
 from hvcfilter.model import Action, FilterRange, FilterSpec, VmConfig
@@ -154,15 +154,26 @@ def explain_id(fid: int, spec: FilterSpec | None = None) -> IdExplanation:
         )
     if fid in kvm_calls.LEGACY_PSCI:
         notes.append("a KVM-private PSCI 0.1 ID, not an SMCCC function ID")
+    if not profile.smc_via_smccc:
+        notes.append(
+            f"by SMC the guest gets NOT_SUPPORTED (-1) whatever the ID: kernel {profile.name} "
+            "answers every guest SMC so (SMCs reach KVM's SMCCC handler from Linux 6.4)"
+        )
     covering: list[Coverage] = []
     outcome = None
     if spec is not None:
-        a = analyse(spec)
-        installed = a.lookup(fid)
+        # Without the filter every record's SET fails, so none is installed.
+        installed = analyse(spec).lookup(fid) if profile.has_filter else None
         for rec in spec.ranges:
             if rec.nr_functions and rec.base <= fid <= rec.last and rec.last < U32_END:
                 covering.append(Coverage(rec, where(spec, rec.entry), rec is installed))
-        if installed is None or installed.action is Action.HANDLE:
+        if not profile.has_filter:
+            err = errno_name(profile.no_filter_errno or 0)
+            outcome = (
+                f"kernel {profile.name} has no SMCCC filter, so no range is installed (each "
+                f"KVM_SET_DEVICE_ATTR fails with {err}): {default}"
+            )
+        elif installed is None or installed.action is Action.HANDLE:
             outcome = f"no deny or fwd_to_user range applies: {default}"
         elif installed.action is Action.DENY:
             outcome = f"{record_label(installed)} denies it: the guest gets NOT_SUPPORTED (-1)"

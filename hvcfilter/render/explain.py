@@ -80,10 +80,13 @@ def _id_lines(item: IdExplanation) -> list[Segments]:
     if item.spec_path is not None:
         if not item.covering:
             lines.append(_field("spec", f"{item.spec_path}: no range covers it"))
+        refused = (
+            "rejected by the kernel (overlap or reserved)"
+            if item.profile.has_filter
+            else f"rejected by the kernel (kernel {item.profile.name} has no SMCCC filter)"
+        )
         for cover in item.covering:
-            state = (
-                "installed" if cover.installed else "rejected by the kernel (overlap or reserved)"
-            )
+            state = "installed" if cover.installed else refused
             lines.append(
                 _field("range", f"{record_label(cover.record)} at {cover.location}: {state}")
             )

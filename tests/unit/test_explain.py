@@ -14,6 +14,7 @@ from hvcfilter.explain import (
     explain,
     explain_id,
 )
+from hvcfilter.render.explain import ExplainFormat, render_explanation
 from hvcfilter.spec import loads
 
 
@@ -126,3 +127,21 @@ def test_explain_with_broken_spec(tmp_path: Path) -> None:
 def test_explain_id_rejects_out_of_range() -> None:
     with pytest.raises(ValueError):
         explain_id(1 << 32)
+
+
+def test_explain_on_a_kernel_without_the_filter_installs_nothing() -> None:
+    # 6.1 refuses every record with EINVAL (observed on 6.1.176): the deny does not apply.
+    spec = loads(
+        '[filter]\nkernel = "6.1"\n[[range]]\nfunction = "PSCI_CPU_ON_32"\naction = "deny"\n'
+    ).spec
+    assert spec is not None
+    item = explain_id(0x8400_0003, spec)
+    assert [c.installed for c in item.covering] == [False]
+    assert item.outcome is not None
+    assert "no SMCCC filter" in item.outcome and "EINVAL" in item.outcome
+    assert "denies" not in item.outcome and "starts a secondary vCPU" in item.outcome
+    assert any("by SMC the guest gets NOT_SUPPORTED" in n for n in item.notes)
+    text = render_explanation(FunctionExplanation("0x84000003", (item,)), ExplainFormat.TEXT)
+    assert "rejected by the kernel (kernel 6.1 has no SMCCC filter)" in text
+    # A kernel with the filter has no such SMC note.
+    assert not any("by SMC" in n for n in explain_id(0x8400_0003).notes)
