@@ -18,7 +18,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import Literal, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
-from hvcfilter.errors import PayloadError
+from hvcfilter.errors import PayloadError, errno_name
 from hvcfilter.kernel.abi import PAD_SIZE, RECORD, RECORD_BE, RECORD_SIZE
 from hvcfilter.kernel.filter import RESERVED, RangeTree
 from hvcfilter.kernel.filter import install as install_ranges
@@ -228,6 +228,22 @@ EEXIST, whatever its action.
 Fail: ``(0x7FFFFFFF, 2)``, which ends at 0x80000000.
 Pass: ``(0x80010000, 1)``.""",
     ),
+    PayloadRule(
+        "HVF407",
+        "payload-without-filter",
+        Severity.ERROR,
+        """The target kernel has no SMCCC filter: before Linux 6.4 every record fails.
+
+The payload form of HVF207. Older kernels (Linux 6.1 is the lab's) do not
+know the VM-fd device attribute, so ``KVM_HAS_DEVICE_ATTR`` and every
+``KVM_SET_DEVICE_ATTR`` fail with EINVAL (observed on 6.1.176) before any
+record is looked at, and the guest gets the kernel's default handling of
+every call. One finding per payload, at its first record; the records' own
+problems are not reported, since that kernel never gets to them.
+
+Fail: any non-empty payload with ``--kernel 6.1``.
+Pass: the same payload with ``--kernel 6.12``, or an empty payload.""",
+    ),
 )
 _RULES = {rule.code: rule for rule in PAYLOAD_RULES}
 
@@ -308,6 +324,24 @@ def _install(
     The tree's values are record indices, :data:`~hvcfilter.kernel.filter.RESERVED`
     for the reserved ranges.
     """
+    if not profile.has_filter:
+        tree = install_ranges(iter(()), profile)[0]  # nothing reserved, nothing installed
+        if not records:
+            return [], tree
+        err = errno_name(profile.no_filter_errno or 0)
+        plural = "record" if len(records) == 1 else "records"
+        return [
+            RecordProblem(
+                0,
+                "HVF407",
+                f"kernel {profile.name} has no SMCCC filter (it arrived in Linux 6.4): "
+                f"KVM_HAS_DEVICE_ATTR and KVM_SET_DEVICE_ATTR fail with {err}, so none of "
+                f"the {len(records)} {plural} can be installed",
+                0,
+                "record[0]",
+                "target Linux 6.4 or later (--kernel), or install no table on this kernel",
+            )
+        ], tree
     own: dict[int, list[RecordProblem]] = {}
 
     def spans() -> Iterator[tuple[int, int] | None]:

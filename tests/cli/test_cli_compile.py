@@ -196,6 +196,19 @@ def test_decompile_bad_payload(tmp_path: Path, data: bytes, expected: list[str])
     assert not out.exists() and stdout == b""
 
 
+def test_decompile_for_a_kernel_without_the_filter_is_an_error(tmp_path: Path) -> None:
+    out = tmp_path / "spec.toml"
+    data = struct.pack("<IIB15s", 0xC2000000, 0x10, 1, bytes(15))
+    code, stdout, err = run("decompile", "-", "--kernel", "6.1", "-o", str(out), stdin=data)
+    assert code == 1 and not out.exists() and stdout == b""
+    assert "@0x0 (record[0]): error HVF407 payload-without-filter: kernel 6.1" in err
+    # diff refuses such a payload as it refuses a spec for that kernel (HVF207).
+    bin_file = tmp_path / "t.bin"
+    bin_file.write_bytes(data)
+    code, _, err = run("diff", "--kernel", "6.1", str(bin_file), str(bin_file))
+    assert code == 2 and "HVF407" in err
+
+
 def test_decompile_unreadable_payload(tmp_path: Path) -> None:
     code, _, err = run("decompile", str(tmp_path / "missing.bin"))
     assert code == 2 and "cannot read" in err

@@ -173,6 +173,19 @@ def test_deny_all_but_reserved_is_clean() -> None:
     assert validate(data, profile=get_profile("6.12")) == []
 
 
+def test_a_kernel_without_the_filter_refuses_every_record_once() -> None:
+    # 6.1 fails KVM_SET_DEVICE_ATTR with EINVAL before it looks at a record (observed on
+    # 6.1.176): one HVF407, not the records' own problems (this one overlaps and has a pad).
+    six_one = get_profile("6.1")
+    padded = raw(0xC2000000, 1, 1, pad=b"\x01" + bytes(14))
+    data = raw(0x86000000, 0x10, 1) + raw(0x8600000F, 2, 2) + padded
+    diags = validate(data, profile=six_one)
+    assert [(d.code, d.location.key) for d in diags] == [("HVF407", "record[0]")]
+    assert "none of the 3 records" in diags[0].message and "EINVAL" in diags[0].message
+    assert payload.install(payload.decode(data[:48]), profile=six_one) == []  # nothing installed
+    assert validate(b"", profile=six_one) == []  # an empty table installs nothing anyway
+
+
 def test_install_model_matches_kernel_order() -> None:
     records = [Record(0x86000000, 0x10, 1), Record(0x8600000F, 2, 2), Record(0x85000000, 1, 2)]
     assert payload.install(records) == [(0x85000000, 0x85000000, 2), (0x86000000, 0x8600000F, 1)]
@@ -187,7 +200,7 @@ def test_rules_are_unique_documented_and_failing_cases_exist() -> None:
         seen.add(rule.code)
         assert "Fail:" in rule.doc and "Pass:" in rule.doc
         assert rule.severity is Severity.ERROR  # each one makes SET_ATTR fail
-    assert seen == {"HVF401", "HVF402", "HVF403", "HVF404", "HVF405", "HVF406"}
+    assert seen == {"HVF401", "HVF402", "HVF403", "HVF404", "HVF405", "HVF406", "HVF407"}
 
 
 def test_record_text() -> None:
