@@ -18,7 +18,9 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.toml"))
 
 # A comment that tries to break out of C and Rust comments and to form a trigraph line splice.
 NASTY = (
-    '[filter]\nname = "nasty */ name"\ndescription = "line one\\nline two ??/"\n'
+    '[filter]\nname = "nasty */ name"\n'
+    # A bidi override (gcc's -Wbidi-chars, rustc's text_direction lint) and an ESC.
+    'description = "line one\\nline two ??/ \\u202Eevil\\u001B[31m"\n'
     '[[range]]\naction = "deny"\nbase = 0x86000000\nnr_functions = 0x10\n'
     'comment = "ends */ here ??/, see /* below, /*/ and */*"\n'
     '[[range]]\naction = "handle"\nbase = 0x86000010\nnr_functions = 1\n'
@@ -147,6 +149,17 @@ def test_c_comments_cannot_be_broken_out_of() -> None:
     assert "nasty * / name" in body
     # A "/*" inside a comment fails gcc's -Werror=comment; split, it is plain text.
     assert "see / * below, / * / and * / *" in body
+
+
+@pytest.mark.parametrize("fmt", [OutputFormat.C, OutputFormat.RUST])
+def test_sources_hold_only_printable_text_whatever_the_names(fmt: OutputFormat) -> None:
+    # A newline in the spec's file name used to end Rust's `//` comment: code injection.
+    table = table_of(NASTY)._replace(spec_path="a\npub fn evil() {}\n\u202e.toml")
+    text = emit(table, fmt).decode()
+    assert all(c.isprintable() or c in "\n\t" for c in text)
+    assert "<U+202E>evil<U+001B>[31m" in text
+    assert not any(line.startswith("pub fn evil") for line in text.splitlines())
+    assert "from a pub fn evil() {} <U+202E>.toml; do not edit." in text
 
 
 def test_rust_literals() -> None:
