@@ -65,9 +65,12 @@ def compile_check(
 ) -> None:
     """Check that each committed output (vm.bin, vm.h, vm.rs, ...) is byte for byte what
     its spec (vm.toml, same directory and name) compiles to; SPEC=OUTPUT pairs files that
-    live apart. A spec with no output beside it is skipped. Prints a diff otherwise."""
+    live apart. A spec with no output beside it is skipped. Prints a diff otherwise.
+    With no FILE, checks hvcfilter.toml in the current directory."""
+    from hvcfilter.spec import DEFAULT_SPEC
+
     try:
-        pairs = pair_files(files)
+        pairs = pair_files(files or (DEFAULT_SPEC,))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from exc
     results = [

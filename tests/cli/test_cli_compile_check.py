@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from suite_paths import EXAMPLES
 
@@ -80,3 +81,19 @@ def test_an_output_that_cannot_be_read_is_2_not_missing(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert f"cannot read {tmp_path / 'vm.bin'}: Is a directory" in result.stderr
     assert "MISSING" not in result.stdout
+
+
+def test_no_argument_checks_hvcfilter_toml_here(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As every command with no SPEC does; it used to check nothing and exit 0.
+    monkeypatch.chdir(tmp_path)
+    Path("hvcfilter.toml").write_text(MINIMAL)
+    assert (
+        _run("compile", "hvcfilter.toml", "--format", "hex", "-o", "hvcfilter.hex").exit_code == 0
+    )
+    assert _run("compile-check").exit_code == 0
+    Path("hvcfilter.toml").write_text(MINIMAL.replace("0x100", "0x80"))
+    result = _run("compile-check")
+    assert result.exit_code == 1
+    assert "STALE hvcfilter.toml -> hvcfilter.hex" in result.output
