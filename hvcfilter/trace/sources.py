@@ -211,7 +211,7 @@ def detect_format(head: bytes) -> TraceFormat:
     """Guess the format from the start of the (decompressed) input.
 
     The first line that is neither blank nor a ``#`` comment decides: ``{``
-    starts JSON Lines, a comma-separated header naming ``x0`` is CSV, and
+    starts JSON Lines, a CSV header naming ``x0`` (alone or among others) is CSV, and
     anything else is ftrace text.
     """
     # Editors on Windows start UTF-8 files with a byte-order mark.
@@ -222,7 +222,7 @@ def detect_format(head: bytes) -> TraceFormat:
         if line.startswith(b"{"):
             return TraceFormat.JSONL
         cells = [c.strip().strip(b'"').lower() for c in line.split(b",")]
-        if len(cells) > 1 and b"x0" in cells:
+        if b"x0" in cells:  # a lone "x0" too: a CSV of IDs alone, never an ftrace line
             return TraceFormat.CSV
         return TraceFormat.FTRACE
     return TraceFormat.FTRACE

@@ -323,6 +323,8 @@ def test_csv_errors(tmp_path: Path) -> None:
         (b"# tracer: nop\n  a-1 [000] ...", TraceFormat.FTRACE),
         (b'\n# calls\n{"x0": 1}\n', TraceFormat.JSONL),
         (b"x0,conduit\n", TraceFormat.CSV),
+        (b"x0\n0x84000000\n", TraceFormat.CSV),  # one column: a list of IDs
+        (b' "X0" \r\n0x84000000\n', TraceFormat.CSV),
         (b"\xef\xbb\xbfx0,conduit\n", TraceFormat.CSV),
         (b'\xef\xbb\xbf{"x0": 1}\n', TraceFormat.JSONL),
         (b"", TraceFormat.FTRACE),
