@@ -16,26 +16,11 @@ from pathlib import Path
 
 from hvcfilter.errors import HvcFilterError
 
-__all__ = ["OutputError", "utf8_document", "valid_unicode", "write_atomic"]
+__all__ = ["OutputError", "write_atomic"]
 
 
 class OutputError(HvcFilterError):
     """An output file cannot be written, or would overwrite an input."""
-
-
-def valid_unicode(text: str) -> str:
-    """``text`` with each undecodable byte of a file name as U+FFFD.
-
-    A file name that is not UTF-8 reaches Python with its bytes as surrogates
-    (PEP 383), which UTF-8 cannot hold: a document that must be valid UTF-8
-    (C, Rust, JSON, TOML, XML) shows U+FFFD there rather than failing.
-    """
-    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-
-
-def utf8_document(text: str) -> bytes:
-    """``text`` as valid UTF-8 (see :func:`valid_unicode`)."""
-    return valid_unicode(text).encode("utf-8")
 
 
 def write_atomic(

@@ -17,11 +17,11 @@ from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profi
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.errors import PayloadError
-from hvcfilter.fileio import utf8_document
 from hvcfilter.render import compile as render
 from hvcfilter.spec import DEFAULT_SPEC
 from hvcfilter.table import compiler, decompiler, dryrun, files
 from hvcfilter.table.payload import ByteOrder
+from hvcfilter.utf8 import utf8_document
 
 __all__ = ["compile_", "decompile", "diff"]
 

@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, assert_never
 import click
 
 from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
-from hvcfilter.fileio import utf8_document
 from hvcfilter.trace import TraceFormat
+from hvcfilter.utf8 import utf8_document
 
 if TYPE_CHECKING:
     from hvcfilter.learn import Granularity, Override, Tally

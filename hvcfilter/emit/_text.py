@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hvcfilter.table.compiler import CompiledRecord, CompiledTable
+from hvcfilter.utf8 import valid_unicode
 
 __all__ = ["one_line", "preamble", "provenance"]
 
@@ -18,7 +19,8 @@ def one_line(text: str) -> str:
     overrides U+202A-U+202E and U+2066-U+2069, which gcc's -Wbidi-chars and
     rustc's text_direction_codepoint lints refuse) is written as ``<U+202E>``.
     """
-    words = " ".join(text.split())
+    # A file name's undecodable bytes first become U+FFFD, as in the rest of the document.
+    words = valid_unicode(" ".join(text.split()))
     if words.isprintable():
         return words
     return "".join(c if c.isprintable() else f"<U+{ord(c):04X}>" for c in words)

@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hvcfilter.fileio import utf8_document
 from hvcfilter.table.compiler import CompiledTable
+from hvcfilter.utf8 import utf8_document
 
 __all__ = ["FORMAT_TAG", "emit"]
 

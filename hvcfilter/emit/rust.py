@@ -14,8 +14,8 @@ differently across kvm-bindings releases.
 from __future__ import annotations
 
 from hvcfilter.emit._text import preamble, provenance
-from hvcfilter.fileio import utf8_document
 from hvcfilter.table.compiler import CompiledTable
+from hvcfilter.utf8 import utf8_document
 
 __all__ = ["INSTALL_CODE", "emit"]
 

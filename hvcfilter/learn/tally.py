@@ -20,6 +20,7 @@ from typing import Any, Final, Literal
 from hvcfilter import smccc
 from hvcfilter.errors import HvcFilterError
 from hvcfilter.trace import TraceTally
+from hvcfilter.utf8 import json_text
 
 __all__ = [
     "FORMAT",
@@ -146,8 +147,8 @@ def dumps(tally: Tally) -> str:
         "traces": sorted(tally.traces),
         "smc_without_id": tally.smc_without_id,
     }
-    body = ",\n".join("  " + json.dumps(r, sort_keys=True) for r in rows)
-    text = json.dumps(head, sort_keys=True, indent=1)[:-2]
+    body = ",\n".join("  " + json_text(r, sort_keys=True) for r in rows)
+    text = json_text(head, sort_keys=True, indent=1)[:-2]
     return f'{text},\n "calls": [\n{body}\n ]\n}}\n' if rows else f'{text},\n "calls": []\n}}\n'
 
 

@@ -7,12 +7,12 @@ it; a spec that no longer compiles shows its findings as ``check`` does.
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Sequence
 
 from hvcfilter.emit.committed import Freshness, Status
 from hvcfilter.render.compile import diagnostics_text
+from hvcfilter.utf8 import json_text
 
 __all__ = ["COMPILE_CHECK_FORMAT_TAG", "compile_check_json", "compile_check_text"]
 
@@ -69,4 +69,4 @@ def compile_check_json(results: Sequence[Freshness]) -> str:
             for item in results
         ],
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json_text(document, indent=2) + "\n"

@@ -7,7 +7,6 @@ JSON is plain ``json.dumps`` with a format tag, no colour.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from hvcfilter.render.check.text import render_text
 from hvcfilter.table.dryrun import DryRunResult
 from hvcfilter.table.effective import Change, covered_calls
 from hvcfilter.table.files import DiffResult
+from hvcfilter.utf8 import json_text
 
 __all__ = [
     "DIFF_FORMAT_TAG",
@@ -108,7 +108,7 @@ def diff_json(result: DiffResult) -> str:
             for change in result.changes or ()
         ],
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json_text(document, indent=2) + "\n"
 
 
 def dry_run_text(result: DryRunResult) -> str:
@@ -167,7 +167,7 @@ def dry_run_json(result: DryRunResult) -> str:
             for step in result.steps
         ],
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json_text(document, indent=2) + "\n"
 
 
 def diagnostics_text(diagnostics: Iterable[Diagnostic]) -> str:

@@ -6,7 +6,6 @@ document tagged ``hvcfilter-explain-v1``.
 
 from __future__ import annotations
 
-import json
 from enum import StrEnum
 from typing import Any, assert_never
 
@@ -17,6 +16,7 @@ from hvcfilter.render.rules_reference import rule_doc_link
 from hvcfilter.render.styled import SEVERITY_STYLE, Segments, styled
 from hvcfilter.rules import Rule
 from hvcfilter.rules.wording import record_label
+from hvcfilter.utf8 import json_text
 
 __all__ = ["EXPLAIN_FORMAT_TAG", "ExplainFormat", "render_explanation"]
 
@@ -177,7 +177,7 @@ def render_explanation(
     """``hvcfilter explain`` output: a rule's documentation or the decoded function IDs."""
     match fmt:
         case ExplainFormat.JSON:
-            return json.dumps(_explanation_json(expl), indent=2) + "\n"
+            return json_text(_explanation_json(expl), indent=2) + "\n"
         case ExplainFormat.TEXT:
             if isinstance(expl, RuleExplanation):
                 return styled(_rule_lines(expl.rule), color=color)

@@ -10,10 +10,10 @@ whole console with ``console=True``). JSON follows the issue's contract:
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 
 from hvcfilter.errors import errno_name
+from hvcfilter.utf8 import json_text
 from hvcfilter.verify.guest import GuestReport, GuestResult
 
 __all__ = ["GUEST_FORMAT_TAG", "guest_calls_jsonl", "guest_json", "guest_text"]
@@ -99,7 +99,7 @@ def guest_json(result: GuestResult) -> str:
         doc["console_tail"] = list(g.console_tail)
         guests.append(doc)
     return (
-        json.dumps(
+        json_text(
             {"format": GUEST_FORMAT_TAG, "spec": result.spec, "ok": result.ok, "guests": guests},
             indent=2,
         )
@@ -121,5 +121,5 @@ def guest_calls_jsonl(g: GuestReport) -> str:
         if c.args is not None:
             record.update({f"x{i + 1}": f"{a:#x}" for i, a in enumerate(c.args)})
         record.update({"conduit": c.conduit, "imm": c.imm, "vcpu": c.vcpu})
-        lines.append(json.dumps(record))
+        lines.append(json_text(record))
     return "\n".join(lines) + "\n"

@@ -7,12 +7,12 @@ with ``would_break``, ``unused`` and ``refused`` lists and the call count;
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from hvcfilter import smccc
 from hvcfilter.learn.against import AgainstReport, BrokenCall
 from hvcfilter.replay import InstallResult
+from hvcfilter.utf8 import json_text
 
 __all__ = ["AGAINST_FORMAT_TAG", "against_json", "against_text"]
 
@@ -54,7 +54,7 @@ def against_json(report: AgainstReport) -> str:
         "refused": [_range(r) for r in report.refused],
         "tightened_records": len(report.tightened.learned.records),
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return json_text(doc, indent=2) + "\n"
 
 
 def _span(rec: InstallResult) -> str:

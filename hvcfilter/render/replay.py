@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import sys
 from collections.abc import Iterator
 from typing import Any
@@ -42,6 +41,7 @@ from hvcfilter import smccc
 from hvcfilter.replay import CallRecord, FunctionRow, InstallResult, ReplayReport
 from hvcfilter.table.files import Table
 from hvcfilter.trace import Progress, TraceTally
+from hvcfilter.utf8 import json_text
 
 __all__ = [
     "SIMULATE_FORMAT_TAG",
@@ -153,7 +153,7 @@ def report_json(report: ReplayReport) -> str:
         ],
         "notes": notes(report.tally),
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return json_text(doc, indent=2) + "\n"
 
 
 def call_jsonl(record: CallRecord) -> str:
@@ -183,7 +183,7 @@ def call_jsonl(record: CallRecord) -> str:
     if record.baseline is not None:
         doc["baseline_outcome"] = record.baseline.outcome
         doc["changed"] = record.baseline.outcome != result.outcome
-    return json.dumps(doc, separators=(",", ":")) + "\n"
+    return json_text(doc, separators=(",", ":")) + "\n"
 
 
 def _function_table(title: str, rows: list[FunctionRow], *, compare: str | None = None) -> Any:

@@ -12,12 +12,12 @@ imported lazily.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from hvcfilter.errors import errno_name
 from hvcfilter.lab import LabStatus
+from hvcfilter.utf8 import json_text
 from hvcfilter.verify import DivergentStep, KernelReport, VerifyResult
 
 __all__ = [
@@ -185,7 +185,7 @@ def verify_json(result: VerifyResult) -> str:
         "notes": list(result.notes),
         "kernels": [_kernel_doc(k) for k in result.kernels],
     }
-    return json.dumps(doc, indent=2) + "\n"
+    return json_text(doc, indent=2) + "\n"
 
 
 def lab_status_text(status: LabStatus, *, width: int = 100, color: bool = False) -> str:
@@ -214,4 +214,4 @@ def lab_status_text(status: LabStatus, *, width: int = 100, color: bool = False)
 
 def lab_status_json(status: LabStatus) -> str:
     """:meth:`LabStatus.to_dict`, tagged ``hvcfilter-lab-status-v1``."""
-    return json.dumps({"format": LAB_STATUS_FORMAT_TAG, **status.to_dict()}, indent=2) + "\n"
+    return json_text({"format": LAB_STATUS_FORMAT_TAG, **status.to_dict()}, indent=2) + "\n"

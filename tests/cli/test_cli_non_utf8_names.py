@@ -81,3 +81,44 @@ def test_a_learned_spec_stays_valid_toml(tmp_path: Path, monkeypatch: pytest.Mon
     _invoke("learn", os.fsdecode(b"\xfdtrace.txt"), "-o", "learned.toml")
     text = Path("learned.toml").read_bytes().decode("utf-8")
     assert "\ufffdtrace.txt" in text and tomllib.loads(text)["range"]
+
+
+def _has_lone_surrogate(value: object) -> bool:
+    if isinstance(value, str):
+        return any(0xD800 <= ord(c) <= 0xDFFF for c in value)
+    if isinstance(value, dict):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(v) for v in value)
+    return False
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--format", "json"],
+        ["check", "--format", "gitlab"],
+        ["diff", "--format", "json", "SPEC", "SPEC"],
+        ["compile-check", "--format", "json"],
+        ["compile", "--dry-run", "--format", "json"],
+        ["explain", "0x84000003", "--format", "json", "--spec"],
+        ["simulate", "--format", "json", "TRACE", "--spec"],
+        ["learn", "TRACE", "--format", "json", "--against"],
+    ],
+    ids=lambda a: "-".join(a[:2]),
+)
+def test_json_documents_hold_no_lone_surrogates(spec: str, args: list[str]) -> None:
+    # json.dumps writes a name's undecodable byte as "\udcfe", a lone surrogate that
+    # strict parsers (serde_json, Go) refuse: it is U+FFFD, as in SARIF and JUnit.
+    trace = os.fsdecode(b"\xfdtrace.jsonl")
+    with open(b"\xfdtrace.jsonl", "w", encoding="utf-8") as file:
+        file.write('{"x0": "0x84000003", "conduit": "hvc"}\n')
+    argv = [trace if a == "TRACE" else spec if a == "SPEC" else a for a in args]
+    if "SPEC" not in args:
+        argv.append(spec)
+    out = _invoke(*argv)
+    assert b"\\udc" not in out
+    document = json.loads(out)
+    assert not _has_lone_surrogate(document)
+    text = json.dumps(document, ensure_ascii=False)
+    assert "warn.toml" not in text.replace("\ufffdwarn.toml", "")

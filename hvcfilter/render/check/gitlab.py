@@ -12,13 +12,13 @@ relative paths.
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePath
 from typing import Any
 
 from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.lint import LintReport
 from hvcfilter.render.check.fingerprint import fingerprints
+from hvcfilter.utf8 import json_text
 
 __all__ = ["GITLAB_SEVERITY", "render_gitlab"]
 
@@ -52,4 +52,4 @@ def render_gitlab(report: LintReport, *, color: bool = False, strict: bool = Fal
     """
     diagnostics = report.diagnostics
     issues = [_issue(d, f) for d, f in zip(diagnostics, fingerprints(diagnostics), strict=True)]
-    return json.dumps(issues, indent=2) + "\n"
+    return json_text(issues, indent=2) + "\n"

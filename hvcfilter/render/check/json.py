@@ -23,12 +23,12 @@ Fields are only ever added, never renamed or removed, within a version;
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from hvcfilter import __version__
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.lint import LintReport
+from hvcfilter.utf8 import json_text
 
 __all__ = ["CHECK_FORMAT_TAG", "JSON_SCHEMA", "JSON_VERSION", "location_json", "render_json"]
 
@@ -85,7 +85,7 @@ def render_json(report: LintReport, *, color: bool = False, strict: bool = False
             "unreadable": sum(1 for f in report.files if f.unreadable),
         },
     }
-    return json.dumps(document, indent=2) + "\n"
+    return json_text(document, indent=2) + "\n"
 
 
 _NULLABLE_INT = {"type": ["integer", "null"]}

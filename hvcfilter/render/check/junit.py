@@ -14,8 +14,8 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from hvcfilter.diagnostics import Diagnostic, Severity
-from hvcfilter.fileio import valid_unicode
 from hvcfilter.lint import FileReport, LintReport
+from hvcfilter.utf8 import valid_unicode
 
 __all__ = ["render_junit"]
 

@@ -8,7 +8,6 @@ rule's documentation.
 
 from __future__ import annotations
 
-import json
 from pathlib import PurePath, PurePosixPath
 from typing import Any
 from urllib.parse import quote
@@ -17,6 +16,7 @@ from hvcfilter import __version__
 from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.lint import LintReport
 from hvcfilter.rules import Rule, all_rules
+from hvcfilter.utf8 import json_text
 
 __all__ = ["SARIF_SCHEMA_URI", "render_sarif"]
 
@@ -93,4 +93,4 @@ def render_sarif(report: LintReport, *, color: bool = False, strict: bool = Fals
             }
         ],
     }
-    return json.dumps(log, indent=2) + "\n"
+    return json_text(log, indent=2) + "\n"
