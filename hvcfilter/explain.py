@@ -201,6 +201,8 @@ def explain_id(fid: int, spec: FilterSpec | None = None) -> IdExplanation:
 
 
 def _parse_number(text: str) -> int | None:
+    if not text.isascii():  # int() takes full-width and Arabic-Indic digits too
+        return None
     try:
         value = int(text, 0)
     except ValueError:

@@ -102,7 +102,7 @@ def parse_override(text: str, action: Literal["handle", "fwd_to_user"]) -> Overr
     """
     value = text.strip()
     try:
-        fid = int(value, 0)
+        fid = int(value, 0) if value.isascii() else None  # int() takes any script's digits
     except ValueError:
         fid = None
     if fid is not None:

@@ -34,6 +34,8 @@ def _register(name: str, value: Any, *, bits: int = 64) -> int:
     elif isinstance(value, str):
         text = value.strip().replace("_", "")
         try:
+            if not text.isascii():  # int() would read full-width or Arabic-Indic digits
+                raise ValueError(text)
             number = int(text, 16) if text.lower().startswith("0x") else int(text, 10)
         except ValueError:
             raise _RecordError(f"field {name!r}: {value!r} is not a number") from None

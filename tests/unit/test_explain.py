@@ -54,6 +54,13 @@ def test_explain_number_out_of_range() -> None:
         explain("0x184000003")
 
 
+@pytest.mark.parametrize("query", ["0x\uff18\uff14", "\u0661\u0662\u0663"])
+def test_explain_takes_only_ascii_numbers(query: str) -> None:
+    # int() reads full-width and Arabic-Indic digits: U+FF18 U+FF14 would decode as 0x84.
+    with pytest.raises(UnknownQueryError, match="is not a diagnostic code"):
+        explain(query)
+
+
 def test_explain_id_decodes_fields() -> None:
     result = explain("0x84000003")
     assert isinstance(result, FunctionExplanation)

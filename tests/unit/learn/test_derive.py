@@ -71,6 +71,8 @@ def test_forwarding_a_reserved_id_is_refused() -> None:
 def test_unknown_override_and_empty_tally() -> None:
     with pytest.raises(LearnError, match="neither a function ID"):
         parse_override("NO_SUCH_CALL", "handle")
+    with pytest.raises(LearnError, match="neither a function ID"):
+        parse_override("0x\uff18\uff14000000", "handle")  # full-width digits
     with pytest.raises(LearnError, match="no calls with a function ID"):
         derive(Tally("7.2", ("empty.txt",)))
 

@@ -271,6 +271,9 @@ def test_jsonl_registers() -> None:
     ("line", "reason"),
     [
         ('{"x0": "0xZZ"}', "field 'x0': '0xZZ' is not a number"),
+        # Python's int() reads other scripts' digits; an SMCCC register is not written so.
+        ('{"x0": "0x\uff18\uff14000000"}', "is not a number"),
+        ('{"x0": "\u0661\u0662\u0663"}', "is not a number"),
         ('{"conduit": "hvc"}', "field 'x0' is missing"),
         ('{"x0": 1, "conduit": "svc"}', "field 'conduit'"),
         ('{"x0": 1, "mode": "a16"}', "field 'mode'"),
