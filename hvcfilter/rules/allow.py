@@ -50,7 +50,9 @@ def apply_allow(
             else accepted.setdefault(int(scope[1]), set())
         )
         for position, item in enumerate(items):
-            rule = rules.get(item) or by_name.get(item)
+            # Any case, as `hvcfilter explain` takes them (find_rule): "hvf302" is HVF302.
+            key = item.strip()
+            rule = rules.get(key.upper()) or by_name.get(key.lower().replace("_", "-"))
             at = locate(spec, (*scope, "allow", position))
             if rule is None:
                 close = smccc.suggest(item, [*rules, *by_name])

@@ -74,3 +74,16 @@ allow = ["a-rule-from-a-newer-hvcfilter"]
     assert [d.code for d in lint_text(text, "n.toml").diagnostics] == []
     without = text.replace('allow = ["HVF108"]', "")
     assert [d.code for d in lint_text(without, "n.toml").diagnostics] == ["HVF108"]
+
+
+def test_allow_items_are_read_in_any_case_as_explain_reads_them() -> None:
+    # The schema's pattern lets a lower-case code through as if it were a rule name.
+    text = """
+[[range]]
+action = "fwd_to_user"
+functions = ["PSCI_CPU_ON_32", "PSCI_CPU_ON_64"]
+allow = ["hvf303"]
+"""
+    codes = [d.code for d in lint_text(text, "c.toml").diagnostics]
+    assert "HVF101" not in codes  # the spec was understood, so the rules ran
+    assert "HVF303" not in codes and "HVF108" not in codes
