@@ -78,7 +78,8 @@ def _complete_query(
     return [CompletionItem(word) for word in completions(incomplete)]
 
 
-@click.command()
+# A negative number ("explain -1") is a query to answer, not an unknown option.
+@click.command(context_settings={"ignore_unknown_options": True})
 @click.argument("query", metavar="CODE|NAME|ID", shell_complete=_complete_query)
 @click.option(
     "--spec",

@@ -243,6 +243,13 @@ def test_explain_function_id() -> None:
     assert "twin           0xC4000003 PSCI_CPU_ON_64" in result.output
 
 
+def test_explain_of_a_negative_number_says_why_it_is_no_id() -> None:
+    # Not click's "No such option: -1": the query is answered, options still work.
+    result = CliRunner().invoke(cli, ["explain", "-1", "--format", "json"])
+    assert result.exit_code == 2
+    assert "-1 is not a 32-bit function ID" in result.stderr
+
+
 def test_explain_function_name() -> None:
     result = _run("explain", "PSCI_SYSTEM_OFF_32")
     assert result.exit_code == 0 and "0x84000008" in result.output
