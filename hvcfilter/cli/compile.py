@@ -200,7 +200,8 @@ def diff(
 ) -> None:
     """Compare the effective action of every function ID in A and B (specs or payloads).
 
-    Exit 0 when they are equivalent, 1 when they differ, 2 when one cannot be read.
+    Exit 0 when they are equivalent, 1 when they differ, 2 when one cannot be read or
+    holds errors (a table the kernel would reject has no effective action to compare).
     """
     if a == "-" and b == "-":
         raise click.UsageError("only one of A and B can be - (stdin)")
