@@ -228,7 +228,11 @@ def kernel_profile(_ctx: click.Context, _param: click.Parameter, value: str | No
 
 
 def use_color(output: str | None = None) -> bool:
-    """Colour only for a terminal on stdout, never with NO_COLOR set (https://no-color.org)."""
-    if output not in (None, "-") or os.environ.get("NO_COLOR"):
+    """Colour only for a terminal on stdout, never with NO_COLOR set (https://no-color.org).
+
+    Nor on ``TERM=dumb``, a terminal that says it cannot show escape sequences
+    (Emacs' shell buffers, some CI log viewers).
+    """
+    if output not in (None, "-") or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
         return False
     return sys.stdout.isatty()

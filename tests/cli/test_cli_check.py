@@ -186,8 +186,11 @@ def test_no_color_wins_even_on_a_terminal(tmp_path: Path, monkeypatch: pytest.Mo
     monkeypatch.setenv("NO_COLOR", "1")
     assert _common.use_color(None) is False
     monkeypatch.delenv("NO_COLOR")
+    monkeypatch.setenv("TERM", "xterm-256color")
     assert _common.use_color(None) is True
     assert _common.use_color("out.txt") is False
+    monkeypatch.setenv("TERM", "dumb")  # a terminal that cannot show escapes
+    assert _common.use_color(None) is False
 
 
 def test_output_file(tmp_path: Path) -> None:
