@@ -19,7 +19,15 @@ the emulator, the CLI or the renderers.
 from __future__ import annotations
 
 from hvcfilter.spec.input_rules import INPUT_RULES, InputRule
-from hvcfilter.spec.loader import DEFAULT_SPEC, LoadResult, is_toml, load, load_bytes, loads
+from hvcfilter.spec.loader import (
+    DEFAULT_SPEC,
+    LoadResult,
+    is_text,
+    is_toml,
+    load,
+    load_bytes,
+    loads,
+)
 from hvcfilter.spec.resolve import resolve_function
 from hvcfilter.spec.source import KeyPath, format_key_path, locate
 
@@ -30,6 +38,7 @@ __all__ = [
     "KeyPath",
     "LoadResult",
     "format_key_path",
+    "is_text",
     "is_toml",
     "load",
     "load_bytes",

@@ -22,7 +22,7 @@ from hvcfilter.spec.source import SourceMap, split_toml_error
 from hvcfilter.spec.toml_subset import PlainLine
 from hvcfilter.spec.toml_subset import parse as parse_plain_toml
 
-__all__ = ["DEFAULT_SPEC", "LoadResult", "is_toml", "load", "load_bytes", "loads"]
+__all__ = ["DEFAULT_SPEC", "LoadResult", "is_text", "is_toml", "load", "load_bytes", "loads"]
 
 DEFAULT_SPEC = "hvcfilter.toml"
 
@@ -84,6 +84,21 @@ def load_bytes(data: bytes, filename: str) -> LoadResult:
             ),
         )
     return loads(text, filename)
+
+
+def is_text(data: bytes) -> bool:
+    """Whether ``data`` is UTF-8 text without NUL bytes, which no payload is.
+
+    Every record of a payload holds 15 pad bytes that must be zero, and TOML
+    forbids NUL: text is a spec to report on, even one that does not parse.
+    """
+    if b"\0" in data:
+        return False
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def is_toml(data: bytes) -> bool:

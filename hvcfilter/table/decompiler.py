@@ -17,7 +17,7 @@ from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.errors import PayloadError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import Action
-from hvcfilter.spec import is_toml
+from hvcfilter.spec import is_text, is_toml
 from hvcfilter.spec.writer import dump_document
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import Layout, mergeable
@@ -86,10 +86,15 @@ def decompile(
     """
     # Records hold NUL pad bytes, which TOML forbids: TOML text is never a payload,
     # and decoding a spec as records would give one bogus finding per 24 bytes.
-    if data and is_toml(data):
+    if data and is_text(data):
+        if is_toml(data):
+            raise PayloadError(
+                f"{filename} is a TOML spec, not a binary payload: compile it first "
+                "(`hvcfilter compile SPEC -o PAYLOAD`)"
+            )
         raise PayloadError(
-            f"{filename} is a TOML spec, not a binary payload: compile it first "
-            "(`hvcfilter compile SPEC -o PAYLOAD`)"
+            f"{filename} is text, not a binary payload (whose records hold NUL pad bytes); "
+            f"if it is meant as a spec, `hvcfilter check {filename}` shows what is wrong with it"
         )
     profile = get_profile(kernel) if kernel is not None else None
     diags = tuple(payload.validate(data, filename, profile=profile, byte_order=byte_order))

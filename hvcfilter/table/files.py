@@ -17,7 +17,7 @@ from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.errors import PayloadError, SpecError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import VmConfig
-from hvcfilter.spec import DEFAULT_SPEC, is_toml, load, load_bytes
+from hvcfilter.spec import DEFAULT_SPEC, is_text, load, load_bytes
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import compile_loaded
 from hvcfilter.table.effective import Change, Segment, diff_segments, digest, effective_segments
@@ -63,7 +63,8 @@ def _looks_like_spec(path: str, data: bytes) -> bool:
         return True
     if suffix in (".bin", ".payload"):
         return False
-    return is_toml(data)
+    # Text, even TOML that does not parse, is a spec, so that its errors are what is shown.
+    return is_text(data)
 
 
 def read_table(
@@ -190,7 +191,7 @@ def load_table(
 
 
 def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
-    """A baseline table: a ``.toml`` spec, or else a payload of whole records.
+    """A baseline table: a spec (a ``.toml`` file, or any text), else a payload of whole records.
 
     Raises:
         SpecError: the spec cannot be read or understood.
@@ -198,6 +199,13 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
     """
     target = Path(path)
     if target.suffix.lower() == ".toml":
+        return _spec_table(target, kernel)
+    try:
+        data = target.read_bytes()
+    except OSError as exc:
+        raise PayloadError(f"cannot read baseline {target}: {exc.strerror or exc}") from exc
+    # Told apart as diff and decompile tell them: a spec need not end in .toml.
+    if _looks_like_spec(str(target), data):
         return _spec_table(target, kernel)
     return _payload_table(target)
 

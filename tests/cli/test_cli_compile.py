@@ -230,6 +230,16 @@ def test_decompile_of_a_spec_is_one_clear_error(tmp_path: Path) -> None:
     assert err.count("\n") == 1 and "is a TOML spec, not a binary payload" in err
 
 
+def test_decompile_of_text_that_is_no_spec_says_it_is_text(tmp_path: Path) -> None:
+    # Broken TOML used to read as records: "HVF401 truncated" for a file of text.
+    path = tmp_path / "filter.txt"
+    path.write_text("[filter\nkernel = 6.12\n")
+    code, stdout, err = run("decompile", str(path))
+    assert code == 2 and stdout == b""
+    assert err.count("\n") == 1 and "is text, not a binary payload" in err
+    assert f"hvcfilter check {path}" in err
+
+
 def test_diff_equivalent_and_different(tmp_path: Path) -> None:
     code, out, _ = run(
         "diff", str(EXAMPLES / "vcpu-hotplug.toml"), str(GOLDEN / "vcpu-hotplug.bin")

@@ -214,6 +214,15 @@ def test_baseline_changes(tmp_path: Path) -> None:
     }
 
 
+def test_a_spec_baseline_need_not_end_in_toml(tmp_path: Path) -> None:
+    # It was read as a payload: "cannot use payload ...: payload is 39 bytes".
+    path = tmp_path / "baseline.txt"
+    path.write_bytes(SPEC.read_bytes())
+    table = load_baseline(path)
+    assert table.kind == "spec"
+    assert _replayer(baseline=table).replay([SAMPLE]).summary.baseline_changes == 0
+
+
 def test_payload_baseline(tmp_path: Path) -> None:
     path = tmp_path / "base.bin"
     path.write_bytes(payload.encode([Record(0x8400_0000, 1, 1), Record(0xC200_0000, 0x100, 2)]))

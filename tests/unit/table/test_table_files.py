@@ -18,6 +18,13 @@ def test_read_table_tells_specs_from_payloads() -> None:
     assert left.table.digest == right.table.digest
 
 
+def test_text_without_a_suffix_is_a_spec_even_when_it_does_not_parse() -> None:
+    # Its TOML error, not "HVF401 truncated payload": no payload is NUL-free text.
+    broken = files.read_table("filter", b"[filter\nkernel = 6.12\n")
+    assert broken.table is None
+    assert [d.code for d in broken.diagnostics] == ["HVF002"]
+
+
 def test_diff_files_refuses_bad_input() -> None:
     result = files.diff_files(("a.bin", b"\x01" * 5), ("b.bin", b""))
     assert result.changes is None and not result.equivalent
