@@ -20,6 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 from hvcfilter.cli._common import COMPLETE_VAR, ExitCode, exit_for, use_color, write_output
+from hvcfilter.errors import HvcFilterError
 
 if TYPE_CHECKING:
     from hvcfilter.lint import LintReport
@@ -213,6 +214,12 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
     from hvcfilter.table.files import load_baseline, load_table
     from hvcfilter.trace import TraceFormat
 
+    from_stdin = [n for n, v in (("--spec", args.spec), ("--payload", args.payload)) if v == "-"]
+    from_stdin += ["TRACE"] * args.traces.count("-")
+    if len(from_stdin) > 1:
+        raise HvcFilterError(
+            f"only one input can be - (standard input), not {' and '.join(from_stdin)}"
+        )
     table = load_table(args.spec, args.payload, kernel=args.kernel)
     base = load_baseline(args.baseline, kernel=args.kernel) if args.baseline is not None else None
     replayer = Replayer(table, kernel=args.kernel, baseline=base)

@@ -198,3 +198,13 @@ def test_refused_records_exit_1(tmp_path: Path) -> None:
         assert "the kernel refuses 1 record(s) of the table" in err
     code, _, err = _run("--spec", SPEC, SAMPLE)
     assert code == 0 and "refuses" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "named"), [(["-", "--spec", "-"], "--spec and TRACE"), (["-", "-"], "TRACE and TRACE")]
+)
+def test_standard_input_can_feed_one_input_only(args: list[str], named: str) -> None:
+    # `simulate - --spec -` was accepted, and the trace then failed as TOML.
+    code, out, err = _run(*args, stdin=b'{"x0": "0x84000000"}\n')
+    assert code == 2 and out == ""
+    assert f"only one input can be - (standard input), not {named}" in err
