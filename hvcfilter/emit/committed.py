@@ -82,7 +82,8 @@ def pair_files(names: Iterable[str]) -> list[Pair]:
     each pair appears once, however many of its files were named.
 
     Raises:
-        ValueError: an explicit pair's output has a suffix of no known format.
+        ValueError: an explicit pair lacks a name, or its output has a suffix of no
+            known format.
         SpecError: a file named on its own does not exist (a typo would pass as
             nothing to compare).
     """
@@ -90,6 +91,8 @@ def pair_files(names: Iterable[str]) -> list[Pair]:
     for name in names:
         if "=" in name:
             spec, output = name.split("=", 1)
+            if not spec or not output:
+                raise ValueError(f"{name!r}: SPEC=OUTPUT needs both names, e.g. vm.toml=vm.bin")
             pairs.add(Pair(spec, output, _format_of(output)))
             continue
         path = Path(name)
@@ -158,4 +161,19 @@ def check_pair(
         f"{pair.output} (compiled from {pair.spec})",
         lineterm="",
     )
-    return Freshness(pair, Status.STALE, diff=tuple(diff))
+    lines = tuple(diff)
+    if not lines:  # every line agrees: the bytes between them differ
+        lines = (_line_ending_note(committed, expected),)
+    return Freshness(pair, Status.STALE, diff=lines)
+
+
+def _line_ending_note(committed: bytes, expected: bytes) -> str:
+    """Why a text output whose lines all agree is still not what compile writes."""
+    crlf = committed.count(b"\r\n")
+    if crlf and b"\r\n" not in expected:
+        which = "1 line ends" if crlf == 1 else f"{crlf} lines end"
+        return (
+            f"(the lines agree, but {which} in CRLF where compile writes LF: "
+            "git's core.autocrlf or an editor converted the file)"
+        )
+    return "(the lines agree; only line endings or the final newline differ)"

@@ -97,3 +97,22 @@ def test_no_argument_checks_hvcfilter_toml_here(
     result = _run("compile-check")
     assert result.exit_code == 1
     assert "STALE hvcfilter.toml -> hvcfilter.hex" in result.output
+
+
+def test_a_text_output_that_differs_only_in_line_endings_says_so(tmp_path: Path) -> None:
+    # The diff of its lines is empty: without a word, STALE had no visible cause.
+    spec = tmp_path / "vm.toml"
+    spec.write_text(MINIMAL)
+    out = tmp_path / "vm.hex"
+    assert _run("compile", str(spec), "--format", "hex", "-o", str(out)).exit_code == 0
+    out.write_bytes(out.read_bytes().replace(b"\n", b"\r\n"))
+    result = _run("compile-check", str(out))
+    assert result.exit_code == 1
+    assert "in CRLF where compile writes LF" in result.output
+
+
+def test_a_pair_needs_both_names(tmp_path: Path) -> None:
+    for arg in ("=vm.bin", "vm.toml="):
+        result = CliRunner().invoke(cli, ["compile-check", arg])
+        assert result.exit_code == 2
+        assert "SPEC=OUTPUT needs both names" in result.stderr
