@@ -99,7 +99,9 @@ class _LazyGroup(click.Group):
     # click answers --help and --version while it parses, outside the commands'
     # `guarded`, and ends a broken pipe there with exit 1, which reads as
     # findings. Parsing the group's options and the subcommand's (in invoke)
-    # goes through these two, so their output errors exit as every other's.
+    # goes through these two, so their output errors exit as every other's;
+    # so does a command module that fails to import (a broken install: exit 3,
+    # no traceback). exit_for lets click's own exceptions and exits through.
     def make_context(
         self,
         info_name: str | None,
@@ -115,8 +117,8 @@ class _LazyGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except OSError as exc:
-            exit_for(exc)
+        except Exception as exc:  # exit_for maps each to its exit code
+            exit_for(exc, debug=bool(ctx.obj and ctx.obj.get("debug")))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = _COMMANDS.get(cmd_name)

@@ -70,3 +70,14 @@ def test_version_names_the_ftrace_line_proof(
             proof
             == "ftrace line proof: pure Python (pip install 'hvcfilter[fast]' for the RE2 proof)"
         )
+
+
+def test_a_command_module_that_fails_to_import_is_an_internal_error_without_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A broken install (a module missing from the wheel): exit 3 and one line, never a traceback.
+    monkeypatch.setitem(_COMMANDS, "broken", ("hvcfilter.cli.no_such_module", "x", "Broken."))
+    result = CliRunner().invoke(cli, ["broken"])
+    assert result.exit_code == 3
+    assert "internal error: ModuleNotFoundError" in result.stderr
+    assert "Traceback" not in result.stderr and result.stderr.count("\n") == 1
