@@ -214,7 +214,8 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
     from hvcfilter.table.files import load_baseline, load_table
     from hvcfilter.trace import TraceFormat
 
-    from_stdin = [n for n, v in (("--spec", args.spec), ("--payload", args.payload)) if v == "-"]
+    named = (("--spec", args.spec), ("--payload", args.payload), ("--baseline", args.baseline))
+    from_stdin = [n for n, v in named if v == "-"]
     from_stdin += ["TRACE"] * args.traces.count("-")
     if len(from_stdin) > 1:
         raise HvcFilterError(

@@ -30,13 +30,13 @@ __all__ = ["ReportFormat", "simulate"]
     "--spec",
     metavar="SPEC",
     shell_complete=complete_path,
-    help="Filter spec (default: ./hvcfilter.toml if any).",
+    help="Filter spec, - for stdin (default: ./hvcfilter.toml if any).",
 )
 @click.option(
     "--payload",
     metavar="BIN",
     shell_complete=complete_path,
-    help="Binary payload of struct kvm_smccc_filter records.",
+    help="Binary payload of struct kvm_smccc_filter records, - for stdin.",
 )
 @click.option(
     "--kernel", callback=kernel_profile, metavar="VERSION", help="Kernel profile (e.g. 6.12, 7.2)."
@@ -60,7 +60,8 @@ __all__ = ["ReportFormat", "simulate"]
     "--baseline",
     metavar="SPEC_OR_PAYLOAD",
     shell_complete=complete_path,
-    help="Also replay under this table; exit 1 if any call's outcome changes.",
+    help="Also replay under this table (a spec or a payload, - for stdin); exit 1 if any "
+    "call's outcome changes.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 if any trace line cannot be parsed.")
 @click.pass_context

@@ -10,6 +10,7 @@ emulated kernel judges them), payloads need only be whole records.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Literal, NamedTuple
 
@@ -17,7 +18,7 @@ from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.errors import PayloadError, SpecError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import VmConfig
-from hvcfilter.spec import DEFAULT_SPEC, is_text, load, load_bytes
+from hvcfilter.spec import DEFAULT_SPEC, LoadResult, is_text, load, load_bytes
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import compile_loaded
 from hvcfilter.table.effective import Change, Segment, diff_segments, digest, effective_segments
@@ -193,56 +194,69 @@ def load_table(
 def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
     """A baseline table: a spec (a ``.toml`` file, or any text), else a payload of whole records.
 
+    ``-`` reads it from standard input.
+
     Raises:
         SpecError: the spec cannot be read or understood.
         PayloadError: the payload cannot be read or is not whole records.
     """
-    target = Path(path)
-    if target.suffix.lower() == ".toml":
-        return _spec_table(target, kernel)
-    try:
-        data = target.read_bytes()
-    except OSError as exc:
-        raise PayloadError(f"cannot read baseline {target}: {exc.strerror or exc}") from exc
+    name = str(path)
+    if name != "-" and Path(name).suffix.lower() == ".toml":
+        return _spec_table(Path(name), kernel)
+    shown, data = _read_input(name, "baseline")
     # Told apart as diff and decompile tell them: a spec need not end in .toml.
-    if _looks_like_spec(str(target), data):
-        return _spec_table(target, kernel)
-    return _payload_table(target)
+    if _looks_like_spec(name, data):
+        return _spec_table_of(load_bytes(data, shown), kernel, shown)
+    return _payload_table_of(data, shown)
+
+
+def _read_input(name: str, what: str) -> tuple[str, bytes]:
+    """The name to show and the bytes of an input file, ``-`` being standard input."""
+    try:
+        if name == "-":
+            return "<stdin>", sys.stdin.buffer.read()
+        return name, Path(name).read_bytes()
+    except OSError as exc:
+        raise PayloadError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
 
 
 def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> Table:
+    return _spec_table_of(load(path), kernel, shown or str(path))
+
+
+def _spec_table_of(loaded: LoadResult, kernel: str | None, shown: str) -> Table:
     # Imported here: the compiler pulls in the linter, which jsonl-only runs never need.
     from hvcfilter.table.compiler import compile_spec
 
-    loaded = load(path)
     if loaded.spec is None:
         first = loaded.diagnostics[0] if loaded.diagnostics else None
         detail = f"{first.location}: {first.message}" if first else "unknown problem"
-        raise SpecError(f"cannot use spec {path}: {detail}")
+        raise SpecError(f"cannot use spec {shown}: {detail}")
     spec = loaded.spec
     if kernel is not None:
         spec = spec._replace(profile=get_profile(kernel))
     compiled = compile_spec(spec)
     records = tuple(payload.encode([c.record]) for c in compiled.records)
     origins = tuple(", ".join(str(s) for s in c.sources) for c in compiled.records)
-    return Table("spec", shown or str(path), records, origins, spec.profile.name, spec.vm)
+    return Table("spec", shown, records, origins, spec.profile.name, spec.vm)
 
 
 def _payload_table(path: Path) -> Table:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise PayloadError(f"cannot read payload {path}: {exc.strerror or exc}") from exc
+    shown, data = _read_input(str(path), "payload")
+    return _payload_table_of(data, shown)
+
+
+def _payload_table_of(data: bytes, shown: str) -> Table:
     # The kernel (emulated) judges the fields; only the framing must be whole records.
     try:
         records = payload.decode(data, strict=False)
     except PayloadError as exc:
         hint = (
             "pass a spec with --spec"
-            if path.suffix.lower() == ".toml"
-            else f"`hvcfilter decompile {path}` lists every problem"
+            if shown.lower().endswith(".toml")
+            else f"`hvcfilter decompile {shown}` lists every problem"
         )
-        raise PayloadError(f"cannot use payload {path}: {exc}; {hint}") from exc
+        raise PayloadError(f"cannot use payload {shown}: {exc}; {hint}") from exc
     encoded = tuple(payload.encode([r]) for r in records)
     origins = tuple(f"record {i} @ {i * payload.RECORD_SIZE:#x}" for i in range(len(records)))
-    return Table("payload", str(path), encoded, origins)
+    return Table("payload", shown, encoded, origins)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from suite_paths import TRACES
+from suite_paths import EXAMPLES, ROOT, TRACES
 
 from hvcfilter.cli import cli
 from hvcfilter.cli.simulate import ReportFormat
@@ -208,3 +208,20 @@ def test_standard_input_can_feed_one_input_only(args: list[str], named: str) -> 
     code, out, err = _run(*args, stdin=b'{"x0": "0x84000000"}\n')
     assert code == 2 and out == ""
     assert f"only one input can be - (standard input), not {named}" in err
+
+
+@pytest.mark.parametrize("suffix", [".toml", ".bin"])
+def test_the_baseline_and_the_payload_can_come_from_standard_input(suffix: str) -> None:
+    table = (
+        (ROOT / "tests" / "golden" / "minimal.bin").read_bytes()
+        if suffix == ".bin"
+        else (EXAMPLES / "minimal.toml").read_bytes()
+    )
+    code, out, err = _run(str(TRACES / "sample-6.12.txt"), "--baseline", "-", stdin=table)
+    assert code in (0, 1), err
+    kind = "payload" if suffix == ".bin" else "spec"
+    assert f"Baseline: {kind} <stdin>" in out
+    if suffix == ".bin":
+        code, out, err = _run(str(TRACES / "sample-6.12.txt"), "--payload", "-", stdin=table)
+        assert code in (0, 1), err
+        assert "Filter: payload <stdin>" in out
