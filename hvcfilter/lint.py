@@ -126,7 +126,7 @@ def lint_file(path: str | os.PathLike[str], kernel: str | None = None) -> FileRe
     Raises:
         UnknownProfileError: ``kernel`` names no profile.
     """
-    return lint_result(load(path), kernel)
+    return lint_result(load(path, kernel=kernel), kernel)
 
 
 def lint(paths: Iterable[str | os.PathLike[str]], kernel: str | None = None) -> LintReport:

@@ -40,8 +40,11 @@ class LoadResult(NamedTuple):
         return any(d.code == "HVF001" for d in self.diagnostics)
 
 
-def load(path: str | os.PathLike[str]) -> LoadResult:
-    """Read and resolve one spec file (``-`` is stdin); never raises for bad input."""
+def load(path: str | os.PathLike[str], *, kernel: str | None = None) -> LoadResult:
+    """Read and resolve one spec file (``-`` is stdin); never raises for bad input.
+
+    ``kernel`` overrides the spec's ``[filter] kernel`` (see :func:`loads`).
+    """
     name = str(path)
     try:
         if name == "-":
@@ -57,10 +60,10 @@ def load(path: str | os.PathLike[str]) -> LoadResult:
         return _unreadable(name, "is a directory", "pass the path of a .toml spec file")
     except OSError as exc:
         return _unreadable(name, exc.strerror or str(exc), None)
-    return load_bytes(data, name)
+    return load_bytes(data, name, kernel=kernel)
 
 
-def load_bytes(data: bytes, filename: str) -> LoadResult:
+def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> LoadResult:
     """Decode and resolve the bytes of a spec file; never raises for bad input.
 
     Bytes that are not UTF-8 are HVF001 at the offending byte: replacement
@@ -83,7 +86,7 @@ def load_bytes(data: bytes, filename: str) -> LoadResult:
                 ),
             ),
         )
-    return loads(text, filename)
+    return loads(text, filename, kernel=kernel)
 
 
 def is_text(data: bytes) -> bool:
@@ -110,8 +113,15 @@ def is_toml(data: bytes) -> bool:
     return not isinstance(_parse_toml(text, "<bytes>"), LoadResult)
 
 
-def loads(text: str, filename: str = "<string>") -> LoadResult:
-    """Parse and resolve spec text; never raises for bad input."""
+def loads(text: str, filename: str = "<string>", *, kernel: str | None = None) -> LoadResult:
+    """Parse and resolve spec text; never raises for bad input.
+
+    ``kernel`` overrides ``[filter] kernel``, as ``--kernel`` does, so that the
+    ``[vm]`` settings are judged by that kernel (HVF107) from the start.
+
+    Raises:
+        UnknownProfileError: ``kernel`` (a caller's choice, not the input) names no profile.
+    """
     # Editors on Windows start UTF-8 files with a byte-order mark; TOML has no place for it.
     text = text.removeprefix("\ufeff")
     parsed = _parse_toml(text, filename)
@@ -133,7 +143,7 @@ def loads(text: str, filename: str = "<string>") -> LoadResult:
             errors = exc.errors()
             found = one_per_key(schema_diagnostic(err, raw, filename, source) for err in errors)
             return LoadResult(filename, None, tuple(sorted(found, key=Diagnostic.sort_key)))
-    spec, diags = resolve(document, filename, source)
+    spec, diags = resolve(document, filename, source, kernel=kernel)
     return LoadResult(filename, spec, diags)
 
 

@@ -58,10 +58,17 @@ def resolve_function(ref: int | str) -> int:
 
 
 def resolve(
-    document: SpecDocument, filename: str, source: SourceMap
+    document: SpecDocument, filename: str, source: SourceMap, *, kernel: str | None = None
 ) -> tuple[FilterSpec | None, tuple[Diagnostic, ...]]:
-    """The resolved spec of a document (None when an error stops it) and the findings."""
-    profile = get_profile(document.filter.kernel)
+    """The resolved spec of a document (None when an error stops it) and the findings.
+
+    ``kernel`` overrides ``[filter] kernel`` (``--kernel``): the ``[vm]`` settings
+    are judged by the kernel the table is meant for.
+
+    Raises:
+        UnknownProfileError: ``kernel`` names no profile.
+    """
+    profile = get_profile(kernel if kernel is not None else document.filter.kernel)
     diags: list[Diagnostic] = []
     ranges: list[FilterRange] = []
     append = ranges.append

@@ -267,7 +267,7 @@ def compile_file(
         UnknownProfileError: ``kernel`` names no profile.
         SpecError: the spec names an unknown layout.
     """
-    return compile_loaded(load(path), merge=merge, kernel=kernel, strict=strict)
+    return compile_loaded(load(path, kernel=kernel), merge=merge, kernel=kernel, strict=strict)
 
 
 def compile_text(
@@ -279,7 +279,9 @@ def compile_text(
         UnknownProfileError: ``kernel`` names no profile.
         SpecError: the spec names an unknown layout.
     """
-    return compile_loaded(loads(text, filename), merge=merge, kernel=kernel, strict=True)
+    return compile_loaded(
+        loads(text, filename, kernel=kernel), merge=merge, kernel=kernel, strict=True
+    )
 
 
 def compile_loaded(

@@ -89,7 +89,7 @@ def read_table(
     """
     profile = get_profile(kernel) if kernel is not None else None
     if _looks_like_spec(path, data):
-        compiled = compile_loaded(load_bytes(data, path), merge=merge, kernel=kernel)
+        compiled = compile_loaded(load_bytes(data, path, kernel=kernel), merge=merge, kernel=kernel)
         if compiled.table is None:
             return ReadResult(path, None, compiled.diagnostics)
         records = tuple(compiled.table.raw_records)
@@ -206,7 +206,7 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
     shown, data = _read_input(name, "baseline")
     # Told apart as diff and decompile tell them: a spec need not end in .toml.
     if _looks_like_spec(name, data):
-        return _spec_table_of(load_bytes(data, shown), kernel, shown)
+        return _spec_table_of(load_bytes(data, shown, kernel=kernel), kernel, shown)
     return _payload_table_of(data, shown)
 
 
@@ -221,7 +221,7 @@ def _read_input(name: str, what: str) -> tuple[str, bytes]:
 
 
 def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> Table:
-    return _spec_table_of(load(path), kernel, shown or str(path))
+    return _spec_table_of(load(path, kernel=kernel), kernel, shown or str(path))
 
 
 def _spec_table_of(loaded: LoadResult, kernel: str | None, shown: str) -> Table:
