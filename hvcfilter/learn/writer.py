@@ -20,6 +20,7 @@ from hvcfilter.learn.derive import Learned, LearnedRange, SeenCall
 from hvcfilter.lint import lint_text
 from hvcfilter.spec.writer import dump_document
 from hvcfilter.table.effective import covered_calls
+from hvcfilter.utf8 import valid_unicode
 
 __all__ = ["spec_text"]
 
@@ -76,17 +77,31 @@ def _forward_comment(span: LearnedRange) -> str:
     )
 
 
+def _comment_safe(text: str) -> str:
+    """User text (file names, the command line) for one line of a TOML comment.
+
+    A newline would end the comment and let the rest of a file name be read
+    as TOML (a ``[[range]]`` of the attacker's choice), and TOML forbids
+    other control characters in comments: every character that is not
+    printable is written as its Python escape (``\\n``, ``\\x01``).
+    """
+    text = valid_unicode(text)  # a file name's undecodable bytes: U+FFFD, as elsewhere
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
+
+
 def _header(learned: Learned, command: str) -> list[str]:
     tally = learned.tally
     traces = sorted(set(tally.traces))
     ids = _times(len(learned_ids(learned)), "function ID")
     lines = [
         "# Learned by hvcfilter: the least-privilege table for the calls in these traces.",
-        f"# command: {command}",
+        f"# command: {_comment_safe(command)}",
         f"# kernel profile: {learned.kernel}; granularity: {learned.granularity.value}",
         f"# {_times(tally.call_count, 'call')} to {ids} in {_times(len(tally.traces), 'trace')}:",
     ]
-    lines += [f"#   {t}" for t in traces[:_MAX_LISTED]]
+    lines += [f"#   {_comment_safe(t)}" for t in traces[:_MAX_LISTED]]
     if len(traces) > _MAX_LISTED:
         lines.append(f"#   ... and {len(traces) - _MAX_LISTED} more")
     if tally.smc_without_id:
@@ -96,7 +111,7 @@ def _header(learned: Learned, command: str) -> list[str]:
         )
     for o in learned.overrides:
         verb = "forwarded" if o.action == "fwd_to_user" else "kept in the kernel"
-        lines.append(f"# override: {o.label} {verb}")
+        lines.append(f"# override: {_comment_safe(o.label)} {verb}")
     if learned.reserved_calls:
         lines.append("# seen in the ranges KVM reserves (always answered by the kernel):")
         lines += _calls_lines(learned.reserved_calls)

@@ -106,3 +106,20 @@ def test_against_lets_a_handle_override_beat_what_the_spec_forwards(tmp_path: Pa
     assert "base = 0xC2000005" not in report.tightened.text
     learned = {(s.first, s.last): s.action for s in report.tightened.learned.spans}
     assert learned[(0xC2000005, 0xC2000005)] == "handle"
+
+
+def test_names_and_the_command_cannot_add_toml_to_the_learned_spec() -> None:
+    # A newline in a trace's file name or in the command line (an -o name) ended the
+    # header comment, and the rest was read as TOML: a [[range]] of the name's choice.
+    injected = '\n[[range]]\naction = "deny"\nbase = 0x84000000\nnr_functions = 1\n#'
+    from hvcfilter.learn.tally import CallCount, Tally
+
+    tally = Tally("6.12", (f"a{injected}.jsonl", "b\x01\udcfe.jsonl"), {
+        (0x8400_0000, "hvc", "kernel"): CallCount(3, 1),
+    })  # fmt: skip
+    result = learn(tally, command=f"hvcfilter learn t.jsonl -o 'o{injected}.toml'")
+    import tomllib
+
+    ranges = tomllib.loads(result.text)["range"]
+    assert not any(r["base"] == 0x8400_0000 for r in ranges)  # PSCI_VERSION stays open
+    assert "a\\n[[range]]" in result.text and "b\\x01\ufffd.jsonl" in result.text
