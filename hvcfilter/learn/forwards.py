@@ -21,7 +21,8 @@ from hvcfilter.trace import contains, open_trace
 __all__ = ["forwarded_calls"]
 
 _MARKER: Final = b"KVM_EXIT_HYPERCALL"
-_TASK = re.compile(rb"-(\d+)\s+\[")
+# The pid before the CPU column, past record-tgid's "(tgid)" column, as ftrace._LINE reads it.
+_TASK = re.compile(rb"-(\d+)\s+(?:\([\s\d-]+\)\s+)?\[")
 _HVC = re.compile(rb"kvm_hvc_arm64:\s+HVC at 0x[0-9a-fA-F]+ \(r0: 0x([0-9a-fA-F]+)")
 
 
@@ -31,7 +32,10 @@ def _has_marker(path: str) -> bool:
 
 
 def forwarded_calls(path: str) -> Counter[int]:
-    """Forwarded HVCs per W0 in an ftrace file (empty for other formats and stdin).
+    """Forwarded HVCs per W0 in an ftrace file (empty for other formats and ``-``).
+
+    The file is read twice, so it must be one that can be: learn copies
+    streams to a temporary file first.
 
     Raises:
         TraceError: the file cannot be read.
@@ -52,6 +56,8 @@ def forwarded_calls(path: str) -> Counter[int]:
                 fid = pending.pop(task.group(1), None)
                 if fid is not None and _MARKER in line:
                     found[fid] += 1
-            elif b"kvm_entry" in line:
+            elif b"kvm_entry" in line or b"kvm_exit" in line:
+                # The guest ran on, or trapped again (an SMC: no kvm_hvc_arm64, no ID):
+                # a later KVM_EXIT_HYPERCALL is not the HVC's.
                 pending.pop(task.group(1), None)
     return found

@@ -10,14 +10,19 @@ file still read with flat memory.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
-from collections.abc import Sequence
+import shutil
+import stat
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from hvcfilter.errors import HvcFilterError
+from hvcfilter.errors import HvcFilterError, TraceError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.learn.derive import Granularity, Learned, Override, derive
 from hvcfilter.learn.forwards import forwarded_calls
@@ -68,9 +73,43 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
 def _one(args: tuple[str, str, str]) -> Tally:
     path, fmt, kernel = args
     name = "<stdin>" if path == "-" else path
-    counts = tally_trace([path], TraceFormat(fmt))
-    forwards = forwarded_calls(path) if counts.formats.get(name) == TraceFormat.FTRACE else None
+    with _rereadable(path) as readable:
+        counts = tally_trace([readable], TraceFormat(fmt), names={readable: name})
+        is_ftrace = counts.formats.get(name) == TraceFormat.FTRACE
+        forwards = forwarded_calls(readable) if is_ftrace else None
     return from_trace(name, counts, kernel, forwards)
+
+
+@contextlib.contextmanager
+def _rereadable(path: str) -> Iterator[str]:
+    """A path that can be read twice: the file itself, or a temporary copy of a stream.
+
+    Forwards are found in a second pass over an ftrace file. Standard input, a
+    FIFO or a process substitution (``<(zcat trace.gz)``) can be read once:
+    the second pass found nothing there (forwards lost without a word) or
+    waited forever on a FIFO. Such an input is copied to a temporary file
+    first, in chunks, and the copy is removed afterwards.
+    """
+    if path != "-":
+        try:
+            regular = stat.S_ISREG(os.stat(path).st_mode)
+        except OSError:
+            regular = True  # missing or unreadable: the trace room reports it, with the errno
+        if regular:
+            yield path
+            return
+    with tempfile.NamedTemporaryFile(prefix="hvcfilter-learn-", suffix=".trace") as copy:
+        try:
+            if path == "-":
+                shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
+            else:
+                with open(path, "rb") as stream:
+                    shutil.copyfileobj(stream, copy, 1 << 20)
+        except OSError as exc:
+            shown = "<stdin>" if path == "-" else path
+            raise TraceError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+        copy.flush()
+        yield copy.name
 
 
 def tally_traces(

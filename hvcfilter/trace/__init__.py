@@ -17,7 +17,7 @@ Imports: :mod:`hvcfilter.smccc` and :mod:`hvcfilter.errors` only.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 
 from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
 from hvcfilter.trace.events import (
@@ -81,15 +81,18 @@ def tally(
     fmt: TraceFormat = TraceFormat.AUTO,
     *,
     progress: Progress | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> TraceTally:
     """Count the distinct calls of the traces, and everything else, without keeping events.
+
+    ``names`` gives a path the name its results go by (see :func:`open_trace`).
 
     Raises:
         TraceError: a trace cannot be read, or a CSV trace has no usable header.
     """
     result = TraceTally()
     for path in paths:
-        with open_trace(path) as source:
+        with open_trace(path, name=(names or {}).get(path)) as source:
             resolved = resolve_format(source, fmt)
             result.formats[source.name] = resolved.value
             if resolved is TraceFormat.FTRACE:

@@ -79,8 +79,11 @@ class _RawAdapter(io.RawIOBase):
 
 
 @contextlib.contextmanager
-def open_trace(path: str) -> Iterator[Source]:
+def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
     """Open a trace (``-`` is stdin), decompressing gzip or xz transparently.
+
+    ``name`` is what messages and tallies call it, when that is not ``path``
+    (a temporary copy of a pipe, say).
 
     Raises:
         TraceError: the file cannot be opened or is not valid gzip/xz.
@@ -95,8 +98,8 @@ def open_trace(path: str) -> Iterator[Source]:
                 raw = stack.enter_context(open(path, "rb"))
                 total = os.fstat(raw.fileno()).st_size
             except OSError as exc:
-                raise TraceError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        name = "<stdin>" if path == "-" else path
+                raise TraceError(f"cannot read {name or path}: {exc.strerror or exc}") from exc
+        name = name or ("<stdin>" if path == "-" else path)
         buffered: io.BufferedReader = (
             raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_RawAdapter(raw))
         )
