@@ -142,12 +142,22 @@ def read_tallies(paths: Sequence[str]) -> Tally:
             or the tallies are of different kernels.
     """
     tallies = []
+    first: tuple[str, str] | None = None  # the first tally's file and kernel
     for path in expand_paths(paths):
+        shown = "<stdin>" if path == "-" else path
         try:
-            data = Path(path).read_bytes()
+            data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         except OSError as exc:
-            raise LearnError(f"cannot read {path}: {exc.strerror or exc}") from exc
-        tallies.append(loads(data, path))
+            raise LearnError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+        tally = loads(data, shown)
+        if first is None:
+            first = (shown, tally.kernel)
+        elif tally.kernel != first[1]:
+            raise LearnError(
+                f"cannot merge {first[0]} (kernel {first[1]}) and {shown} (kernel "
+                f"{tally.kernel}): learn each kernel's fleet separately (--kernel)"
+            )
+        tallies.append(tally)
     return merge(tallies)
 
 

@@ -13,12 +13,14 @@ checks it field by field and rejects another ``version`` with a clear error.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 from hvcfilter import smccc
 from hvcfilter.errors import HvcFilterError
+from hvcfilter.kernel.profiles import UnknownProfileError, get_profile
 from hvcfilter.trace import TraceTally
 from hvcfilter.utf8 import json_text
 
@@ -42,6 +44,10 @@ TALLY_VERSION: Final = 1
 # What the guest got: answered in the kernel, or forwarded to the VMM (a userspace exit).
 Outcome = Literal["kernel", "forwarded"]
 _OUTCOMES: Final = ("kernel", "forwarded")
+# Counts are 64-bit signed in the schema, so that every JSON reader can hold them;
+# a hostile tally of a 4,000-digit count failed as an internal error once merged.
+MAX_COUNT: Final = (1 << 63) - 1
+_FUNCTION_ID = re.compile(r"0x[0-9A-F]{8}")
 TallyKey = tuple[int, str, Outcome]
 
 
@@ -124,6 +130,8 @@ def merge(tallies: Iterable[Tally]) -> Tally:
                 slot[1] += call.traces
     if kernel is None:
         raise LearnError("nothing to merge: no tallies given")
+    if smc > MAX_COUNT or any(c[0] > MAX_COUNT for c in counts.values()):
+        raise LearnError(f"the merged counts pass {MAX_COUNT:,}, the most a tally holds")
     calls = {k: CallCount(c[0], c[1]) for k, c in sorted(counts.items())}
     return Tally(kernel, tuple(sorted(traces)), calls, smc)
 
@@ -188,7 +196,12 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
     extra = set(doc) - {"format", "version", "kernel", "traces", "smc_without_id", "calls"}
     if extra:
         raise LearnError(f"{filename}: unknown tally field(s) {', '.join(sorted(extra))}")
-    kernel = _field(doc, "kernel", str, filename)
+    named = _field(doc, "kernel", str, filename)
+    try:
+        # "6.12.95" and "6.12" are one profile: merged and written under its name.
+        kernel = get_profile(named).name
+    except UnknownProfileError as exc:
+        raise LearnError(f"{filename}: field 'kernel': {exc}") from None
     traces = _field(doc, "traces", list, filename)
     if not all(isinstance(t, str) for t in traces):
         raise LearnError(f"{filename}: field 'traces' must be a list of strings")
@@ -234,16 +247,17 @@ def _field(doc: Mapping[str, Any], name: str, kind: type, where: str) -> Any:
 
 def _count(doc: Mapping[str, Any], name: str, where: str) -> int:
     value = doc.get(name)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise LearnError(f"{where}: field {name!r} must be a count (0 or more), got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+        shown = repr(value) if not isinstance(value, int) or value < 1 << 64 else "a huge number"
+        raise LearnError(
+            f"{where}: field {name!r} must be a count (0 to {MAX_COUNT:,}), got {shown}"
+        )
     return value
 
 
 def _function_id(value: Any, where: str) -> int:
-    try:
-        fid = int(value, 16) if isinstance(value, str) and value.startswith("0x") else None
-    except ValueError:
-        fid = None
-    if fid is None or not 0 <= fid <= smccc.FUNCTION_ID_MAX:
+    # As the schema and dumps() write it: "0x" and 8 upper-case digits (int() would
+    # also take "0x5", "0x_84" and full-width digits).
+    if not isinstance(value, str) or _FUNCTION_ID.fullmatch(value) is None:
         raise LearnError(f"{where}: function_id {value!r} is not a 32-bit hex ID like 0x84000000")
-    return fid
+    return int(value, 16)

@@ -80,7 +80,8 @@ def test_corrupt_other_version_and_mixed_tallies(tmp_path: Path) -> None:
     other = tmp_path / "other.json"
     assert _run("--kernel", "7.2", SAMPLE, "--tally-out", str(other))[0] == 0
     code, _, err = _run("--tally", str(good), str(other))
-    assert code == 2 and "cannot merge tallies of kernel" in err
+    # Both files named, so that the odd host of a fleet can be found.
+    assert code == 2 and f"cannot merge {good} (kernel 6.12) and {other} (kernel 7.2)" in err
 
 
 def test_never_overwrites_an_input(tmp_path: Path) -> None:
@@ -159,3 +160,11 @@ def test_overrides_and_usage_errors() -> None:
     assert code == 0 and 'action = "fwd_to_user"\nbase = 0x84000050' in out
     assert _run(SAMPLE, "--forward", "nope")[0] == 2
     assert _run("--tally", SAMPLE, "--kernel", "6.12")[0] == 2
+
+
+def test_a_tally_can_come_from_standard_input(tmp_path: Path) -> None:
+    tally = tmp_path / "t.json"
+    assert _run("--kernel", "6.12", SAMPLE, "--tally-out", str(tally))[0] == 0
+    result = CliRunner().invoke(cli, ["learn", "--tally", "-", "-o", "-"], input=tally.read_bytes())
+    assert result.exit_code == 0, result.stderr
+    assert 'kernel = "6.12"' in result.stdout

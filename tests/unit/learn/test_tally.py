@@ -109,3 +109,48 @@ def test_bad_row_fields_are_refused() -> None:
     doc["calls"][0]["traces"] = 5
     with pytest.raises(LearnError, match="seen in 5 traces of 1"):
         loads(json.dumps(doc), "t.json")
+
+
+def _doc(**changes: object) -> str:
+    doc: dict[str, object] = {
+        "format": "hvcfilter-tally",
+        "version": 1,
+        "kernel": "6.12",
+        "traces": ["a.txt"],
+        "smc_without_id": 0,
+        "calls": [
+            {"function_id": "0x84000000", "conduit": "hvc", "outcome": "kernel", "count": 2,
+             "traces": 1},
+        ],
+    }  # fmt: skip
+    doc.update(changes)
+    return json.dumps(doc)
+
+
+def test_counts_past_63_bits_are_refused_not_an_internal_error() -> None:
+    # A 4,300-digit count merged with itself failed in int-to-text as exit 3.
+    huge = json.loads(_doc())
+    huge["calls"][0]["count"] = 9 * 10**4299  # type: ignore[index]
+    with pytest.raises(LearnError, match=r"'count' must be a count \(0 to 9,223,"):
+        loads(json.dumps(huge), "h.json")
+    with pytest.raises(LearnError, match="'smc_without_id' must be a count"):
+        loads(_doc(smc_without_id=1 << 63), "h.json")
+    full = json.loads(_doc())
+    full["calls"][0]["count"] = (1 << 63) - 1  # type: ignore[index]
+    one = loads(json.dumps(full), "f.json")
+    with pytest.raises(LearnError, match="the merged counts pass"):
+        merge([one, one])
+
+
+def test_a_kernel_is_its_profile_and_an_unknown_one_is_named() -> None:
+    assert loads(_doc(kernel="6.12.95"), "a.json").kernel == "6.12"
+    with pytest.raises(LearnError, match=r"b\.json: field 'kernel'"):
+        loads(_doc(kernel=" 6.12 x"), "b.json")
+
+
+@pytest.mark.parametrize("fid", ["0x5", "0x84000000 ", "0x8400000a", "0x_8400_0000", "84000000"])
+def test_function_ids_are_written_as_the_schema_says(fid: str) -> None:
+    row = json.loads(_doc())
+    row["calls"][0]["function_id"] = fid  # type: ignore[index]
+    with pytest.raises(LearnError, match="is not a 32-bit hex ID"):
+        loads(json.dumps(row), "c.json")
