@@ -6,7 +6,11 @@ then alternates ``hvcfilter simulate --format json`` (the baseline) and
 the ratio (target: learn at most 1.5x simulate) and learn's peak RSS (flat
 memory: about simulate's). Then writes 10,000 tallies of 50 function IDs
 each and times ``hvcfilter learn --tally`` over all of them (target: under
-10 s). Run: ``.venv/bin/python benchmarks/bench_learn.py``.
+10 s). Last, one tally of 4,000 and one of 16,000 scattered IDs: learning from
+four times the IDs should take about four times as long, or less (it took 9
+times, 16 s for 16,000 IDs on the benchmark machine, while the derivation was
+quadratic; 1.7 s now). Run:
+``.venv/bin/python benchmarks/bench_learn.py``.
 """
 
 from __future__ import annotations
@@ -79,6 +83,28 @@ def main() -> None:
         )
         print(merge.line())
         print(f"merge median: {merge.median:.2f} s (target < 10 s)")
+        wide = [_wide_tally(work, n) for n in (4_000, 16_000)]
+        small, big = (
+            time_process(
+                f"learn --tally (one tally of {n:,} scattered IDs)",
+                hvcfilter_argv("learn", "--tally", path, "-o", str(work / f"wide{n}.toml")),
+                max(1, args.repeats // 2),
+            )
+            for n, path in zip((4_000, 16_000), wide, strict=True)
+        )
+        print(small.line())
+        print(big.line())
+        print(f"ratio 16,000/4,000 IDs: {ratio(big, small)} (linear: about 4x or less)")
+
+
+def _wide_tally(folder: Path, ids: int) -> str:
+    """A tally of ``ids`` distinct IDs spread over the space: as many learned spans."""
+    rng = random.Random(ids)
+    fids = rng.sample(range(0xC200_0000, 0xC300_0000), ids)
+    calls: dict[TallyKey, CallCount] = {(f, "hvc", "kernel"): CallCount(1, 1) for f in fids}
+    path = folder / f"wide{ids}.json"
+    path.write_text(dumps(Tally("7.2", ("fleet/trace.txt",), calls)))
+    return str(path)
 
 
 if __name__ == "__main__":

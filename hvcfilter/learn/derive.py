@@ -16,6 +16,7 @@ the record count is minimal for that set of open and forwarded IDs.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -261,7 +262,8 @@ def derive(
     seen = _seen(tally)
     in_reserved = [c for c in seen if any(a <= c.function_id <= b for a, b in reserved)]
     # A reserved ID is always the kernel's: it opens no block around it.
-    free = [c for c in seen if c not in in_reserved]
+    reserved_ids = {c.function_id for c in in_reserved}
+    free = [c for c in seen if c.function_id not in reserved_ids]
     opened = [_open_span(c.function_id, granularity) for c in free if not c.forwarded]
     forwards = [(c.function_id, c.function_id) for c in free if c.forwarded]
     for override in overrides:
@@ -278,13 +280,16 @@ def derive(
     allowed = _merge(open_spans + forwarded)
     denied = _subtract(_subtract([(0, smccc.FUNCTION_ID_MAX)], reserved), allowed)
     spans: list[LearnedRange] = []
+    seen_ids = [c.function_id for c in seen]  # sorted: each span's calls by bisection
     for action, group, reason in (
         ("handle", open_spans, "kept in the kernel"),
         ("fwd_to_user", forwarded, "forwarded to the VMM"),
         ("deny", denied, "never called"),
     ):
         for first, last in group:
-            calls = tuple(c for c in seen if first <= c.function_id <= last)
+            calls = tuple(
+                seen[bisect.bisect_left(seen_ids, first) : bisect.bisect_right(seen_ids, last)]
+            )
             spans.append(LearnedRange(first, last, action, calls, reason))  # type: ignore[arg-type]
     spans.sort(key=lambda s: s.first)
     return Learned(

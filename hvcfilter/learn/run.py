@@ -22,13 +22,12 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from hvcfilter.errors import HvcFilterError, TraceError
+from hvcfilter.errors import TraceError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.learn.derive import Granularity, Learned, Override, derive
 from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
 from hvcfilter.learn.writer import spec_text
-from hvcfilter.lint import lint_text
 from hvcfilter.model import FilterSpec
 from hvcfilter.trace import TraceFormat
 from hvcfilter.trace import tally as tally_trace
@@ -175,8 +174,5 @@ def learn(
         HvcFilterError: internal error: the result fails ``check``.
     """
     learned = derive(tally, granularity, overrides)
-    text = spec_text(learned, command)
-    spec = lint_text(text, "<learned>").spec
-    if spec is None:  # spec_text already refused a table with errors
-        raise HvcFilterError("internal error: the learned table does not load")
+    text, spec = spec_text(learned, command)
     return LearnResult(learned, text, spec)

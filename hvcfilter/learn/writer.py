@@ -18,6 +18,7 @@ from hvcfilter.diagnostics import Severity
 from hvcfilter.errors import HvcFilterError
 from hvcfilter.learn.derive import Learned, LearnedRange, SeenCall
 from hvcfilter.lint import lint_text
+from hvcfilter.model import FilterSpec
 from hvcfilter.spec.writer import dump_document
 from hvcfilter.table.effective import covered_calls
 from hvcfilter.utf8 import valid_unicode
@@ -124,8 +125,8 @@ def learned_ids(learned: Learned) -> set[int]:
     return {fid for fid, _conduit, _outcome in learned.tally.calls}
 
 
-def spec_text(learned: Learned, command: str) -> str:
-    """The learned table as spec text; same input and command, same bytes.
+def spec_text(learned: Learned, command: str) -> tuple[str, FilterSpec]:
+    """The learned table as spec text, and the spec it loads as; same input, same bytes.
 
     Raises:
         HvcFilterError: internal error: the linter finds an error in the learned table.
@@ -138,9 +139,10 @@ def spec_text(learned: Learned, command: str) -> str:
         text = _text(learned, command, allow=True)
         report = lint_text(text, "<learned>")
     errors = [d for d in report.diagnostics if d.severity is Severity.ERROR]
-    if errors:
-        raise HvcFilterError(f"internal error: the learned table fails check: {errors[0].message}")
-    return text
+    if errors or report.spec is None:
+        what = errors[0].message if errors else "it does not load"
+        raise HvcFilterError(f"internal error: the learned table fails check: {what}")
+    return text, report.spec
 
 
 def _text(learned: Learned, command: str, *, allow: bool) -> str:

@@ -64,6 +64,10 @@ class _Writer:
         return "".join(lines)
 
     def _string(self, value: str) -> str:
+        # A TOML basic string holds anything but '"', '\\' and control characters
+        # as it is: most comments need no escape, and no round trip through tomli-w.
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'
         quoted = self._strings.get(value)
         if quoted is None:
             quoted = tomli_w.dumps({"s": value}, multiline_strings=False)[4:-1]
