@@ -24,6 +24,7 @@ from hvcfilter.utf8 import utf8_document
 
 if TYPE_CHECKING:
     from hvcfilter.learn import Granularity, Override, Tally
+    from hvcfilter.learn.derive import Learned
 
 __all__ = ["ReportFormat", "learn"]
 
@@ -168,8 +169,25 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     if against is None:
         result = run.learn(tally, granularity=gran, overrides=overrides, command=_command())
         write_output(utf8_document(result.text), output, binary=False, inputs=inputs_list)
+        _note_mixed(result.learned)
         ctx.exit(int(ExitCode.OK))
     _against(ctx, tally, against, gran, overrides, output, fmt, [*inputs_list, against])
+
+
+def _note_mixed(learned: Learned) -> None:
+    """Say on stderr that some calls will get another outcome under the learned table."""
+    from hvcfilter import smccc
+
+    mixed = learned.mixed_calls
+    if mixed:
+        ids = ", ".join(smccc.format_id(c.function_id) for c in mixed[:4])
+        more = f" and {len(mixed) - 4} more" if len(mixed) > 4 else ""
+        were, them = ("was", "it") if len(mixed) == 1 else ("were", "them")
+        click.echo(
+            f"hvcfilter: note: {ids}{more} {were} forwarded in some calls and answered by the "
+            f"kernel in others; the learned table forwards {them} (see its header)",
+            err=True,
+        )
 
 
 def _against(  # noqa: PLR0917 - the options of one mode, passed on

@@ -63,8 +63,14 @@ class SeenCall:
     function_id: int
     name: str | None
     count: int
+    # Traces that saw it; with several rows (conduits, outcomes) the largest row's:
+    # a tally does not say whether the rows' traces overlap (traces_lower_bound).
     traces: int
     forwarded: bool
+    # Some calls were forwarded and others answered by the kernel (another conduit,
+    # another VMM's table): one table gives the ID one action, and learn forwards it.
+    mixed: bool = False
+    traces_lower_bound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,11 @@ class Learned:
     def records(self) -> tuple[LearnedRange, ...]:
         """The spans the table writes as records: every deny and fwd_to_user span."""
         return tuple(s for s in self.spans if s.action != "handle")
+
+    @property
+    def mixed_calls(self) -> tuple[SeenCall, ...]:
+        """IDs forwarded in some calls and answered by the kernel in others, in ID order."""
+        return tuple(c for s in self.spans for c in s.calls if c.mixed)
 
 
 def parse_override(text: str, action: Literal["handle", "fwd_to_user"]) -> Override:
@@ -215,10 +226,10 @@ def _subtract(spans: Sequence[Span], holes: Sequence[Span]) -> list[Span]:
 def _seen(tally: Tally) -> list[SeenCall]:
     per_id: dict[int, list[CallCount]] = {}
     forwarded: set[int] = set()
+    answered: set[int] = set()
     for (fid, _conduit, outcome), call in tally.calls.items():
         per_id.setdefault(fid, []).append(call)
-        if outcome == "forwarded":
-            forwarded.add(fid)
+        (forwarded if outcome == "forwarded" else answered).add(fid)
     catalogue = smccc.catalogue()
     return [
         SeenCall(
@@ -229,6 +240,8 @@ def _seen(tally: Tally) -> list[SeenCall]:
             # largest row is a lower bound that never exceeds the number of traces.
             max(c.traces for c in calls),
             fid in forwarded,
+            mixed=fid in forwarded and fid in answered,
+            traces_lower_bound=len(calls) > 1 and max(c.traces for c in calls) < len(tally.traces),
         )
         for fid, calls in sorted(per_id.items())
     ]

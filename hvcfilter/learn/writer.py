@@ -39,7 +39,8 @@ def _call_text(call: SeenCall) -> str:
         if call.name
         else (smccc.format_id(call.function_id))
     )
-    return f"{label}: {_times(call.count, 'call')} in {_times(call.traces, 'trace')}"
+    seen = _times(call.traces, "trace")
+    return f"{label}: {_times(call.count, 'call')} in {'at least ' * call.traces_lower_bound}{seen}"
 
 
 def _calls_lines(calls: Sequence[SeenCall]) -> list[str]:
@@ -113,6 +114,16 @@ def _header(learned: Learned, command: str) -> list[str]:
     for o in learned.overrides:
         verb = "forwarded" if o.action == "fwd_to_user" else "kept in the kernel"
         lines.append(f"# override: {_comment_safe(o.label)} {verb}")
+    mixed = learned.mixed_calls
+    if mixed:
+        lines.append(
+            "# forwarded in some calls and answered by the kernel in others (another conduit,"
+        )
+        lines.append(
+            "# or another VMM's table): a table gives an ID one action, and this one forwards"
+        )
+        lines.append("# them, so the calls the kernel answered will reach the VMM:")
+        lines += _calls_lines(mixed)
     if learned.reserved_calls:
         lines.append("# seen in the ranges KVM reserves (always answered by the kernel):")
         lines += _calls_lines(learned.reserved_calls)

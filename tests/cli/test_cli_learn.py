@@ -168,3 +168,14 @@ def test_a_tally_can_come_from_standard_input(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["learn", "--tally", "-", "-o", "-"], input=tally.read_bytes())
     assert result.exit_code == 0, result.stderr
     assert 'kernel = "6.12"' in result.stdout
+
+
+def test_a_mixed_outcome_is_noted_on_stderr(tmp_path: Path) -> None:
+    smc = tmp_path / "smc.jsonl"
+    smc.write_text('{"x0": "0xC2000005", "conduit": "smc"}\n')  # answered by the kernel
+    result = CliRunner().invoke(cli, ["learn", "--kernel", "6.12", SAMPLE, str(smc), "-o", "-"])
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == (
+        "hvcfilter: note: 0xC2000005 was forwarded in some calls and answered by the kernel "
+        "in others; the learned table forwards it (see its header)\n"
+    )

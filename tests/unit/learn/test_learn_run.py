@@ -123,3 +123,22 @@ def test_names_and_the_command_cannot_add_toml_to_the_learned_spec() -> None:
     ranges = tomllib.loads(result.text)["range"]
     assert not any(r["base"] == 0x8400_0000 for r in ranges)  # PSCI_VERSION stays open
     assert "a\\n[[range]]" in result.text and "b\\x01\ufffd.jsonl" in result.text
+
+
+def test_an_id_forwarded_in_some_calls_and_answered_in_others_is_said_so() -> None:
+    # One table cannot tell conduits (or VMMs) apart: the SMC calls the kernel answered
+    # will now be forwarded, and the spec's header says which IDs.
+    from hvcfilter.learn.tally import CallCount, Tally
+
+    tally = Tally("6.12", ("a.txt", "b.jsonl"), {
+        (0xC200_0005, "hvc", "forwarded"): CallCount(2, 1),
+        (0xC200_0005, "smc", "kernel"): CallCount(1, 1),
+        (0x8400_0000, "hvc", "kernel"): CallCount(5, 2),
+    })  # fmt: skip
+    result = learn(tally)
+    assert [c.function_id for c in result.learned.mixed_calls] == [0xC200_0005]
+    header = result.text.split("[filter]")[0]
+    assert "forwarded in some calls and answered by the kernel in others" in header
+    # Two rows: how many traces saw the ID is a lower bound, and said so.
+    assert "0xC2000005: 3 calls in at least 1 trace" in header
+    assert "PSCI_VERSION_32 (0x84000000): 5 calls in 2 traces" in result.text
