@@ -130,13 +130,13 @@ def _doc(**changes: object) -> str:
 def test_counts_past_63_bits_are_refused_not_an_internal_error() -> None:
     # A 4,300-digit count merged with itself failed in int-to-text as exit 3.
     huge = json.loads(_doc())
-    huge["calls"][0]["count"] = 9 * 10**4299  # type: ignore[index]
+    huge["calls"][0]["count"] = 9 * 10**4299
     with pytest.raises(LearnError, match=r"'count' must be a count \(0 to 9,223,"):
         loads(json.dumps(huge), "h.json")
     with pytest.raises(LearnError, match="'smc_without_id' must be a count"):
         loads(_doc(smc_without_id=1 << 63), "h.json")
     full = json.loads(_doc())
-    full["calls"][0]["count"] = (1 << 63) - 1  # type: ignore[index]
+    full["calls"][0]["count"] = (1 << 63) - 1
     one = loads(json.dumps(full), "f.json")
     with pytest.raises(LearnError, match="the merged counts pass"):
         merge([one, one])
@@ -151,6 +151,6 @@ def test_a_kernel_is_its_profile_and_an_unknown_one_is_named() -> None:
 @pytest.mark.parametrize("fid", ["0x5", "0x84000000 ", "0x8400000a", "0x_8400_0000", "84000000"])
 def test_function_ids_are_written_as_the_schema_says(fid: str) -> None:
     row = json.loads(_doc())
-    row["calls"][0]["function_id"] = fid  # type: ignore[index]
+    row["calls"][0]["function_id"] = fid
     with pytest.raises(LearnError, match="is not a 32-bit hex ID"):
         loads(json.dumps(row), "c.json")
