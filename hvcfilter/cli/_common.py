@@ -169,7 +169,7 @@ def write_output(
         import click
 
         # Path("") is the current directory: the rename would fail with a puzzling errno.
-        raise click.UsageError("-o/--output needs a file name (or - for stdout)")
+        raise click.UsageError("the output file name is empty: give a file name, or - for stdout")
 
     if output is None or output == "-":
         stream = sys.stdout.buffer

@@ -154,7 +154,11 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
         tally = run.read_tallies(inputs_list)
     else:
         tally = run.tally_traces(
-            inputs_list, kernel=kernel, trace_format=TraceFormat(trace_format), jobs=jobs
+            inputs_list,
+            kernel=kernel,
+            trace_format=TraceFormat(trace_format),
+            jobs=jobs,
+            on_empty=_note_empty,
         )
     if tally_out is not None:
         if not tally.calls:
@@ -172,6 +176,10 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
         _note_mixed(result.learned)
         ctx.exit(int(ExitCode.OK))
     _against(ctx, tally, against, gran, overrides, output, fmt, [*inputs_list, against])
+
+
+def _note_empty(trace: str) -> None:
+    click.echo(f"hvcfilter: note: {trace} holds no call: it adds nothing to the table", err=True)
 
 
 def _note_mixed(learned: Learned) -> None:

@@ -17,7 +17,7 @@ import shutil
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,7 +76,15 @@ def _one(args: tuple[str, str, str]) -> Tally:
         counts = tally_trace([readable], TraceFormat(fmt), names={readable: name})
         is_ftrace = counts.formats.get(name) == TraceFormat.FTRACE
         forwards = forwarded_calls(readable) if is_ftrace else None
+        if not counts.calls and counts.formats.get(name) == TraceFormat.JSONL:
+            with open(readable, "rb") as head:
+                if _TALLY_MARK in head.read(4096):
+                    raise LearnError(f"{name} is a tally, not a trace: pass it with --tally")
     return from_trace(name, counts, kernel, forwards)
+
+
+# What every tally starts with (dumps): a tally passed as a trace reads as JSON Lines.
+_TALLY_MARK = b'"format": "hvcfilter-tally"'
 
 
 @contextlib.contextmanager
@@ -117,8 +125,12 @@ def tally_traces(
     kernel: str | None = None,
     trace_format: TraceFormat = TraceFormat.AUTO,
     jobs: int = 1,
+    on_empty: Callable[[str], None] | None = None,
 ) -> Tally:
     """The merged tally of the traces, one file per worker with ``jobs > 1``.
+
+    ``on_empty`` hears of each trace that held no call at all (a host whose
+    capture failed, say), which the merged tally no longer shows.
 
     Raises:
         TraceError: a trace cannot be read.
@@ -129,8 +141,15 @@ def tally_traces(
     work = [(p, trace_format.value, profile) for p in expand_paths(paths)]
     if jobs > 1 and len(work) > 1 and "-" not in paths:
         with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-            return merge(pool.map(_one, work))
-    return merge(_one(w) for w in work)
+            parts = list(pool.map(_one, work))
+    else:
+        parts = [_one(w) for w in work]
+    merged = merge(parts)
+    if on_empty is not None and merged.calls:  # with no call at all, learn says so itself
+        for part in parts:
+            if not part.calls and not part.smc_without_id:
+                on_empty(part.traces[0])
+    return merged
 
 
 def read_tallies(paths: Sequence[str]) -> Tally:

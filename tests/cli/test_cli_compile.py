@@ -219,7 +219,7 @@ def test_empty_output_name_is_a_usage_error(command: str) -> None:
     source = GOLDEN / "minimal.bin" if command == "decompile" else EXAMPLES / "minimal.toml"
     code, out, err = run(command, str(source), "-o", "")
     assert code == 2 and out == b""
-    assert "-o/--output needs a file name" in err
+    assert "the output file name is empty" in err
 
 
 def test_decompile_of_a_spec_is_one_clear_error(tmp_path: Path) -> None:

@@ -179,3 +179,18 @@ def test_a_mixed_outcome_is_noted_on_stderr(tmp_path: Path) -> None:
         "hvcfilter: note: 0xC2000005 was forwarded in some calls and answered by the kernel "
         "in others; the learned table forwards it (see its header)\n"
     )
+
+
+def test_a_tally_given_as_a_trace_says_to_use_tally(tmp_path: Path) -> None:
+    tally = tmp_path / "host.json"
+    assert _run("--kernel", "6.12", SAMPLE, "--tally-out", str(tally))[0] == 0
+    code, _, err = _run(str(tally))
+    assert code == 2 and f"{tally} is a tally, not a trace: pass it with --tally" in err
+
+
+def test_a_trace_without_calls_among_others_is_noted(tmp_path: Path) -> None:
+    empty = tmp_path / "failed-host.txt"
+    empty.write_text("")
+    result = CliRunner().invoke(cli, ["learn", "--kernel", "6.12", SAMPLE, str(empty), "-o", "-"])
+    assert result.exit_code == 0, result.stderr
+    assert f"note: {empty} holds no call" in result.stderr
