@@ -27,7 +27,14 @@ from typing import Any
 from hvcfilter import smccc
 from hvcfilter.errors import PayloadError, SpecError, errno_name
 from hvcfilter.kernel import calls as kvm_calls
-from hvcfilter.kernel.abi import KVM_HYPERCALL_EXIT_SMC, PAD_SIZE, RECORD, Action
+from hvcfilter.kernel.abi import (
+    KVM_HYPERCALL_EXIT_SMC,
+    KVM_SYSTEM_EVENT_RESET,
+    KVM_SYSTEM_EVENT_SHUTDOWN,
+    PAD_SIZE,
+    RECORD,
+    Action,
+)
 from hvcfilter.kernel.calls import HVC_FAST_PATH, KvmCall
 from hvcfilter.kernel.filter import FilterTable
 from hvcfilter.kernel.firmware import Firmware, VmConfig
@@ -43,6 +50,10 @@ _U32 = 0xFFFF_FFFF
 _U64 = 0xFFFF_FFFF_FFFF_FFFF
 # HVC with these W0 values is answered at EL2, before the filter (see kernel.calls).
 FAST_PATH_IDS = HVC_FAST_PATH
+
+
+# The system events before which KVM stops every vCPU (psci.Vcpus.stop_for_system_event).
+_STOPPING_EVENTS = frozenset({KVM_SYSTEM_EVENT_SHUTDOWN, KVM_SYSTEM_EVENT_RESET})
 
 
 class KvmVm:
@@ -333,6 +344,9 @@ class KvmVm:
         if hit is None:
             self._ran = True
             hit = self._cache[key] = self._evaluate(x0, None, None, None, conduit, imm, mode)
+        elif hit.event_type in _STOPPING_EVENTS:
+            # The memoised answer skips the PSCI code, not the kernel's side effect.
+            self.vcpus.stop_for_system_event()
         return hit
 
     def call_batch(self, calls: Iterable[CallKey]) -> list[CallResult]:
@@ -344,6 +358,8 @@ class KvmVm:
         self._ran = True
         get = self._cache.get
         resolve = self.resolve
+        if len(self.vcpus.on) > 1:  # a repeated SYSTEM_RESET still stops the secondaries
+            return [resolve(*c) for c in calls]
         return [get(c) or resolve(*c) for c in calls]
 
     def tally(self, calls: Iterable[CallKey]) -> Counter[CallResult]:

@@ -629,3 +629,16 @@ def test_reserved_inserted_at_creation_for_create_profiles() -> None:
     assert vm.reserved_inserted
     assert vm.set_filter(0x80000000, 1, 1) == errno.EEXIST
     assert vm.call(0x80000000).x0 == 0x10001
+
+
+def test_a_memoised_system_reset_still_stops_the_secondaries() -> None:
+    # resolve() memoises calls with x1-x3 unknown; the second SYSTEM_RESET came from
+    # the cache and left vCPU 1 on, so CPU_ON answered ALREADY_ON where the kernel says 0.
+    vm = KvmVm("7.2", nr_vcpus=2)
+    for _ in range(2):
+        assert vm.call(0xC4000003, 1, 0x40000000).x0 == 0
+        assert vm.resolve(0x84000009).exit == "system_event"
+    assert vm.call(0xC4000003, 1, 0x40000000).x0 == 0
+    vm.call(0xC4000003, 1, 0x40000000)
+    vm.call_batch([(0x84000009, "hvc", 0, "a64")])  # a cache hit in a batch too
+    assert vm.call(0xC4000004, 1, 0).x0 == 1  # OFF
