@@ -85,10 +85,46 @@ class ClosedStdout(io.RawIOBase):
         raise StdoutClosedError(errno.EBADF, "it is closed")
 
 
-def ensure_stdout() -> None:
-    """Give a closed standard output (None in ``sys.stdout``) a stream that fails on write."""
-    if sys.stdout is None:
+class ClosedStdin(io.RawIOBase):
+    """What ``sys.stdin`` becomes when the process starts with it closed (``<&-``).
+
+    A read fails with EBADF, an OSError, which every reader of a ``-`` input
+    already reports as "cannot read <stdin>: it is closed" (exit 2); a command
+    that never reads stdin still runs.
+    """
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, _buffer: object) -> int:
+        raise OSError(errno.EBADF, "it is closed")
+
+
+def ensure_std_streams() -> None:
+    """Make the standard streams safe for the commands, before any of them runs.
+
+    A closed stdin or stdout (None in ``sys.stdin``/``sys.stdout``) gets a
+    stream that fails on use, as above. Under ``PYTHONUNBUFFERED`` (common in
+    CI and containers) stdout's text layer writes straight to a raw FileIO,
+    whose write may take only part of the data, and TextIOWrapper drops the
+    rest without a word: a report cut off by a reader that leaves would exit 0
+    or 1 instead of 141. A BufferedWriter between them finishes every write or
+    raises, and flushing at each newline keeps the output as prompt as it was.
+    """
+    if sys.stdin is None:
+        sys.stdin = io.TextIOWrapper(io.BufferedReader(ClosedStdin()), encoding="utf-8")
+    stdout = sys.stdout
+    if stdout is None:
         sys.stdout = io.TextIOWrapper(ClosedStdout(), encoding="utf-8", write_through=True)
+    elif isinstance(getattr(stdout, "buffer", None), io.RawIOBase):
+        stdout.flush()
+        sys.stdout = io.TextIOWrapper(
+            io.BufferedWriter(stdout.buffer),
+            encoding=stdout.encoding,
+            errors=stdout.errors,
+            line_buffering=True,
+            write_through=True,
+        )
 
 
 def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
@@ -180,9 +216,9 @@ def write_output(
                 "refusing to write binary output to a terminal; use -o FILE, a pipe, "
                 "or a text format (--format hex|c|rust|json)"
             )
-        # With PYTHONUNBUFFERED (common in CI and containers) this is a raw FileIO,
-        # whose write may take only part of the data: write the rest, so that a
-        # reader that goes away mid-way is a broken pipe (141), not a silent success.
+        # A raw stream (PYTHONUNBUFFERED, when main() has not wrapped it) may take
+        # only part of a write: write the rest, so that a reader that goes away
+        # mid-way is a broken pipe (141), not a silent success.
         view = memoryview(data)
         while view:
             written = stream.write(view)

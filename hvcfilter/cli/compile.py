@@ -50,13 +50,14 @@ _byte_order_option = click.option(
 
 def _read(path: str) -> bytes:
     """The bytes of a file, or of stdin for ``-``."""
-    if path == "-":
-        return sys.stdin.buffer.read()
     try:
+        if path == "-":
+            return sys.stdin.buffer.read()
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
-        raise PayloadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        shown = "<stdin>" if path == "-" else path
+        raise PayloadError(f"cannot read {shown}: {exc.strerror or exc}") from exc
 
 
 def _report(diagnostics: tuple[Diagnostic, ...]) -> None:

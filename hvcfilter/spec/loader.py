@@ -48,7 +48,8 @@ def load(path: str | os.PathLike[str], *, kernel: str | None = None) -> LoadResu
     name = str(path)
     try:
         if name == "-":
-            name, data = "<stdin>", sys.stdin.buffer.read()
+            name = "<stdin>"
+            data = sys.stdin.buffer.read()
         else:
             with open(path, "rb") as file:
                 data = file.read()

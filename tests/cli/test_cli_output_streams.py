@@ -96,3 +96,57 @@ def test_a_partial_write_under_pythonunbuffered_is_not_a_silent_success(tmp_path
         ["decompile", str(payload), "--kernel", "6.12"], keep=100, PYTHONUNBUFFERED="1"
     )
     assert code == 141
+
+
+def test_a_report_cut_off_under_pythonunbuffered_exits_141(tmp_path: Path) -> None:
+    # diff prints its report through click and a TextIOWrapper, which under
+    # PYTHONUNBUFFERED sat on a raw FileIO and dropped the untaken part of a
+    # write: the cut-off report exited 1 (findings) as if it had been read.
+    old, new = tmp_path / "old.toml", tmp_path / "new.toml"
+    head = '[filter]\nkernel = "6.12"\n'
+    ranges = "".join(
+        f'[[range]]\nbase = {0x1000 + 4 * i}\nnr_functions = {{n}}\naction = "deny"\n'
+        for i in range(5_000)
+    )
+    old.write_text(head + ranges.replace("{n}", "1"))
+    new.write_text(head + ranges.replace("{n}", "2"))
+    code = _run_into_a_reader_that_leaves(
+        ["diff", str(old), str(new)], keep=100, PYTHONUNBUFFERED="1"
+    )
+    assert code == 141
+
+
+def _run_with_stdin_closed(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hvcfilter", *args],
+        stdin=None,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+        preexec_fn=lambda: os.close(0),  # `<&-`: the child starts without a descriptor 0
+        check=False,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["decompile", "-"],
+        ["diff", "-", str(EXAMPLES / "lockdown.toml")],
+        ["compile", "-"],
+        ["simulate", "-", "--spec", str(EXAMPLES / "lockdown.toml")],
+        ["learn", "-"],
+    ],
+    ids=lambda a: a[0],
+)
+def test_a_closed_stdin_is_unreadable_input_not_an_internal_error(args: list[str]) -> None:
+    result = _run_with_stdin_closed(*args)
+    assert result.returncode == 2, result.stderr
+    assert "cannot read <stdin>: it is closed" in result.stderr
+
+
+def test_a_command_that_reads_no_stdin_still_runs_with_it_closed() -> None:
+    result = _run_with_stdin_closed("check", str(EXAMPLES / "lockdown.toml"))
+    assert result.returncode == 0, result.stderr
