@@ -143,6 +143,12 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
         raise click.UsageError("--tally-out writes a tally: give neither -o nor --against")
     if from_tallies and kernel is not None:
         raise click.UsageError("--kernel comes from the tallies; leave it out with --tally")
+    what = "TALLY" if from_tallies else "TRACE"
+    from_stdin = ["--against"] * (against == "-") + [what] * inputs.count("-")
+    if len(from_stdin) > 1:  # the second reader would find stdin empty
+        raise click.UsageError(
+            f"only one input can be - (standard input), not {' and '.join(from_stdin)}"
+        )
     # The files themselves, not the directories or patterns that name them, so that
     # no output can replace an input reached through its directory or a glob.
     inputs_list = run.expand_paths(inputs)
@@ -186,14 +192,16 @@ def _note_mixed(learned: Learned) -> None:
     """Say on stderr that some calls will get another outcome under the learned table."""
     from hvcfilter import smccc
 
-    mixed = learned.mixed_calls
-    if mixed:
+    for forwarded, does in ((True, "forwards {}"), (False, "keeps {} in the kernel")):
+        mixed = learned.mixed_calls_kept(forwarded=forwarded)
+        if not mixed:
+            continue
         ids = ", ".join(smccc.format_id(c.function_id) for c in mixed[:4])
         more = f" and {len(mixed) - 4} more" if len(mixed) > 4 else ""
         were, them = ("was", "it") if len(mixed) == 1 else ("were", "them")
         click.echo(
             f"hvcfilter: note: {ids}{more} {were} forwarded in some calls and answered by the "
-            f"kernel in others; the learned table forwards {them} (see its header)",
+            f"kernel in others; the learned table {does.format(them)} (see its header)",
             err=True,
         )
 

@@ -68,7 +68,8 @@ class SeenCall:
     traces: int
     forwarded: bool
     # Some calls were forwarded and others answered by the kernel (another conduit,
-    # another VMM's table): one table gives the ID one action, and learn forwards it.
+    # another VMM's table): one table gives the ID one action, and learn forwards it
+    # unless --handle says otherwise.
     mixed: bool = False
     traces_lower_bound: bool = False
 
@@ -104,6 +105,21 @@ class Learned:
     def mixed_calls(self) -> tuple[SeenCall, ...]:
         """IDs forwarded in some calls and answered by the kernel in others, in ID order."""
         return tuple(c for s in self.spans for c in s.calls if c.mixed)
+
+    def mixed_calls_kept(self, *, forwarded: bool) -> tuple[SeenCall, ...]:
+        """The mixed calls the learned table forwards (``forwarded``) or keeps in the kernel.
+
+        A table gives an ID one action: the default forwards a mixed ID, so the
+        calls the kernel answered will reach the VMM; ``--handle`` keeps it in the
+        kernel, so the calls that were forwarded will not.
+        """
+        return tuple(
+            c
+            for s in self.spans
+            if (s.action == "fwd_to_user") == forwarded
+            for c in s.calls
+            if c.mixed
+        )
 
 
 def parse_override(text: str, action: Literal["handle", "fwd_to_user"]) -> Override:

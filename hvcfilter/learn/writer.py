@@ -114,16 +114,24 @@ def _header(learned: Learned, command: str) -> list[str]:
     for o in learned.overrides:
         verb = "forwarded" if o.action == "fwd_to_user" else "kept in the kernel"
         lines.append(f"# override: {_comment_safe(o.label)} {verb}")
-    mixed = learned.mixed_calls
-    if mixed:
-        lines.append(
-            "# forwarded in some calls and answered by the kernel in others (another conduit,"
-        )
-        lines.append(
-            "# or another VMM's table): a table gives an ID one action, and this one forwards"
-        )
-        lines.append("# them, so the calls the kernel answered will reach the VMM:")
-        lines += _calls_lines(mixed)
+    for forwarded, *outcome in (
+        (
+            True,
+            "# or another VMM's table): a table gives an ID one action, and this one forwards",
+            "# them, so the calls the kernel answered will reach the VMM:",
+        ),
+        (
+            False,
+            "# or another VMM's table): a table gives an ID one action, and --handle keeps",
+            "# them in the kernel, so the calls that were forwarded will not reach the VMM:",
+        ),
+    ):
+        mixed = learned.mixed_calls_kept(forwarded=forwarded)
+        if mixed:
+            lines.append(
+                "# forwarded in some calls and answered by the kernel in others (another conduit,"
+            )
+            lines += [*outcome, *_calls_lines(mixed)]
     if learned.reserved_calls:
         lines.append("# seen in the ranges KVM reserves (always answered by the kernel):")
         lines += _calls_lines(learned.reserved_calls)

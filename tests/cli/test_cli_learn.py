@@ -180,6 +180,16 @@ def test_a_mixed_outcome_is_noted_on_stderr(tmp_path: Path) -> None:
         "in others; the learned table forwards it (see its header)\n"
     )
 
+    kept = CliRunner().invoke(
+        cli,
+        ["learn", "--kernel", "6.12", SAMPLE, str(smc), "--handle", "0xC2000005", "-o", "-"],
+    )
+    assert kept.exit_code == 0, kept.stderr
+    assert kept.stderr == (
+        "hvcfilter: note: 0xC2000005 was forwarded in some calls and answered by the kernel "
+        "in others; the learned table keeps it in the kernel (see its header)\n"
+    )
+
 
 def test_a_tally_given_as_a_trace_says_to_use_tally(tmp_path: Path) -> None:
     tally = tmp_path / "host.json"
@@ -194,3 +204,18 @@ def test_a_trace_without_calls_among_others_is_noted(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["learn", "--kernel", "6.12", SAMPLE, str(empty), "-o", "-"])
     assert result.exit_code == 0, result.stderr
     assert f"note: {empty} holds no call" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--kernel", "6.12", "-", "--against", "-"], "--against and TRACE"),
+        (["--kernel", "6.12", "-", "-"], "TRACE and TRACE"),
+        (["--tally", "-", "-"], "TALLY and TALLY"),
+    ],
+)
+def test_stdin_can_be_only_one_input(args: list[str], named: str) -> None:
+    # The second reader of stdin would find it empty and learn from nothing.
+    code, out, err = _run(*args, stdin=b'{"x0": "0x84000000", "conduit": "hvc"}\n')
+    assert code == 2 and out == ""
+    assert f"only one input can be - (standard input), not {named}" in err

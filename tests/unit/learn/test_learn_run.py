@@ -142,3 +142,21 @@ def test_an_id_forwarded_in_some_calls_and_answered_in_others_is_said_so() -> No
     # Two rows: how many traces saw the ID is a lower bound, and said so.
     assert "0xC2000005: 3 calls in at least 1 trace" in header
     assert "PSCI_VERSION_32 (0x84000000): 5 calls in 2 traces" in result.text
+
+
+def test_a_mixed_id_kept_in_the_kernel_by_handle_is_said_so_not_forwarded() -> None:
+    # --handle wins over the forwarded calls: the header must say the table keeps the
+    # ID in the kernel (the forwarded calls are lost to the VMM), not that it forwards it.
+    from hvcfilter.learn.tally import CallCount, Tally
+
+    tally = Tally("6.12", ("a.txt", "b.jsonl"), {
+        (0xC200_0005, "hvc", "forwarded"): CallCount(2, 1),
+        (0xC200_0005, "smc", "kernel"): CallCount(1, 1),
+    })  # fmt: skip
+    result = learn(tally, overrides=[parse_override("0xC2000005", "handle")])
+    learned = result.learned
+    assert [c.function_id for c in learned.mixed_calls_kept(forwarded=False)] == [0xC200_0005]
+    assert learned.mixed_calls_kept(forwarded=True) == ()
+    header = result.text.split("[filter]")[0]
+    assert "--handle keeps\n# them in the kernel, so the calls that were forwarded" in header
+    assert "this one forwards" not in header
