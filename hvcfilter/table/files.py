@@ -254,7 +254,8 @@ def _payload_table_of(data: bytes, shown: str) -> Table:
         hint = (
             "pass a spec with --spec"
             if shown.lower().endswith(".toml")
-            else f"`hvcfilter decompile {shown}` lists every problem"
+            # A payload read from stdin is named <stdin>, which a shell would take as a redirection.
+            else f"`hvcfilter decompile {'-' if shown == '<stdin>' else shown}` lists every problem"
         )
         raise PayloadError(f"cannot use payload {shown}: {exc}; {hint}") from exc
     encoded = tuple(payload.encode([r]) for r in records)

@@ -225,3 +225,11 @@ def test_the_baseline_and_the_payload_can_come_from_standard_input(suffix: str) 
         code, out, err = _run(str(TRACES / "sample-6.12.txt"), "--payload", "-", stdin=table)
         assert code in (0, 1), err
         assert "Filter: payload <stdin>" in out
+
+
+def test_a_broken_payload_from_stdin_points_at_decompile_of_stdin() -> None:
+    # "decompile <stdin>" pasted into a shell is a redirection from a file named stdin.
+    code, _, err = _run(str(TRACES / "sample-6.12.txt"), "--payload", "-", stdin=b"abc")
+    assert code == 2
+    assert "cannot use payload <stdin>: payload is 3 bytes" in err
+    assert err.rstrip().endswith("`hvcfilter decompile -` lists every problem")
