@@ -10,6 +10,7 @@ which plain invocations reach without click.
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import click
@@ -78,8 +79,38 @@ def _complete_query(
     return [CompletionItem(word) for word in completions(incomplete)]
 
 
-# A negative number ("explain -1") is a query to answer, not an unknown option.
-@click.command(context_settings={"ignore_unknown_options": True})
+class _QueryCommand(click.Command):
+    """A command whose argument may be a negative number (``explain -1``), not an option.
+
+    click reads ``-1`` as an unknown option. Ignoring unknown options instead
+    would also take a misspelt ``--formt json`` as two extra arguments, with a
+    puzzling message; so only tokens that read as negative numbers are moved
+    behind a ``--``, unless they are an option's value or one is already given.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if "--" not in args:
+            valued = {
+                opt
+                for param in self.params
+                if isinstance(param, click.Option) and not param.is_flag
+                for opt in param.opts
+            }
+            numbers = [
+                i
+                for i, arg in enumerate(args)
+                if _NEGATIVE_NUMBER.fullmatch(arg) and (i == 0 or args[i - 1] not in valued)
+            ]
+            if numbers:
+                rest = [arg for i, arg in enumerate(args) if i not in numbers]
+                args = [*rest, "--", *(args[i] for i in numbers)]
+        return super().parse_args(ctx, args)
+
+
+_NEGATIVE_NUMBER = re.compile(r"-[0-9][0-9a-zA-Z_]*")
+
+
+@click.command(cls=_QueryCommand)
 @click.argument("query", metavar="CODE|NAME|ID", shell_complete=_complete_query)
 @click.option(
     "--spec",

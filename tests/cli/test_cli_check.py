@@ -251,6 +251,15 @@ def test_explain_of_a_negative_number_says_why_it_is_no_id() -> None:
     result = CliRunner().invoke(cli, ["explain", "-1", "--format", "json"])
     assert result.exit_code == 2
     assert "-1 is not a 32-bit function ID" in result.stderr
+    after = CliRunner().invoke(cli, ["explain", "--format", "json", "-0x10"])
+    assert after.exit_code == 2 and "-0x10 is not a 32-bit function ID" in after.stderr
+
+
+def test_explain_of_a_misspelt_option_names_the_option() -> None:
+    # Accepting "-1" as a query once made "--formt json X" two "extra arguments".
+    result = CliRunner().invoke(cli, ["explain", "--formt", "json", "0x84000000"])
+    assert result.exit_code == 2
+    assert "No such option '--formt'. Did you mean '--format'?" in result.stderr
 
 
 def test_explain_function_name() -> None:
