@@ -291,7 +291,19 @@ def test_explain_with_unreadable_spec_exits_2(tmp_path: Path) -> None:
         cli, ["explain", "0x84000003", "--spec", str(tmp_path / "missing.toml")]
     )
     assert result.exit_code == 2
-    assert "cannot read" in result.output
+    missing = tmp_path / "missing.toml"
+    # Said once, not "cannot use F for explain: F: cannot read F: no such file".
+    assert result.stderr == f"hvcfilter: error: cannot read {missing}: no such file\n"
+
+
+def test_explain_with_a_broken_spec_names_the_line(tmp_path: Path) -> None:
+    spec = tmp_path / "bad.toml"
+    spec.write_text('[filter]\nkernel = "6.12"\nx = 1\n')
+    result = CliRunner().invoke(cli, ["explain", "0x84000003", "--spec", str(spec)])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"hvcfilter: error: cannot use {spec} for explain: {spec}:3:1: unknown key 'filter.x'\n"
+    )
 
 
 @pytest.mark.parametrize(
