@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import shutil
 import stat
 import sys
 import tempfile
@@ -105,18 +104,39 @@ def _rereadable(path: str) -> Iterator[str]:
         if regular:
             yield path
             return
-    with tempfile.NamedTemporaryFile(prefix="hvcfilter-learn-", suffix=".trace") as copy:
+    shown = "<stdin>" if path == "-" else path
+    try:
+        copy = tempfile.NamedTemporaryFile(prefix="hvcfilter-learn-", suffix=".trace")  # noqa: SIM115
+    except OSError as exc:
+        raise TraceError(_copy_failed(shown, exc)) from exc
+    with copy, contextlib.ExitStack() as stack:
         try:
-            if path == "-":
-                shutil.copyfileobj(sys.stdin.buffer, copy, 1 << 20)
-            else:
-                with open(path, "rb") as stream:
-                    shutil.copyfileobj(stream, copy, 1 << 20)
+            stream = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))
+            block = stream.read(1 << 20)
         except OSError as exc:
-            shown = "<stdin>" if path == "-" else path
             raise TraceError(f"cannot read {shown}: {exc.strerror or exc}") from exc
-        copy.flush()
+        while block:
+            try:
+                copy.write(block)
+            except OSError as exc:  # a full disk is the temporary directory's, not the input's
+                raise TraceError(_copy_failed(shown, exc)) from exc
+            try:
+                block = stream.read(1 << 20)
+            except OSError as exc:
+                raise TraceError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+        try:
+            copy.flush()
+        except OSError as exc:
+            raise TraceError(_copy_failed(shown, exc)) from exc
         yield copy.name
+
+
+def _copy_failed(shown: str, exc: OSError) -> str:
+    return (
+        f"cannot copy {shown} to a temporary file in {tempfile.gettempdir()}: "
+        f"{exc.strerror or exc} (learn reads a stream twice; set TMPDIR to a larger "
+        "file system, or pass the trace as a file)"
+    )
 
 
 def tally_traces(

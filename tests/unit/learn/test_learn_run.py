@@ -160,3 +160,51 @@ def test_a_mixed_id_kept_in_the_kernel_by_handle_is_said_so_not_forwarded() -> N
     header = result.text.split("[filter]")[0]
     assert "--handle keeps\n# them in the kernel, so the calls that were forwarded" in header
     assert "this one forwards" not in header
+
+
+def test_a_full_temporary_directory_is_not_blamed_on_the_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A stream is copied before it is read twice; ENOSPC there is the temporary
+    # directory's, and "cannot read <stdin>" sent users to look at their trace.
+    import errno
+    import io
+    import sys
+    import tempfile
+
+    from hvcfilter.errors import TraceError
+
+    class FullDisk(io.BytesIO):
+        name = "/tmp/hvcfilter-learn-x.trace"
+
+        def write(self, _data: object) -> int:
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", lambda **_kw: FullDisk())
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"x0": "0x84000000"}\n')))
+    with pytest.raises(TraceError) as caught:
+        tally_traces(["-"], kernel="6.12")
+    message = str(caught.value)
+    assert message.startswith("cannot copy <stdin> to a temporary file in ")
+    assert "No space left on device" in message and "set TMPDIR" in message
+
+
+def test_an_unreadable_stream_is_still_blamed_on_the_input(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+    import io
+    import sys
+
+    from hvcfilter.errors import TraceError
+
+    class Failing(io.RawIOBase):
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, _buffer: object) -> int:
+            raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Failing())))
+    with pytest.raises(TraceError, match=r"^cannot read <stdin>: Input/output error$"):
+        tally_traces(["-"], kernel="6.12")
