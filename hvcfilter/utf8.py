@@ -24,7 +24,12 @@ def valid_unicode(text: str) -> str:
     try:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
     except UnicodeEncodeError:  # a lone surrogate from elsewhere (a JSON input's "\ud800")
-        return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+        # One U+FFFD for it; the escaped bytes beside it are replaced as above.
+        # (surrogatepass would give each of them three: one per byte of its encoding.)
+        import re
+
+        plain = re.sub("[\ud800-\udc7f\udd00-\udfff]", "\ufffd", text)
+        return plain.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def json_text(document: object, **options: Any) -> str:
