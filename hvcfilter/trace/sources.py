@@ -190,10 +190,22 @@ def mmap_chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
     yield from range_chunks(fd, 0, os.fstat(fd).st_size, progress)
 
 
+# A chunk that does not end the range is read to its last whole line at once,
+# found by a small read of its tail first: cutting a 1 MiB block to its last
+# line afterwards copied it all again, a tenth of a share's scan (measured).
+_TAIL_PROBE = 16 << 10
+
+
 def range_chunks(fd: int, start: int, stop: int, progress: Progress | None) -> Iterator[bytes]:
     size, pos = os.fstat(fd).st_size, start
     while pos < stop:
-        block = os.pread(fd, min(CHUNK, stop - pos), pos)
+        want = min(CHUNK, stop - pos)
+        if want == CHUNK and CHUNK > _TAIL_PROBE:
+            probe = pos + CHUNK - _TAIL_PROBE
+            cut = os.pread(fd, _TAIL_PROBE, probe).rfind(b"\n") + 1
+            if cut:  # else a line longer than the probe: cut the block below, as ever
+                want = probe + cut - pos
+        block = os.pread(fd, want, pos)
         if not block:
             break
         end = block.rfind(b"\n") + 1
@@ -203,7 +215,7 @@ def range_chunks(fd: int, start: int, stop: int, progress: Progress | None) -> I
                 break
             block += more
             end = block.rfind(b"\n") + 1
-        chunk = block[:end] if end else block
+        chunk = block[:end] if end else block  # the block itself when it ends a line
         pos += len(chunk)
         if progress is not None:
             progress(pos, size)

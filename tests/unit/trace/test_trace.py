@@ -503,3 +503,38 @@ def test_a_module_named_re2_that_is_not_google_re2_means_the_pure_python_proof(
         [sys.executable, "-c", code], check=False, env=env, capture_output=True, text=True
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_range_chunks_cut_at_line_ends_whatever_the_line_lengths(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    # A chunk is read to the last line end its tail probe finds; lines longer
+    # than the probe, than a chunk, and a last line without "\n" still come
+    # out as whole lines, every byte once, in order.
+    rng = random.Random(seed)
+    lengths = [rng.choice([0, 1, 5, 15, 16, 17, 40, 63, 64, 65, 200]) for _ in range(300)]
+    text = b"".join(bytes(rng.choice(b"ab ") for _ in range(n)) + b"\n" for n in lengths)
+    text += b"no newline at the end" * (seed % 2)
+    path = tmp_path / "t.txt"
+    path.write_bytes(text)
+    monkeypatch.setattr(sources, "CHUNK", 64)
+    monkeypatch.setattr(sources, "_TAIL_PROBE", 16)
+    reads: list[int] = []
+    real_pread = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        reads.append(n)
+        return real_pread(fd, n, offset)
+
+    monkeypatch.setattr(sources.os, "pread", pread)
+    with path.open("rb") as handle:
+        start = len(text) // 3
+        start = text.index(b"\n", start) + 1  # ranges start at line starts
+        pieces = list(sources.range_chunks(handle.fileno(), start, len(text), None))
+    assert all(p.endswith(b"\n") for p in pieces)
+    expected = text[start:] if text.endswith(b"\n") else text[start:] + b"\n"
+    assert b"".join(pieces) == expected
+    # Longer than a chunk only to hold a line longer than a chunk.
+    assert all(len(p) <= 64 or any(len(line) >= 64 for line in p.split(b"\n")) for p in pieces)
+    assert 16 in reads  # the tail probe ran, and chunks were read to its line end
