@@ -527,7 +527,7 @@ def test_range_chunks_cut_at_line_ends_whatever_the_line_lengths(
         reads.append(n)
         return real_pread(fd, n, offset)
 
-    monkeypatch.setattr(sources.os, "pread", pread)
+    monkeypatch.setattr(os, "pread", pread)
     with path.open("rb") as handle:
         start = len(text) // 3
         start = text.index(b"\n", start) + 1  # ranges start at line starts
