@@ -27,7 +27,15 @@ from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import Action
 from hvcfilter.table import payload
 from hvcfilter.table.files import Table
-from hvcfilter.trace import CallKey, Progress, TraceEvent, TraceFormat, TraceTally, iter_events
+from hvcfilter.trace import (
+    CallKey,
+    Progress,
+    TallyCache,
+    TraceEvent,
+    TraceFormat,
+    TraceTally,
+    iter_events,
+)
 from hvcfilter.trace import tally as tally_traces
 
 __all__ = [
@@ -218,13 +226,17 @@ class Replayer:
         trace_format: TraceFormat = TraceFormat.AUTO,
         *,
         progress: Progress | None = None,
+        cache: TallyCache | None = None,
     ) -> ReplayReport:
         """Tally the traces and classify every distinct call.
+
+        ``cache`` keeps large traces' tallies for the next replay (see
+        :mod:`hvcfilter.trace.cache`): the same report, without reading the trace again.
 
         Raises:
             TraceError: a trace cannot be read.
         """
-        return self.report(tally_traces(paths, trace_format, progress=progress))
+        return self.report(tally_traces(paths, trace_format, progress=progress, cache=cache))
 
     def stream(
         self,

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import settings
 
 # Property tests assert behaviour, not speed: a per-example deadline only makes
 # them flaky on a busy or cold machine (CI shares two cores with QEMU).
 settings.register_profile("hvcfilter", deadline=None)
 settings.load_profile("hvcfilter")
+
+# No test reads or fills the user's own tally cache (~/.cache/hvcfilter/traces):
+# the cache's tests point HVCFILTER_CACHE_DIR at a directory of their own.
+os.environ["HVCFILTER_CACHE_DIR"] = ""

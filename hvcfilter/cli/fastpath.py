@@ -25,7 +25,7 @@ from hvcfilter.errors import HvcFilterError
 if TYPE_CHECKING:
     from hvcfilter.lint import LintReport
     from hvcfilter.replay import Replayer
-    from hvcfilter.trace import TraceFormat, TraceTally
+    from hvcfilter.trace import TallyCache, TraceFormat, TraceTally
 
 __all__ = [
     "CheckArgs",
@@ -49,7 +49,7 @@ class _Grammar(NamedTuple):
 
 _CHECK = _Grammar(
     {"--format": "fmt", "--kernel": "kernel", "-o": "output", "--output": "output"},
-    {"--strict": "strict"},
+    {"--strict": "strict", "--no-cache": "no_cache"},
 )
 _SIMULATE = _Grammar(
     {
@@ -60,7 +60,7 @@ _SIMULATE = _Grammar(
         "--format": "fmt",
         "--baseline": "baseline",
     },
-    {"--strict": "strict"},
+    {"--strict": "strict", "--no-cache": "no_cache"},
 )
 
 
@@ -93,6 +93,7 @@ class SimulateArgs(NamedTuple):
     fmt: str = "text"
     baseline: str | None = None
     strict: bool = False
+    no_cache: bool = False
 
 
 _Args = TypeVar("_Args", CheckArgs, SimulateArgs)
@@ -212,7 +213,7 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
     """What ``hvcfilter simulate`` does once its options are parsed: load, replay, render."""
     from hvcfilter.replay import Replayer
     from hvcfilter.table.files import load_baseline, load_table
-    from hvcfilter.trace import TraceFormat
+    from hvcfilter.trace import TraceFormat, default_cache
 
     named = (("--spec", args.spec), ("--payload", args.payload), ("--baseline", args.baseline))
     from_stdin = [n for n, v in named if v == "-"]
@@ -224,8 +225,9 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
     table = load_table(args.spec, args.payload, kernel=args.kernel)
     base = load_baseline(args.baseline, kernel=args.kernel) if args.baseline is not None else None
     replayer = Replayer(table, kernel=args.kernel, baseline=base)
+    cache = None if args.no_cache else default_cache()
     changed, tally = _replay(
-        replayer, list(args.traces), ReportFormat(args.fmt), TraceFormat(args.trace_format)
+        replayer, list(args.traces), ReportFormat(args.fmt), TraceFormat(args.trace_format), cache
     )
     sys.stdout.flush()  # the report before any message below, as on a terminal
     if args.strict and tally.skipped:
@@ -238,7 +240,11 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
 
 
 def _replay(
-    replayer: Replayer, traces: list[str], fmt: ReportFormat, trace_format: TraceFormat
+    replayer: Replayer,
+    traces: list[str],
+    fmt: ReportFormat,
+    trace_format: TraceFormat,
+    cache: TallyCache | None,
 ) -> tuple[bool, TraceTally]:
     """Replay and print; returns (baseline changed, tally)."""
     from hvcfilter.render import replay as render
@@ -258,7 +264,7 @@ def _replay(
             for bad in tally.bad_lines:
                 _say(f"hvcfilter: {bad}")
             return changed, tally
-        report = replayer.replay(traces, trace_format, progress=bar)
+        report = replayer.replay(traces, trace_format, progress=bar, cache=cache)
     if fmt is ReportFormat.JSON:
         sys.stdout.write(render.report_json(report))
     else:

@@ -64,6 +64,12 @@ __all__ = ["ReportFormat", "simulate"]
     "call's outcome changes.",
 )
 @click.option("--strict", is_flag=True, help="Exit 1 if any trace line cannot be parsed.")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every trace again: do not use or keep the tallies of large trace files "
+    '(kept in ~/.cache/hvcfilter/traces, or $HVCFILTER_CACHE_DIR; "" turns it off).',
+)
 @click.pass_context
 @guarded
 def simulate(  # noqa: PLR0917 - click passes each option as a parameter
@@ -76,6 +82,7 @@ def simulate(  # noqa: PLR0917 - click passes each option as a parameter
     fmt: str,
     baseline: str | None,
     strict: bool,
+    no_cache: bool,
 ) -> None:
     """Replay guest traces (ftrace, JSON Lines, CSV; - is stdin; gzip/xz ok) through the
     emulated kernel: what every call gets under the filter, and what changes.
@@ -87,5 +94,7 @@ def simulate(  # noqa: PLR0917 - click passes each option as a parameter
     """
     if spec is not None and payload is not None:
         raise click.UsageError("give --spec or --payload, not both")
-    args = SimulateArgs(traces, spec, payload, kernel, trace_format, fmt, baseline, strict)
+    args = SimulateArgs(
+        traces, spec, payload, kernel, trace_format, fmt, baseline, strict, no_cache
+    )
     ctx.exit(int(run_simulate(args)))

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping
 
 from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
+from hvcfilter.trace.cache import TallyCache, default_cache
 from hvcfilter.trace.events import (
     MAX_BAD_LINES,
     BadLine,
@@ -41,10 +42,12 @@ __all__ = [
     "Conduit",
     "Mode",
     "Progress",
+    "TallyCache",
     "TraceEvent",
     "TraceFormat",
     "TraceTally",
     "contains",
+    "default_cache",
     "detect_format",
     "iter_events",
     "open_trace",
@@ -82,10 +85,13 @@ def tally(
     *,
     progress: Progress | None = None,
     names: Mapping[str, str] | None = None,
+    cache: TallyCache | None = None,
 ) -> TraceTally:
     """Count the distinct calls of the traces, and everything else, without keeping events.
 
     ``names`` gives a path the name its results go by (see :func:`open_trace`).
+    With a ``cache``, a large trace file's tally is taken from it when the
+    file has not changed, and kept in it otherwise (:mod:`.cache`).
 
     Raises:
         TraceError: a trace cannot be read, or a CSV trace has no usable header.
@@ -95,12 +101,27 @@ def tally(
         with open_trace(path, name=(names or {}).get(path)) as source:
             resolved = resolve_format(source, fmt)
             result.formats[source.name] = resolved.value
+            key = None if cache is None else _cache_key(cache, source, resolved)
+            kept = None if key is None or cache is None else cache.get(key, source.name)
+            if kept is not None:
+                result.merge(kept)
+                continue
+            part = TraceTally() if key is not None else result
             if resolved is TraceFormat.FTRACE:
-                ftrace_tally(source, result, progress)
+                ftrace_tally(source, part, progress)
             else:
-                for _ in _record_reader(resolved)(source, result, progress):
+                for _ in _record_reader(resolved)(source, part, progress):
                     pass
+            if key is not None and cache is not None:
+                cache.put(key, part)
+                result.merge(part)
     return result
+
+
+def _cache_key(cache: TallyCache, source: Source, fmt: TraceFormat) -> str | None:
+    # The file itself decides, compressed or not: stdin has no identity to key on.
+    fd = source.opened_file()
+    return None if fd is None else cache.key(fd, fmt.value)
 
 
 def _record_reader(

@@ -55,6 +55,15 @@ class Source:
         # An uncompressed regular file: the fast path can mmap it.
         self.plain = stream is raw and total is not None
 
+    def opened_file(self) -> int | None:
+        """The descriptor of the file opened by its path (compressed or not); None for stdin."""
+        if self.total is None:  # only a path has a size up front
+            return None
+        try:
+            return self._raw.fileno()
+        except (OSError, ValueError):
+            return None
+
     def position(self) -> int:
         """Bytes of the underlying (possibly compressed) input consumed so far."""
         try:

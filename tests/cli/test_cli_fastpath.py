@@ -275,6 +275,7 @@ PLAIN_SIMULATE = [
     ["simulate", "--trace-format", "ftrace", "--spec", "{spec}", "{trace}"],
     ["simulate", "--trace-format=jsonl", "--format", "text", "--format", "json", "{jsonl}"],
     ["simulate", "--spec", "{spec}", "--", "{trace}"],
+    ["simulate", "--no-cache", "--spec", "{spec}", "{trace}"],
     ["simulate", "--spec", "{spec}", "{trace}", "absent.trace"],
     ["simulate", "--spec", "absent.toml", "{trace}"],
     ["simulate", "--payload", "{spec}", "{trace}"],

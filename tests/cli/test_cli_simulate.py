@@ -233,3 +233,25 @@ def test_a_broken_payload_from_stdin_points_at_decompile_of_stdin() -> None:
     assert code == 2
     assert "cannot use payload <stdin>: payload is 3 bytes" in err
     assert err.rstrip().endswith("`hvcfilter decompile -` lists every problem")
+
+
+def test_a_second_simulate_of_a_large_trace_uses_the_kept_tally(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The same report, byte for byte; --no-cache neither reads nor writes the cache.
+    from hvcfilter.trace import cache
+
+    monkeypatch.setattr(cache, "MIN_SIZE", 0)
+    store = tmp_path / "cache"
+    monkeypatch.setenv("HVCFILTER_CACHE_DIR", str(store))
+    trace = tmp_path / "t.txt"
+    trace.write_bytes((TRACES / "malformed.txt").read_bytes())
+    args = [str(trace), "--spec", str(EXAMPLES / "lockdown.toml"), "--format", "json"]
+    assert _run(*args, "--no-cache")[0] in (0, 1)
+    assert not store.exists()
+    first = _run(*args)
+    assert len(list(store.glob("*.json"))) == 1
+    monkeypatch.setattr("hvcfilter.trace.ftrace_tally", lambda *_a: 1 / 0)  # no second read
+    assert _run(*args) == first
+    monkeypatch.setenv("HVCFILTER_CACHE_DIR", "")  # turned off: the trace is read, and fails
+    assert _run(*args)[0] == 3
