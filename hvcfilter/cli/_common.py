@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Callable, Iterable
 from enum import IntEnum
-from typing import TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
+from typing import IO, TYPE_CHECKING, NoReturn, ParamSpec, TypeVar
 
 from hvcfilter.errors import HvcFilterError
 
@@ -60,8 +60,9 @@ def _fail(message: str, code: ExitCode) -> NoReturn:
     sys.exit(int(code))
 
 
-# Errors of a write that fills a disk or a quota, or hits a device that fails.
-_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+# Errors of a write that fills a disk or a quota, or hits a device that fails, and
+# of a non-blocking stdout that stays full (text output has no loop to wait on it).
+_WRITE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.EAGAIN})
 
 
 class StdoutClosedError(OSError):
@@ -146,15 +147,14 @@ def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
     if isinstance(exc, BrokenPipeError):
         # The reader went away (`| head`): end quietly, as a shell tool killed by
         # SIGPIPE would (128 + 13), rather than claim findings.
-        # Point stdout at /dev/null so the flush at exit does not fail a second time.
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        _discard_stdout()
         sys.exit(141)
     if isinstance(exc, StdoutClosedError) or (
         isinstance(exc, OSError) and exc.errno in _WRITE_ERRNOS
     ):
         # Files named with -o already fail as OutputError (exit 2): this is standard
         # output (`> /dev/full`, a full disk), the same user-side failure.
+        _discard_stdout()
         _fail(f"cannot write {exc.filename or 'standard output'}: {exc.strerror}", ExitCode.USAGE)
     if not isinstance(exc, Exception):
         raise exc  # GeneratorExit and the like are the interpreter's, not failures
@@ -168,6 +168,17 @@ def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
         "(please report it; --debug shows the traceback)",
         ExitCode.INTERNAL,
     )
+
+
+def _discard_stdout() -> None:
+    """Point descriptor 1 at /dev/null, so that the flush at exit does not fail a second time.
+
+    Output still buffered when a write failed would fail again at exit, and
+    Python would then print "Exception ignored" and exit 120 instead of the
+    code chosen here.
+    """
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def guarded(func: Callable[P, R]) -> Callable[P, R]:
@@ -221,18 +232,31 @@ def write_output(
         # mid-way is a broken pipe (141), not a silent success.
         view = memoryview(data)
         while view:
-            written = stream.write(view)
-            if written is None:  # a non-blocking stdout that is full: wait for it to drain
-                import select
-
-                select.select([], [stream], [])
+            try:
+                written = stream.write(view)
+            except BlockingIOError as exc:  # a buffered, non-blocking stdout that is full
+                written = exc.characters_written
+                _wait_writable(stream)
+            if written is None:  # a raw, non-blocking stdout that is full
+                _wait_writable(stream)
                 continue
             view = view[written:]
-        stream.flush()
+        while True:
+            try:
+                stream.flush()
+                break
+            except BlockingIOError:
+                _wait_writable(stream)
         return
     from hvcfilter.fileio import write_atomic  # its pathlib only when writing a file
 
     write_atomic(output, data, inputs=inputs)
+
+
+def _wait_writable(stream: IO[bytes]) -> None:
+    import select
+
+    select.select([], [stream.fileno()], [])
 
 
 def complete_path(

@@ -217,7 +217,8 @@ def _read_input(name: str, what: str) -> tuple[str, bytes]:
             return "<stdin>", sys.stdin.buffer.read()
         return name, Path(name).read_bytes()
     except OSError as exc:
-        raise PayloadError(f"cannot read {what} {name}: {exc.strerror or exc}") from exc
+        shown = "<stdin>" if name == "-" else name
+        raise PayloadError(f"cannot read {what} {shown}: {exc.strerror or exc}") from exc
 
 
 def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> Table:
@@ -230,6 +231,8 @@ def _spec_table_of(loaded: LoadResult, kernel: str | None, shown: str) -> Table:
 
     if loaded.spec is None:
         first = loaded.diagnostics[0] if loaded.diagnostics else None
+        if first is not None and first.code == "HVF001" and first.location.line is None:
+            raise SpecError(first.message)  # "cannot read F: why" names the file and says it all
         detail = f"{first.location}: {first.message}" if first else "unknown problem"
         raise SpecError(f"cannot use spec {shown}: {detail}")
     spec = loaded.spec

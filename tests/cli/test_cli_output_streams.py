@@ -16,6 +16,7 @@ import pytest
 from suite_paths import ROOT
 
 EXAMPLES = ROOT / "examples"
+SAMPLE = ROOT / "tests" / "traces" / "sample-6.12.txt"
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -138,15 +139,86 @@ def _run_with_stdin_closed(*args: str) -> subprocess.CompletedProcess[str]:
         ["compile", "-"],
         ["simulate", "-", "--spec", str(EXAMPLES / "lockdown.toml")],
         ["learn", "-"],
+        ["learn", str(SAMPLE), "--against", "-"],
+        ["simulate", str(SAMPLE), "--spec", "-"],
+        ["simulate", str(SAMPLE), "--payload", "-"],
+        ["simulate", str(SAMPLE), "--baseline", "-"],
     ],
-    ids=lambda a: a[0],
+    ids=" ".join,
 )
 def test_a_closed_stdin_is_unreadable_input_not_an_internal_error(args: list[str]) -> None:
     result = _run_with_stdin_closed(*args)
     assert result.returncode == 2, result.stderr
-    assert "cannot read <stdin>: it is closed" in result.stderr
+    # Said once: not "cannot use spec -: <stdin>: cannot read <stdin>: ...".
+    what = next((f"{a[2:]} " for a in args if a in ("--payload", "--baseline")), "")
+    if args[0] == "compile":  # a spec's problems are diagnostics, in check's format
+        assert "error HVF001 unreadable-file: cannot read <stdin>: it is closed" in result.stderr
+    else:
+        said = f"hvcfilter: error: cannot read {what}<stdin>: it is closed\n"
+        assert result.stderr.endswith(said)
 
 
 def test_a_command_that_reads_no_stdin_still_runs_with_it_closed() -> None:
     result = _run_with_stdin_closed("check", str(EXAMPLES / "lockdown.toml"))
     assert result.returncode == 0, result.stderr
+
+
+def _many_records(tmp_path: Path) -> Path:
+    payload = tmp_path / "many.bin"
+    record = (1).to_bytes(4, "little") + b"\x01" + bytes(15)
+    payload.write_bytes(
+        b"".join((0x1000 + 2 * i).to_bytes(4, "little") + record for i in range(20_000))
+    )
+    return payload
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+@pytest.mark.parametrize(
+    "args",
+    [["explain", "HVF201"], ["compile", str(EXAMPLES / "lockdown.toml"), "--format", "hex"]],
+    ids=lambda a: a[0],
+)
+def test_a_full_disk_on_stdout_is_exit_2_not_120(args: list[str], unbuffered: str) -> None:
+    # Output left in the buffer failed again at exit: "Exception ignored", exit 120.
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "hvcfilter", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(PYTHONUNBUFFERED=unbuffered),
+            check=False,
+            timeout=60,
+        )
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr == "hvcfilter: error: cannot write standard output: No space left on device\n"
+    )
+
+
+@pytest.mark.parametrize("unbuffered", ["1", ""])
+def test_a_non_blocking_stdout_that_fills_gets_all_the_output(
+    tmp_path: Path, unbuffered: str
+) -> None:
+    import fcntl
+    import time
+
+    payload = _many_records(tmp_path)
+    argv = [sys.executable, "-m", "hvcfilter", "decompile", str(payload), "--kernel", "6.12"]
+    expected = subprocess.run(argv, capture_output=True, env=_env(), check=False, timeout=60)
+    assert expected.returncode == 0 and len(expected.stdout) > 1 << 17  # more than a pipe holds
+    read_end, write_end = os.pipe()
+    flags = fcntl.fcntl(write_end, fcntl.F_GETFL)
+    fcntl.fcntl(write_end, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+    with subprocess.Popen(
+        argv, stdout=write_end, stderr=subprocess.PIPE, env=_env(PYTHONUNBUFFERED=unbuffered)
+    ) as child:
+        os.close(write_end)
+        time.sleep(1.0)  # let the pipe fill while nobody reads
+        with os.fdopen(read_end, "rb") as pipe:
+            got = pipe.read()
+        _, error = child.communicate(timeout=60)
+    assert child.returncode == 0, error
+    assert got == expected.stdout
