@@ -84,30 +84,44 @@ class _QueryCommand(click.Command):
 
     click reads ``-1`` as an unknown option. Ignoring unknown options instead
     would also take a misspelt ``--formt json`` as two extra arguments, with a
-    puzzling message; so only tokens that read as negative numbers are moved
-    behind a ``--``, unless they are an option's value or one is already given.
+    puzzling message. So a token that reads as a negative number, and is
+    neither an option's value nor after ``--``, is parsed as a stand-in that
+    cannot look like an option, and given back once click is done.
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if "--" not in args:
-            valued = {
-                opt
-                for param in self.params
-                if isinstance(param, click.Option) and not param.is_flag
-                for opt in param.opts
-            }
-            numbers = [
-                i
-                for i, arg in enumerate(args)
-                if _NEGATIVE_NUMBER.fullmatch(arg) and (i == 0 or args[i - 1] not in valued)
-            ]
-            if numbers:
-                rest = [arg for i, arg in enumerate(args) if i not in numbers]
-                args = [*rest, "--", *(args[i] for i in numbers)]
-        return super().parse_args(ctx, args)
+        valued = {
+            opt
+            for param in self.params
+            if isinstance(param, click.Option) and not param.is_flag
+            for opt in param.opts
+        }
+        numbers: dict[str, str] = {}
+        rewritten: list[str] = []
+        for arg in args:
+            plain = "--" not in rewritten and not (rewritten and rewritten[-1] in valued)
+            if plain and _NEGATIVE_NUMBER.fullmatch(arg):
+                stand_in = f"\x00{len(numbers)}"
+                numbers[stand_in] = arg
+                rewritten.append(stand_in)
+            else:
+                rewritten.append(arg)
+        try:
+            rest = super().parse_args(ctx, rewritten)
+        except click.UsageError as exc:  # "extra argument (STAND-IN)": name what was typed
+            message = exc.format_message()
+            if not any(stand_in in message for stand_in in numbers):
+                raise
+            for stand_in, number in numbers.items():
+                message = message.replace(stand_in, number)
+            raise click.UsageError(message, ctx=exc.ctx) from None
+        query = ctx.params.get("query")
+        if isinstance(query, str) and query in numbers:
+            ctx.params["query"] = numbers[query]
+        return [numbers.get(arg, arg) for arg in rest]
 
 
-_NEGATIVE_NUMBER = re.compile(r"-[0-9][0-9a-zA-Z_]*")
+_NEGATIVE_NUMBER = re.compile(r"-[0-9][0-9a-zA-Z_.]*")
 
 
 @click.command(cls=_QueryCommand)

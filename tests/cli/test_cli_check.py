@@ -255,6 +255,23 @@ def test_explain_of_a_negative_number_says_why_it_is_no_id() -> None:
     assert after.exit_code == 2 and "-0x10 is not a 32-bit function ID" in after.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["-1", "--"], "-1 is not a 32-bit function ID"),
+        (["-1", "--spec"], "Option '--spec' requires an argument"),
+        (["-1", "--format"], "Option '--format' requires an argument"),
+        (["-1.5"], "'-1.5' is not a diagnostic code, rule name, function ID"),
+        (["-1", "-2"], "unexpected extra argument (-2)"),
+        (["--", "-1"], "-1 is not a 32-bit function ID"),
+    ],
+)
+def test_explain_of_negative_numbers_beside_other_arguments(args: list[str], said: str) -> None:
+    result = CliRunner().invoke(cli, ["explain", *args])
+    assert result.exit_code == 2
+    assert said in result.stderr
+
+
 def test_explain_of_a_misspelt_option_names_the_option() -> None:
     # Accepting "-1" as a query once made "--formt json X" two "extra arguments".
     result = CliRunner().invoke(cli, ["explain", "--formt", "json", "0x84000000"])
