@@ -25,6 +25,7 @@ from hvcfilter.utf8 import utf8_document
 if TYPE_CHECKING:
     from hvcfilter.learn import Granularity, Override, Tally
     from hvcfilter.learn.derive import Learned
+    from hvcfilter.table.files import Table
 
 __all__ = ["ReportFormat", "learn"]
 
@@ -152,10 +153,13 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     # The files themselves, not the directories or patterns that name them, so that
     # no output can replace an input reached through its directory or a glob.
     inputs_list = run.expand_paths(inputs)
+    against_table = None
     if against is not None and kernel is None and not from_tallies:
         from hvcfilter.table.files import load_table
 
-        kernel = load_table(against).kernel  # judge the spec on the kernel it targets
+        # Judge the spec on the kernel it targets; read once, for stdin cannot be read again.
+        against_table = load_table(against)
+        kernel = against_table.kernel
     if from_tallies:
         tally = run.read_tallies(inputs_list)
     else:
@@ -181,7 +185,9 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
         write_output(utf8_document(result.text), output, binary=False, inputs=inputs_list)
         _note_mixed(result.learned)
         ctx.exit(int(ExitCode.OK))
-    _against(ctx, tally, against, gran, overrides, output, fmt, [*inputs_list, against])
+    _against(
+        ctx, tally, against, gran, overrides, output, fmt, [*inputs_list, against], against_table
+    )
 
 
 def _note_empty(trace: str) -> None:
@@ -215,11 +221,14 @@ def _against(  # noqa: PLR0917 - the options of one mode, passed on
     output: str | None,
     fmt: str,
     inputs: list[str],
+    table: Table | None,
 ) -> None:
     from hvcfilter.learn.against import against
     from hvcfilter.render import learn as render
 
-    report = against(tally, spec, granularity=gran, overrides=overrides, command=_command())
+    report = against(
+        tally, spec, granularity=gran, overrides=overrides, command=_command(), table=table
+    )
     if output is not None:
         write_output(utf8_document(report.tightened.text), output, binary=False, inputs=inputs)
     report_format = ReportFormat(fmt)

@@ -21,7 +21,7 @@ from hvcfilter.learn.run import LearnResult, learn
 from hvcfilter.learn.tally import Tally
 from hvcfilter.replay import InstallResult, Replayer
 from hvcfilter.smccc import CallKey
-from hvcfilter.table.files import load_table
+from hvcfilter.table.files import Table, load_table
 from hvcfilter.trace import TraceTally
 
 __all__ = ["AgainstReport", "BrokenCall", "against"]
@@ -65,14 +65,19 @@ def against(
     granularity: Granularity = Granularity.FUNCTION,
     overrides: Sequence[Override] = (),
     command: str = "hvcfilter learn --against",
+    table: Table | None = None,
 ) -> AgainstReport:
     """Replay the tally's calls under ``spec`` and learn its tightened form.
+
+    ``table`` is ``spec`` already loaded (from stdin, say, which cannot be read
+    twice); it is used when it was compiled for the tally's kernel.
 
     Raises:
         SpecError: the spec cannot be read.
         LearnError: the tally has no calls.
     """
-    table = load_table(spec, None, kernel=tally.kernel)
+    if table is None or table.kernel != tally.kernel:
+        table = load_table(spec, None, kernel=tally.kernel)
     replayer = Replayer(table, kernel=tally.kernel)
     traced: dict[tuple[int, str], str] = {}
     counts: Counter[CallKey] = Counter()

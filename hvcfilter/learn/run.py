@@ -132,10 +132,13 @@ def _rereadable(path: str) -> Iterator[str]:
 
 
 def _copy_failed(shown: str, exc: OSError) -> str:
+    try:
+        where = f" in {tempfile.gettempdir()}"
+    except OSError:  # no usable temporary directory at all: exc says so
+        where = ""
     return (
-        f"cannot copy {shown} to a temporary file in {tempfile.gettempdir()}: "
-        f"{exc.strerror or exc} (learn reads a stream twice; set TMPDIR to a larger "
-        "file system, or pass the trace as a file)"
+        f"cannot copy {shown} to a temporary file{where}: {exc.strerror or exc} (learn reads "
+        "a stream twice; set TMPDIR to a larger file system, or pass the trace as a file)"
     )
 
 

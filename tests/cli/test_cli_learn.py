@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from suite_paths import TRACES
+from suite_paths import ROOT, TRACES
 
 from hvcfilter.cli import cli
 
@@ -219,3 +219,16 @@ def test_stdin_can_be_only_one_input(args: list[str], named: str) -> None:
     code, out, err = _run(*args, stdin=b'{"x0": "0x84000000", "conduit": "hvc"}\n')
     assert code == 2 and out == ""
     assert f"only one input can be - (standard input), not {named}" in err
+
+
+def test_against_a_spec_on_stdin_judges_the_spec_not_an_empty_table() -> None:
+    # Without --kernel the spec is read first for its kernel; stdin cannot be read
+    # a second time, and the report judged an empty payload instead.
+    spec = ROOT / "examples" / "lockdown.toml"
+    code, out, err = _run(SAMPLE, "--against", "-", "--format", "json", stdin=spec.read_bytes())
+    by_path = _run(SAMPLE, "--against", str(spec), "--format", "json")
+    assert (code, err) == by_path[::2]
+    piped, named = json.loads(out), json.loads(by_path[1])
+    piped.pop("spec"), named.pop("spec")
+    assert piped == named
+    assert named["unused"], "lockdown has ranges the sample never reaches"

@@ -208,3 +208,19 @@ def test_an_unreadable_stream_is_still_blamed_on_the_input(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Failing())))
     with pytest.raises(TraceError, match=r"^cannot read <stdin>: Input/output error$"):
         tally_traces(["-"], kernel="6.12")
+
+
+def test_no_usable_temporary_directory_is_said_so_not_an_internal_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import io
+    import sys
+    import tempfile
+
+    from hvcfilter.errors import TraceError
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path / "gone")])
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"x0": "0x84000000"}\n')))
+    with pytest.raises(TraceError, match=r"^cannot copy <stdin> to a temporary file: No usable"):
+        tally_traces(["-"], kernel="6.12")
