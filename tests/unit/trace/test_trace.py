@@ -520,14 +520,6 @@ def test_range_chunks_cut_at_line_ends_whatever_the_line_lengths(
     path.write_bytes(text)
     monkeypatch.setattr(sources, "CHUNK", 64)
     monkeypatch.setattr(sources, "_TAIL_PROBE", 16)
-    reads: list[int] = []
-    real_pread = os.pread
-
-    def pread(fd: int, n: int, offset: int) -> bytes:
-        reads.append(n)
-        return real_pread(fd, n, offset)
-
-    monkeypatch.setattr(os, "pread", pread)
     with path.open("rb") as handle:
         start = len(text) // 3
         start = text.index(b"\n", start) + 1  # ranges start at line starts
@@ -537,4 +529,28 @@ def test_range_chunks_cut_at_line_ends_whatever_the_line_lengths(
     assert b"".join(pieces) == expected
     # Longer than a chunk only to hold a line longer than a chunk.
     assert all(len(p) <= 64 or any(len(line) >= 64 for line in p.split(b"\n")) for p in pieces)
-    assert 16 in reads  # the tail probe ran, and chunks were read to its line end
+
+
+def test_a_chunk_is_read_to_its_last_line_end_not_cut_from_a_larger_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Cutting a 1 MiB block to its last whole line copied it all again.
+    rng = random.Random(3)
+    text = b"".join(b"x" * rng.randrange(10) + b"\n" for _ in range(2000))
+    path = tmp_path / "t.txt"
+    path.write_bytes(text)
+    monkeypatch.setattr(sources, "CHUNK", 64)
+    monkeypatch.setattr(sources, "_TAIL_PROBE", 16)  # always holds a line end here
+    reads: list[bytes] = []
+    real_pread = os.pread
+
+    def pread(fd: int, n: int, offset: int) -> bytes:
+        block = real_pread(fd, n, offset)
+        reads.append(block)
+        return block
+
+    monkeypatch.setattr(os, "pread", pread)
+    with path.open("rb") as handle:
+        pieces = list(sources.range_chunks(handle.fileno(), 0, len(text), None))
+    assert b"".join(pieces) == text
+    assert all(any(piece is block for block in reads) for piece in pieces)
