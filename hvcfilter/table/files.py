@@ -186,7 +186,9 @@ def load_table(
     if spec is not None:
         return _spec_table(Path(spec), kernel)
     default = Path(cwd) / DEFAULT_SPEC
-    if default.is_file():
+    # Anything there, even a dangling link or a directory, is a spec to read (and to
+    # report as unreadable): replaying with no table instead could pass a CI gate.
+    if default.exists() or default.is_symlink():
         return _spec_table(default, kernel, shown=DEFAULT_SPEC)
     return Table("none", None, (), ())
 

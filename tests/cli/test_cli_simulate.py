@@ -255,3 +255,20 @@ def test_a_second_simulate_of_a_large_trace_uses_the_kept_tally(
     assert _run(*args) == first
     monkeypatch.setenv("HVCFILTER_CACHE_DIR", "")  # turned off: the trace is read, and fails
     assert _run(*args)[0] == 3
+
+
+@pytest.mark.parametrize("kind", ["dangling link", "directory"])
+def test_an_unreadable_hvcfilter_toml_is_an_error_not_no_filter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    # It was skipped as if absent: the replay ran with no table and passed.
+    default = tmp_path / "hvcfilter.toml"
+    if kind == "directory":
+        default.mkdir()
+    else:
+        default.symlink_to(tmp_path / "missing.toml")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = _run(str(TRACES / "calls.jsonl"))
+    assert code == 2 and out == ""
+    reason = "is a directory" if kind == "directory" else "no such file"
+    assert err == f"hvcfilter: error: cannot read hvcfilter.toml: {reason}\n"
