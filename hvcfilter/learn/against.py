@@ -4,7 +4,11 @@ The spec's encoded records are replayed through the emulated kernel
 (:class:`hvcfilter.replay.Replayer`) on the tally's distinct calls. A call
 *would break* when the table gives it another outcome than the guest got in
 the trace (the kernel's answer without a filter, or a forward); a range is
-*unused* when no traced call falls in it (privilege to take away). The
+*unused* when it grants something (a forward, or an explicit handle) and no
+traced call falls in it (privilege to take away; an unused deny range is
+least privilege already). A trace tells only whether a call reached the VMM
+(reference 6.1: a DENY and a HANDLE cannot be told apart), so a call the
+kernel answered is taken to have got the kernel's answer without a filter. The
 tightened spec is the learned table with every traced call the spec
 forwards kept forwarded.
 """
@@ -19,6 +23,7 @@ from hvcfilter import smccc
 from hvcfilter.learn.derive import Granularity, Override
 from hvcfilter.learn.run import LearnResult, learn
 from hvcfilter.learn.tally import Tally
+from hvcfilter.model import Action
 from hvcfilter.replay import InstallResult, Replayer
 from hvcfilter.smccc import CallKey
 from hvcfilter.table.files import Table, load_table
@@ -121,7 +126,9 @@ def against(
         kernel=report.kernel,
         calls=tally.call_count,
         would_break=tuple(broken),
-        unused=report.unused_ranges,
+        # An unused deny range is least privilege already; only a range that grants
+        # something (forwards to the VMM, or keeps calls in the kernel) is to take away.
+        unused=tuple(r for r in report.unused_ranges if r.action != Action.DENY),
         refused=tuple(r for r in report.install if r.errno),
         tightened=tightened,
     )

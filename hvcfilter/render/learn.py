@@ -70,10 +70,18 @@ def against_text(report: AgainstReport) -> str:
         lines.append(f"would break {len(report.would_break)} call(s) guests make:")
         lines += [
             f"  {smccc.format_id(c.function_id)} {c.name or ''} ({c.conduit}, {c.count:,}x): "
-            f"got {c.traced}, would get {c.under_spec}"
+            + ("got forwarded" if c.traced == "forwarded" else f"kernel answered ({c.traced})")
+            + f", would get {c.under_spec}"
             + (f" (range[{c.record}])" if c.record is not None else "")
             for c in report.would_break
         ]
+        if any(c.traced != "forwarded" for c in report.would_break):
+            # Reference 6.1: a DENY and a HANDLE cannot be told apart in a trace.
+            lines.append(
+                "  (a trace shows only whether a call reached the VMM; what the kernel answered "
+                "is its answer without a filter, so a call a traced table already denied reads "
+                "the same)"
+            )
     else:
         lines.append("breaks no traced call")
     if report.unused:

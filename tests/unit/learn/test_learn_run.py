@@ -90,7 +90,8 @@ def test_against_lists_broken_calls_and_unused_ranges(tmp_path: Path) -> None:
     assert [(c.function_id, c.traced, c.under_spec) for c in report.would_break] == [
         (0x84000000, "handled", "not_supported"),
     ]
-    assert [(r.base, r.nr_functions) for r in report.unused] == [(0xC5000000, 0x100)]
+    # An unused deny range is least privilege already: no finding.
+    assert report.unused == ()
     # The tightened spec keeps what the spec forwards and guests call forwarded.
     assert 'action = "fwd_to_user"\nbase = 0xC2000005' in report.tightened.text
 
@@ -224,3 +225,26 @@ def test_no_usable_temporary_directory_is_said_so_not_an_internal_error(
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"x0": "0x84000000"}\n')))
     with pytest.raises(TraceError, match=r"^cannot copy <stdin> to a temporary file: No usable"):
         tally_traces(["-"], kernel="6.12")
+
+
+def test_against_its_own_learned_table_finds_nothing(tmp_path: Path) -> None:
+    # Every deny range of a learned table is unused by construction; listing them as
+    # "privilege to take away" made --against of learn's own output exit 1.
+    tally = tally_traces([str(TRACES / "calls.jsonl")], kernel="7.2")
+    spec = tmp_path / "learned.toml"
+    spec.write_text(learn(tally).text)
+    report = against(tally, str(spec))
+    assert (report.would_break, report.unused, report.refused) == ((), (), ())
+    assert not report.findings
+
+
+def test_against_lists_an_unused_forward_as_privilege(tmp_path: Path) -> None:
+    spec = tmp_path / "old.toml"
+    spec.write_text(
+        '[filter]\nkernel = "6.12"\n\n'
+        '[[range]]\naction = "fwd_to_user"\nbase = 0xC5000000\nnr_functions = 0x10\n'
+    )
+    report = against(tally_traces([SAMPLE], kernel="6.12"), str(spec))
+    assert [(r.base, r.nr_functions, r.action_label) for r in report.unused] == [
+        (0xC5000000, 0x10, "fwd_to_user")
+    ]
