@@ -237,8 +237,38 @@ def get_profile(name: str | None) -> KernelProfile:
     major_minor = ".".join(key.split(".")[:2])
     if major_minor in PROFILES:
         return PROFILES[major_minor]
+    known = f"unknown kernel profile {name!r} (known: {', '.join(PROFILES)})"
+    nearest = _nearest_version(key)
+    if nearest is not None:
+        has = "with" if PROFILES[nearest].has_filter else "without"
+        raise UnknownProfileError(
+            f"{known}; did you mean {nearest!r}, the nearest kernel {has} the SMCCC filter?"
+        )
     close = suggest(key, list(PROFILES))
-    hint = f"; did you mean {close[0]!r}?" if close else ""
-    raise UnknownProfileError(
-        f"unknown kernel profile {name!r}{hint}; known profiles: {', '.join(PROFILES)}"
+    raise UnknownProfileError(f"{known}; did you mean {close[0]!r}?" if close else known)
+
+
+# The SMCCC filter arrived in Linux 6.4 (reference section 4).
+_FILTER_SINCE = (6, 4)
+
+
+def _nearest_version(key: str) -> str | None:
+    """For a version like ``6.8``: the newest profile not newer of the same kind, else the oldest.
+
+    Same kind: with the SMCCC filter from 6.4 on, without it before. Spelling
+    alone would take 6.8 for 6.1, which has no filter at all.
+    """
+    parts = key.split(".")
+    if len(parts) < 2 or not all(p.isascii() and p.isdigit() for p in parts[:2]):
+        return None
+    version = (int(parts[0]), int(parts[1]))
+    with_filter = version >= _FILTER_SINCE
+    kind = sorted(
+        (tuple(int(n) for n in name.split(".")[:2]), name)
+        for name, profile in PROFILES.items()
+        if profile.has_filter == with_filter
     )
+    if not kind:
+        return None
+    older = [name for number, name in kind if number <= version]
+    return older[-1] if older else kind[0][1]

@@ -41,8 +41,31 @@ def test_unknown_profile_error() -> None:
     with pytest.raises(UnknownProfileError) as info:
         get_profile("6.13")
     message = str(info.value)
-    assert "known profiles: 6.1, 6.12, 7.2" in message
+    assert "(known: 6.1, 6.12, 7.2)" in message
     assert isinstance(info.value, HvcFilterError) and isinstance(info.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("version", "nearest", "kind"),
+    [
+        ("6.8", "6.12", "with"),  # spelling alone said 6.1, which has no filter
+        ("6.4", "6.12", "with"),
+        ("6.13", "6.12", "with"),
+        ("7.9.1", "7.2", "with"),
+        ("5.10", "6.1", "without"),
+        ("6.3", "6.1", "without"),
+    ],
+)
+def test_an_unknown_version_suggests_the_nearest_profile_of_its_kind(
+    version: str, nearest: str, kind: str
+) -> None:
+    # The filter arrived in 6.4 (reference section 4): a suggestion keeps to that side.
+    with pytest.raises(UnknownProfileError) as info:
+        get_profile(version)
+    assert str(info.value) == (
+        f"unknown kernel profile {version!r} (known: 6.1, 6.12, 7.2); "
+        f"did you mean {nearest!r}, the nearest kernel {kind} the SMCCC filter?"
+    )
 
 
 # Every row of reference section 10's difference table, as (field, 6.12 value, 7.2 value).
