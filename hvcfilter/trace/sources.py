@@ -238,8 +238,19 @@ def detect_format(head: bytes) -> TraceFormat:
     starts JSON Lines, a CSV header naming ``x0`` (alone or among others) is CSV, and
     anything else is ftrace text.
     """
+    return _deciding_format(head, whole=True) or TraceFormat.FTRACE
+
+
+def _deciding_format(head: bytes, *, whole: bool) -> TraceFormat | None:
+    """The format the first deciding line of ``head`` gives; None if no whole line decides.
+
+    ``whole``: ``head`` is the entire input, so its last line is whole too.
+    """
     # Editors on Windows start UTF-8 files with a byte-order mark.
-    for raw in head.removeprefix(codecs.BOM_UTF8).splitlines():
+    lines = head.removeprefix(codecs.BOM_UTF8).split(b"\n")
+    if not whole:
+        del lines[-1]  # perhaps cut short: it cannot decide yet
+    for raw in lines:
         line = raw.strip()
         if not line or line.startswith(b"#"):
             continue
@@ -249,7 +260,7 @@ def detect_format(head: bytes) -> TraceFormat:
         if b"x0" in cells:  # a lone "x0" too: a CSV of IDs alone, never an ftrace line
             return TraceFormat.CSV
         return TraceFormat.FTRACE
-    return TraceFormat.FTRACE
+    return None
 
 
 def peek(source: Source) -> bytes:
@@ -264,5 +275,55 @@ def peek(source: Source) -> bytes:
     return head
 
 
+# How far a header of comments is read to find the line that tells the format.
+_DETECT_LIMIT = 1 << 20
+
+
 def resolve_format(source: Source, fmt: TraceFormat) -> TraceFormat:
-    return detect_format(peek(source)) if fmt is TraceFormat.AUTO else fmt
+    """``fmt``, or for AUTO the format the input's first deciding line gives.
+
+    A buffered peek holds a few KiB: a header of comments longer than that
+    (JSON Lines with a capture's notes on top) is read further, up to 1 MiB,
+    without consuming the input (a stream gets the bytes read put back).
+    """
+    if fmt is not TraceFormat.AUTO:
+        return fmt
+    head = peek(source)
+    found = _deciding_format(head, whole=False)
+    if found is None and head:
+        head = _read_ahead(source)
+        found = _deciding_format(head, whole=len(head) < _DETECT_LIMIT)
+    return found or TraceFormat.FTRACE
+
+
+def _read_ahead(source: Source) -> bytes:
+    """Up to :data:`_DETECT_LIMIT` bytes from the start, the input left as it was."""
+    try:
+        fd = source.opened_file()
+        if is_plain_file(source) and fd is not None:
+            return os.pread(fd, _DETECT_LIMIT, 0)  # the parsers read by offset from 0
+        head = source.stream.read(_DETECT_LIMIT)
+    except source.errors as exc:
+        raise TraceError(f"cannot read {source.name}: {exc}") from exc
+    source.stream = io.BufferedReader(_Replayed(head, source.stream), CHUNK)
+    return head
+
+
+class _Replayed(io.RawIOBase):
+    """A stream that gives ``head`` again, then the rest of ``inner``."""
+
+    def __init__(self, head: bytes, inner: io.BufferedIOBase) -> None:
+        self._head, self._inner = memoryview(head), inner
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._inner.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)

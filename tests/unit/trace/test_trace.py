@@ -554,3 +554,33 @@ def test_a_chunk_is_read_to_its_last_line_end_not_cut_from_a_larger_read(
         pieces = list(sources.range_chunks(handle.fileno(), 0, len(text), None))
     assert b"".join(pieces) == text
     assert all(any(piece is block for block in reads) for piece in pieces)
+
+
+@pytest.mark.parametrize("how", ["file", "gzip", "stdin"])
+@pytest.mark.parametrize(
+    ("body", "fmt", "calls"),
+    [
+        (b'{"x0": "0x84000000"}\n', "jsonl", 1),
+        (b"x0,conduit\n0x84000000,smc\n0x84000000,hvc\n", "csv", 2),
+        ((SAMPLE.read_bytes().split(b"\n", 6)[6]), "ftrace", 5),
+    ],
+    ids=["jsonl", "csv", "ftrace"],
+)
+def test_a_header_of_comments_longer_than_a_peek_still_tells_the_format(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, body: bytes, fmt: str, calls: int
+) -> None:
+    # The buffered peek holds 8 KiB: behind 500 comment lines JSON Lines was read as ftrace.
+    text = b"".join(b"# capture note %d\n" % i for i in range(500)) + body
+    assert len(text.split(b"{")[0]) > 8192
+    path = tmp_path / "t.trace"
+    if how == "gzip":
+        path.write_bytes(gzip.compress(text))
+    else:
+        path.write_bytes(text)
+    if how == "stdin":
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(text))))
+    name = "-" if how == "stdin" else str(path)
+    counted = trace.tally([name])
+    assert list(counted.formats.values()) == [fmt]
+    assert counted.call_count == calls
+    assert counted.skipped == 0
