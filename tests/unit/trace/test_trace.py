@@ -558,7 +558,7 @@ def test_a_chunk_is_read_to_its_last_line_end_not_cut_from_a_larger_read(
 
 @pytest.mark.parametrize("how", ["file", "gzip", "stdin"])
 @pytest.mark.parametrize(
-    ("body", "fmt", "calls"),
+    "case",
     [
         (b'{"x0": "0x84000000"}\n', "jsonl", 1),
         (b"x0,conduit\n0x84000000,smc\n0x84000000,hvc\n", "csv", 2),
@@ -567,9 +567,10 @@ def test_a_chunk_is_read_to_its_last_line_end_not_cut_from_a_larger_read(
     ids=["jsonl", "csv", "ftrace"],
 )
 def test_a_header_of_comments_longer_than_a_peek_still_tells_the_format(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, body: bytes, fmt: str, calls: int
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str, case: tuple[bytes, str, int]
 ) -> None:
     # The buffered peek holds 8 KiB: behind 500 comment lines JSON Lines was read as ftrace.
+    body, fmt, calls = case
     text = b"".join(b"# capture note %d\n" % i for i in range(500)) + body
     assert len(text.split(b"{")[0]) > 8192
     path = tmp_path / "t.trace"
