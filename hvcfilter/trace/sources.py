@@ -144,8 +144,11 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
             yield from mmap_chunks(source, progress)
             return
         rest = b""
+        first = True
         while True:
             block = source.stream.read(CHUNK)
+            if first:  # an editor's byte-order mark is no part of the first line
+                block, first = block.removeprefix(codecs.BOM_UTF8), False
             if progress is not None:
                 progress(source.position(), source.total)
             if not block:
@@ -207,6 +210,8 @@ _TAIL_PROBE = 16 << 10
 
 def range_chunks(fd: int, start: int, stop: int, progress: Progress | None) -> Iterator[bytes]:
     size, pos = os.fstat(fd).st_size, start
+    if pos == 0 and os.pread(fd, len(codecs.BOM_UTF8), 0) == codecs.BOM_UTF8:
+        pos = len(codecs.BOM_UTF8)  # an editor's byte-order mark is no part of the first line
     while pos < stop:
         want = min(CHUNK, stop - pos)
         if want == CHUNK and CHUNK > _TAIL_PROBE:

@@ -585,3 +585,29 @@ def test_a_header_of_comments_longer_than_a_peek_still_tells_the_format(
     assert list(counted.formats.values()) == [fmt]
     assert counted.call_count == calls
     assert counted.skipped == 0
+
+
+@pytest.mark.parametrize("how", ["file", "gzip", "stdin", "parallel"])
+def test_an_ftrace_file_with_a_byte_order_mark_reads_as_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    # The mark made "# tracer: nop" an unparseable line, and --strict failed.
+    text = SAMPLE.read_bytes()
+    marked = b"\xef\xbb\xbf" + text
+    plain, path = tmp_path / "plain.txt", tmp_path / "marked.txt"
+    plain.write_bytes(text)
+    path.write_bytes(gzip.compress(marked) if how == "gzip" else marked)
+    if how == "stdin":
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(io.BytesIO(marked))))
+    if how == "parallel":
+        monkeypatch.setattr(parallel, "_PARALLEL_MIN", 1)
+        monkeypatch.setattr(parallel, "_workers", lambda: 2)
+    got = trace.tally(["-" if how == "stdin" else str(path)])
+    want = trace.tally([str(plain)])
+    assert got.skipped == 0
+    assert (got.lines, got.comments, got.events, got.calls) == (
+        want.lines,
+        want.comments,
+        want.events,
+        want.calls,
+    )
