@@ -84,8 +84,8 @@ def pair_files(names: Iterable[str]) -> list[Pair]:
     Raises:
         ValueError: an explicit pair lacks a name, or its output has a suffix of no
             known format.
-        SpecError: a file named on its own does not exist (a typo would pass as
-            nothing to compare).
+        SpecError: a file named on its own does not exist or is a directory (a typo
+            would pass as nothing to compare).
     """
     pairs: set[Pair] = set()
     for name in names:
@@ -98,6 +98,8 @@ def pair_files(names: Iterable[str]) -> list[Pair]:
         path = Path(name)
         if not path.exists():
             raise SpecError(f"{name}: no such file (name a spec, an output, or SPEC=OUTPUT)")
+        if path.is_dir():  # would pair with nothing and pass as "0 pair(s)"
+            raise SpecError(f"{name}: is a directory (name a spec, an output, or SPEC=OUTPUT)")
         if path.suffix == _SPEC_SUFFIX:
             for suffix, fmt in SUFFIX_FORMATS.items():
                 sibling = path.with_suffix(suffix)

@@ -73,6 +73,14 @@ def test_a_named_file_that_does_not_exist_is_2_not_nothing_to_compare(tmp_path: 
     assert f"{tmp_path / 'typo.toml'}: no such file" in result.stderr
 
 
+def test_a_named_directory_is_2_not_nothing_to_compare(tmp_path: Path) -> None:
+    folder = tmp_path / "vm.toml"
+    folder.mkdir()
+    result = CliRunner().invoke(cli, ["compile-check", str(folder)])
+    assert result.exit_code == 2
+    assert f"{folder}: is a directory" in result.stderr
+
+
 def test_an_output_that_cannot_be_read_is_2_not_missing(tmp_path: Path) -> None:
     spec = tmp_path / "vm.toml"
     spec.write_text(MINIMAL)
