@@ -257,8 +257,8 @@ def _payload_table_of(data: bytes, shown: str) -> Table:
         records = payload.decode(data, strict=False)
     except PayloadError as exc:
         hint = (
-            "pass a spec with --spec"
-            if shown.lower().endswith(".toml")
+            "it is a TOML spec, not a binary payload: pass it with --spec"
+            if shown.lower().endswith(".toml") or is_text(data)
             # A payload read from stdin is named <stdin>, which a shell would take as a redirection.
             else f"`hvcfilter decompile {'-' if shown == '<stdin>' else shown}` lists every problem"
         )

@@ -272,3 +272,11 @@ def test_an_unreadable_hvcfilter_toml_is_an_error_not_no_filter(
     assert code == 2 and out == ""
     reason = "is a directory" if kind == "directory" else "no such file"
     assert err == f"hvcfilter: error: cannot read hvcfilter.toml: {reason}\n"
+
+
+def test_a_spec_given_as_a_payload_on_stdin_is_named_a_spec() -> None:
+    # From stdin there is no ".toml" to go by: the content says it is text.
+    spec = (EXAMPLES / "minimal.toml").read_bytes()
+    code, _, err = _run(str(TRACES / "calls.jsonl"), "--payload", "-", stdin=spec)
+    assert code == 2
+    assert err.rstrip().endswith("it is a TOML spec, not a binary payload: pass it with --spec")
