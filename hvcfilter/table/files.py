@@ -256,12 +256,14 @@ def _payload_table_of(data: bytes, shown: str) -> Table:
     try:
         records = payload.decode(data, strict=False)
     except PayloadError as exc:
-        hint = (
-            "it is a TOML spec, not a binary payload: pass it with --spec"
-            if shown.lower().endswith(".toml") or is_text(data)
-            # A payload read from stdin is named <stdin>, which a shell would take as a redirection.
-            else f"`hvcfilter decompile {'-' if shown == '<stdin>' else shown}` lists every problem"
-        )
+        if shown.lower().endswith(".toml"):
+            hint = "it is a TOML spec, not a binary payload: pass it with --spec"
+        elif is_text(data):  # no payload is text (its pad bytes are zero): a spec, or neither
+            hint = "it is text, not a binary payload: a spec goes with --spec"
+        else:
+            # A payload read from stdin is named <stdin>, which a shell takes as a redirection.
+            shown_cmd = "-" if shown == "<stdin>" else shown
+            hint = f"`hvcfilter decompile {shown_cmd}` lists every problem"
         raise PayloadError(f"cannot use payload {shown}: {exc}; {hint}") from exc
     encoded = tuple(payload.encode([r]) for r in records)
     origins = tuple(f"record {i} @ {i * payload.RECORD_SIZE:#x}" for i in range(len(records)))

@@ -229,7 +229,7 @@ def test_the_baseline_and_the_payload_can_come_from_standard_input(suffix: str) 
 
 def test_a_broken_payload_from_stdin_points_at_decompile_of_stdin() -> None:
     # "decompile <stdin>" pasted into a shell is a redirection from a file named stdin.
-    code, _, err = _run(str(TRACES / "sample-6.12.txt"), "--payload", "-", stdin=b"abc")
+    code, _, err = _run(str(TRACES / "sample-6.12.txt"), "--payload", "-", stdin=b"\x01\x00\x03")
     assert code == 2
     assert "cannot use payload <stdin>: payload is 3 bytes" in err
     assert err.rstrip().endswith("`hvcfilter decompile -` lists every problem")
@@ -279,4 +279,4 @@ def test_a_spec_given_as_a_payload_on_stdin_is_named_a_spec() -> None:
     spec = (EXAMPLES / "minimal.toml").read_bytes()
     code, _, err = _run(str(TRACES / "calls.jsonl"), "--payload", "-", stdin=spec)
     assert code == 2
-    assert err.rstrip().endswith("it is a TOML spec, not a binary payload: pass it with --spec")
+    assert err.rstrip().endswith("it is text, not a binary payload: a spec goes with --spec")
