@@ -102,13 +102,10 @@ def schema_diagnostic(
     if kind == "missing":
         return diag("HVF101", f"{key} is required", where, _missing_hint(str(loc[-1])))
     if kind == "too_short":
-        return diag("HVF101", f"{key} must not be empty", where, None)
-    return diag(
-        "HVF101",
-        f"{key}: {_describe(err['msg'])} (got {_show(value)})",
-        where,
-        _missing_hint(str(loc[-1])),
-    )
+        return diag("HVF101", f"{key} must not be empty", where, _empty_hint(str(loc[-1])))
+    field = str(loc[-1])
+    hint = (_list_hint(field, value) if kind == "list_type" else None) or _missing_hint(field)
+    return diag("HVF101", f"{key}: {_describe(err['msg'])} (got {_show(value)})", where, hint)
 
 
 def one_per_key(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
@@ -125,6 +122,28 @@ def one_per_key(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
         if kept is None or (kept.code == "HVF101" and finding.code != "HVF101"):
             best[key] = finding
     return list(best.values())
+
+
+def _list_hint(key: str, value: object) -> str | None:
+    """For a list written as one value: the same value as a list of one."""
+    if key not in ("functions", "allow", "std", "std_hyp", "vendor_hyp", "vendor_hyp_2"):
+        return None
+    if isinstance(value, str) and len(value) <= 60:
+        import json  # a TOML basic string, its control characters escaped
+
+        shown = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, int) and not isinstance(value, bool):
+        shown = f"{value:#x}"
+    else:
+        shown = '"..."'
+    return f"write a list, even of one: {key} = [{shown}]"
+
+
+def _empty_hint(key: str) -> str | None:
+    return {
+        "functions": 'name at least one ID: functions = ["PSCI_CPU_ON_64"], or drop the entry',
+        "allow": "name at least one code, or drop allow",
+    }.get(key)
 
 
 def _missing_hint(key: str) -> str | None:

@@ -397,3 +397,27 @@ def test_a_number_past_pythons_digit_limit_is_an_error_on_its_line(text: str, li
     (diag,) = result.diagnostics
     assert diag.code == "HVF002" and diag.severity is Severity.ERROR
     assert diag.location.line == line and "over 4,300 digits" in diag.message
+
+
+@pytest.mark.parametrize(
+    ("text", "hint"),
+    [
+        (
+            '[[range]]\naction = "deny"\nfunctions = "PSCI_CPU_ON_64"\n',
+            'write a list, even of one: functions = ["PSCI_CPU_ON_64"]',
+        ),
+        (
+            '[[range]]\naction = "deny"\nfunctions = 0x84000000\n',
+            "write a list, even of one: functions = [0x84000000]",
+        ),
+        ('[filter]\nallow = "HVF201"\n', 'write a list, even of one: allow = ["HVF201"]'),
+        (
+            '[[range]]\naction = "deny"\nfunctions = []\n',
+            'name at least one ID: functions = ["PSCI_CPU_ON_64"], or drop the entry',
+        ),
+    ],
+)
+def test_a_list_written_as_one_value_or_empty_says_how_to_write_it(text: str, hint: str) -> None:
+    (diag,) = loads(text).diagnostics
+    assert diag.code == "HVF101"
+    assert diag.hint == hint
