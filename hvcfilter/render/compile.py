@@ -141,6 +141,14 @@ def dry_run_text(result: DryRunResult) -> str:
             f"FAILED: {len(failed)} of {len(result.steps)} records would be refused; "
             "the VM would keep a partial table, so a VMM must discard it"
         )
+        if failed[0] is not result.steps[-1]:
+            # Each SET is answered on its own (reference 2.1), which the list above shows; an
+            # installer that stops at the first error (compile's C and Rust do) never sends
+            # the rest.
+            lines.append(
+                f"  (the kernel answers each record on its own; the C and Rust installers "
+                f"compile writes stop at record {failed[0].index} and send none after it)"
+            )
     return "\n".join(lines) + "\n"
 
 

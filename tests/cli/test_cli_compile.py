@@ -141,6 +141,25 @@ def test_dry_run_ok_and_failing(tmp_path: Path) -> None:
     assert document["ok"] is False
 
 
+def test_a_dry_run_refused_before_its_last_record_says_the_installers_stop_there(
+    tmp_path: Path,
+) -> None:
+    # The kernel answers record 1 as if alone; the generated installers never send it.
+    spec = tmp_path / "early.toml"
+    spec.write_text(
+        '[filter]\nlayout = "as-written"\n'
+        '[[range]]\naction = "deny"\nbase = 0x80000000\nnr_functions = 1\n'
+        '[[range]]\naction = "deny"\nbase = 0xC3000000\nnr_functions = 1\n'
+    )
+    code, out, _ = run("compile", str(spec), "--dry-run")
+    assert code == 1
+    assert "installers compile writes stop at record 0 and send none after it" in out.decode()
+    last = tmp_path / "last.toml"
+    last.write_text(OVERLAP)  # refused at its last record: nothing after it to skip
+    code, out, _ = run("compile", str(last), "--dry-run")
+    assert code == 1 and "send none after it" not in out.decode()
+
+
 @pytest.mark.parametrize("extra", [("-o", "out.bin"), ("--format", "hex"), ("--format", "c")])
 def test_dry_run_refuses_options_it_would_ignore(tmp_path: Path, extra: tuple[str, str]) -> None:
     args = [a if a != "out.bin" else str(tmp_path / a) for a in extra]
