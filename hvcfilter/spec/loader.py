@@ -70,6 +70,22 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
     Bytes that are not UTF-8 are HVF001 at the offending byte: replacement
     characters would turn a broken spec into a valid, different one.
     """
+    if b"\0" in data and len(data) % _RECORD_SIZE == 0:
+        # TOML forbids NUL, and every record's 15 pad bytes are zero: a payload.
+        return LoadResult(
+            filename,
+            None,
+            (
+                diag(
+                    "HVF001",
+                    f"{filename} is a binary payload of {len(data) // _RECORD_SIZE} "
+                    "record(s), not a spec",
+                    Location(filename),
+                    f"`hvcfilter decompile {'-' if filename == '<stdin>' else filename}` turns "
+                    "it into a spec; simulate takes it with --payload",
+                ),
+            ),
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -88,6 +104,10 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
             ),
         )
     return loads(text, filename, kernel=kernel)
+
+
+# struct kvm_smccc_filter (reference 1.1); the spec room does not import the table room.
+_RECORD_SIZE = 24
 
 
 def is_text(data: bytes) -> bool:

@@ -421,3 +421,15 @@ def test_a_list_written_as_one_value_or_empty_says_how_to_write_it(text: str, hi
     (diag,) = loads(text).diagnostics
     assert diag.code == "HVF101"
     assert diag.hint == hint
+
+
+@pytest.mark.parametrize("base", [0x1000, 0xC2000000], ids=["ascii bytes", "not utf-8"])
+def test_a_payload_read_as_a_spec_is_named_a_payload(base: int) -> None:
+    # It was "not UTF-8 text: save the spec as UTF-8", or a TOML syntax error.
+    from hvcfilter.spec import load_bytes
+
+    record = base.to_bytes(4, "little") + (1).to_bytes(4, "little") + b"\x01" + bytes(15)
+    (diag,) = load_bytes(record * 2, "vm.bin").diagnostics
+    assert diag.code == "HVF001"
+    assert diag.message == "vm.bin is a binary payload of 2 record(s), not a spec"
+    assert diag.hint is not None and diag.hint.startswith("`hvcfilter decompile vm.bin`")
