@@ -29,7 +29,8 @@ INPUT_RULES: tuple[InputRule, ...] = (
         Severity.ERROR,
         """The spec file cannot be read.
 
-It is missing, unreadable, a directory, or not UTF-8 text. The command exits
+It is missing, unreadable, a directory, not UTF-8 text, or a binary payload
+(whole 24-byte records, NUL bytes and all: decompile it first). The command exits
 with code 2.
 
 Fail: ``hvcfilter check missing.toml``.
