@@ -49,7 +49,7 @@ class _Grammar(NamedTuple):
 
 _CHECK = _Grammar(
     {"--format": "fmt", "--kernel": "kernel", "-o": "output", "--output": "output"},
-    {"--strict": "strict", "--no-cache": "no_cache"},
+    {"--strict": "strict"},
 )
 _SIMULATE = _Grammar(
     {

@@ -152,6 +152,7 @@ LEFT_TO_CLICK = [
     ["check", "--help"],
     ["check", "-h"],
     ["check", "--bogus"],
+    ["check", "--no-cache", "x.toml"],  # simulate's flag: once a crash (exit 3) here
     ["check", "-x"],
     ["check", "--format"],
     ["check", "--format", "xml"],
