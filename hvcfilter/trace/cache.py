@@ -27,6 +27,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import stat
 import tempfile
 from collections import Counter
@@ -44,6 +45,10 @@ MAX_ENTRIES = 32
 # Bumped when an entry's layout changes; the parser code's own fingerprint covers the rest.
 _LAYOUT = 1
 _COUNTS = ("lines", "comments", "events", "smc_without_id", "skipped")
+# An entry's name (see TallyCache.key), and the most an entry may hold: far
+# more than the tally of any real trace (100,000 distinct calls is 5 MB).
+_ENTRY = re.compile(r"[0-9a-f]{40}\.json")
+_MAX_ENTRY = 64 << 20
 
 
 class TallyCache:
@@ -76,12 +81,19 @@ class TallyCache:
         """The tally kept under ``key``, its lines named ``name``; None if none can be trusted."""
         path = self.directory / f"{key}.json"
         try:
-            with open(path, "rb") as entry:
-                st = os.fstat(entry.fileno())
-                # Only an entry of the user's own that nobody else could have written.
-                if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            # Never through a link, never blocking on a FIFO planted under the name.
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            with open(fd, "rb") as entry:
+                st = os.fstat(fd)
+                # Only a plain file of the user's own that nobody else could have written.
+                if (
+                    not stat.S_ISREG(st.st_mode)
+                    or st.st_uid != os.getuid()
+                    or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+                    or st.st_size > _MAX_ENTRY
+                ):
                     return None
-                document = json.loads(entry.read())
+                document = json.loads(entry.read(_MAX_ENTRY + 1))
             tally = _from_json(document, key, name)
         except (OSError, ValueError, TypeError, KeyError):
             return None
@@ -109,11 +121,17 @@ class TallyCache:
         self._evict()
 
     def _evict(self) -> None:
+        # Only the cache's own entries, by their name: HVCFILTER_CACHE_DIR may be a
+        # directory that holds other JSON files, and those are the user's.
+        entries: list[tuple[int, Path]] = []
         with contextlib.suppress(OSError):
-            entries = sorted(
-                self.directory.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True
-            )
-            for stale in entries[MAX_ENTRIES:]:
+            for path in self.directory.iterdir():
+                if _ENTRY.fullmatch(path.name):
+                    with contextlib.suppress(OSError):
+                        entries.append((path.lstat().st_mtime_ns, path))
+        entries.sort(reverse=True)
+        for _, stale in entries[MAX_ENTRIES:]:
+            with contextlib.suppress(OSError):
                 stale.unlink()
 
 
@@ -123,11 +141,14 @@ def default_cache() -> TallyCache | None:
     if configured is not None:
         return TallyCache(configured) if configured else None
     base = os.environ.get("XDG_CACHE_HOME")
-    if not base:
+    if not base or not os.path.isabs(base):  # the XDG spec ignores a relative value
         try:
-            base = str(Path.home() / ".cache")
+            home = Path.home()
         except (RuntimeError, KeyError):  # no HOME and no passwd entry: nowhere to keep it
             return None
+        if os.environ.get("HOME") == "" or not home.is_absolute():  # HOME="" reads as "/"
+            return None
+        base = str(home / ".cache")
     return TallyCache(Path(base) / "hvcfilter" / "traces")
 
 

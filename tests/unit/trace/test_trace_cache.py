@@ -197,3 +197,54 @@ def test_a_cached_tally_merges_as_a_read_one_does(tmp_path: Path, store: TallyCa
     plain = trace.tally([str(a), str(b)])
     assert mixed == plain
     assert isinstance(mixed, TraceTally)
+
+
+def test_eviction_touches_only_the_caches_own_entries(
+    tmp_path: Path, store: TallyCache, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # HVCFILTER_CACHE_DIR may be a directory of the user's: their JSON files stay.
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 1)
+    store.directory.mkdir()
+    mine = [store.directory / f"config{i}.json" for i in range(5)]
+    for path in mine:
+        path.write_text("{}")
+    (store.directory / f"{'a' * 40}.json").symlink_to(tmp_path / "gone")  # dangling
+    for i in range(3):
+        trace.tally([str(_copy(SAMPLE, tmp_path / f"t{i}.txt"))], cache=store)
+    assert all(path.exists() for path in mine)
+    entries = [p for p in store.directory.iterdir() if cache._ENTRY.fullmatch(p.name)]
+    assert len(entries) == 1  # the dangling link did not stop eviction
+
+
+@pytest.mark.parametrize("plant", ["fifo", "symlink", "huge"])
+def test_a_planted_entry_is_not_read(
+    tmp_path: Path, store: TallyCache, monkeypatch: pytest.MonkeyPatch, plant: str
+) -> None:
+    # A FIFO under an entry's name hung simulate; a link to a huge file was read whole.
+    path = _copy(SAMPLE, tmp_path / "t.txt")
+    honest = trace.tally([str(path)])
+    fd = os.open(path, os.O_RDONLY)
+    key = store.key(fd, "ftrace")
+    os.close(fd)
+    assert key is not None
+    store.directory.mkdir()
+    entry = store.directory / f"{key}.json"
+    if plant == "fifo":
+        os.mkfifo(entry)
+    elif plant == "symlink":
+        target = tmp_path / "elsewhere.json"
+        target.write_text("{}")
+        entry.symlink_to(target)
+    else:
+        monkeypatch.setattr(cache, "_MAX_ENTRY", 16)
+        entry.write_text(" " * 17 + "{}")
+    assert store.get(key, str(path)) is None
+    if plant != "fifo":  # a FIFO cannot be replaced by the rename, and need not be
+        assert trace.tally([str(path)], cache=store) == honest
+
+
+def test_no_cache_without_a_usable_home(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HVCFILTER_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", "relative/dir")  # ignored, as the XDG spec says
+    monkeypatch.setenv("HOME", "")  # would read as "/"
+    assert default_cache() is None
