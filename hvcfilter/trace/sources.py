@@ -12,6 +12,7 @@ import codecs
 import contextlib
 import io
 import os
+import stat
 import sys
 from collections.abc import Iterator
 from typing import IO, Any
@@ -56,8 +57,8 @@ class Source:
         self.plain = stream is raw and total is not None
 
     def opened_file(self) -> int | None:
-        """The descriptor of the file opened by its path (compressed or not); None for stdin."""
-        if self.total is None:  # only a path has a size up front
+        """The descriptor of the regular file opened by its path (compressed or not); else None."""
+        if self.total is None:  # stdin and pipes have no size up front
             return None
         try:
             return self._raw.fileno()
@@ -105,7 +106,10 @@ def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
         else:
             try:
                 raw = stack.enter_context(open(path, "rb"))
-                total = os.fstat(raw.fileno()).st_size
+                st = os.fstat(raw.fileno())
+                # A FIFO or /dev/fd/63 has a path but neither a size nor offsets to read at:
+                # it is read as a stream, as stdin is.
+                total = st.st_size if stat.S_ISREG(st.st_mode) else None
             except OSError as exc:
                 raise TraceError(f"cannot read {name or path}: {exc.strerror or exc}") from exc
         name = name or ("<stdin>" if path == "-" else path)
@@ -297,7 +301,8 @@ def resolve_format(source: Source, fmt: TraceFormat) -> TraceFormat:
     found = _deciding_format(head, whole=False)
     if found is None and head:
         head = _read_ahead(source)
-        found = _deciding_format(head, whole=len(head) < _DETECT_LIMIT)
+        # Past the limit, a line longer than it (a huge first JSON record) decides by its start.
+        found = _deciding_format(head, whole=True)
     return found or TraceFormat.FTRACE
 
 

@@ -611,3 +611,36 @@ def test_an_ftrace_file_with_a_byte_order_mark_reads_as_without_it(
         want.events,
         want.calls,
     )
+
+
+def test_a_fifo_named_as_a_trace_is_read_as_a_stream(tmp_path: Path) -> None:
+    # Its st_size is 0 and it cannot be read at offsets: a long header of comments
+    # sent the format detection to pread, "Illegal seek".
+    import threading
+
+    text = b"".join(b"# note %d\n" % i for i in range(600)) + b'{"x0": "0x84000000"}\n'
+    fifo = tmp_path / "calls.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as out:
+            out.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    counted = trace.tally([str(fifo)])
+    writer.join(timeout=10)
+    assert list(counted.formats.values()) == ["jsonl"]
+    assert counted.call_count == 1
+
+
+def test_a_first_json_record_longer_than_the_look_ahead_still_reads_as_json_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sources, "_DETECT_LIMIT", 1 << 16)
+    big = b'{"x0": "0x84000000", "note": "' + b"a" * (1 << 17) + b'"}\n'
+    path = tmp_path / "big.jsonl"
+    path.write_bytes(big + b'{"x0": "0x84000001"}\n')
+    counted = trace.tally([str(path)])
+    assert list(counted.formats.values()) == ["jsonl"]
+    assert counted.call_count == 2
