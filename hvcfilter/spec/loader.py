@@ -70,8 +70,7 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
     Bytes that are not UTF-8 are HVF001 at the offending byte: replacement
     characters would turn a broken spec into a valid, different one.
     """
-    if b"\0" in data and len(data) % _RECORD_SIZE == 0:
-        # TOML forbids NUL, and every record's 15 pad bytes are zero: a payload.
+    if _is_payload(data):
         return LoadResult(
             filename,
             None,
@@ -108,6 +107,18 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
 
 # struct kvm_smccc_filter (reference 1.1); the spec room does not import the table room.
 _RECORD_SIZE = 24
+_PAD = bytes(15)
+
+
+def _is_payload(data: bytes) -> bool:
+    """Whole records with every pad byte zero: a payload, which no text is.
+
+    TOML forbids NUL; UTF-16 or UTF-32 text has NULs too, but not fifteen in a
+    row at every record's pad, so it stays "not UTF-8" and is told to be saved so.
+    """
+    if not data or len(data) % _RECORD_SIZE or b"\0" not in data:
+        return False
+    return all(data[i + 9 : i + _RECORD_SIZE] == _PAD for i in range(0, len(data), _RECORD_SIZE))
 
 
 def is_text(data: bytes) -> bool:

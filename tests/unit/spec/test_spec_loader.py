@@ -433,3 +433,13 @@ def test_a_payload_read_as_a_spec_is_named_a_payload(base: int) -> None:
     assert diag.code == "HVF001"
     assert diag.message == "vm.bin is a binary payload of 2 record(s), not a spec"
     assert diag.hint is not None and diag.hint.startswith("`hvcfilter decompile vm.bin`")
+
+
+def test_utf16_text_the_length_of_whole_records_is_not_called_a_payload() -> None:
+    from hvcfilter.spec import load_bytes
+
+    text = '[filter]\nname = "x"\n'.encode("utf-16")
+    text += " ".encode("utf-16-le") * ((-len(text) % 24) // 2)
+    assert len(text) % 24 == 0 and b"\0" in text
+    (diag,) = load_bytes(text, "vm.toml").diagnostics
+    assert diag.code == "HVF001" and diag.message.startswith("not UTF-8 text")
