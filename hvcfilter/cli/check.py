@@ -101,7 +101,7 @@ class _QueryCommand(click.Command):
         for arg in args:
             plain = "--" not in rewritten and not (rewritten and rewritten[-1] in valued)
             if plain and _NEGATIVE_NUMBER.fullmatch(arg):
-                stand_in = f"\x00{len(numbers)}"
+                stand_in = f"\x00{len(numbers)}\x00"  # closed: \x001\x00 is in no \x0010\x00
                 numbers[stand_in] = arg
                 rewritten.append(stand_in)
             else:

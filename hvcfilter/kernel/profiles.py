@@ -9,6 +9,7 @@ fields, so a new kernel is one more entry in :data:`PROFILES`.
 # No `from __future__ import annotations`: NamedTuple compiles string annotations at start.
 
 import errno
+import re
 from typing import Literal, NamedTuple
 
 from hvcfilter.errors import HvcFilterError
@@ -258,10 +259,11 @@ def _nearest_version(key: str) -> str | None:
     Same kind: with the SMCCC filter from 6.4 on, without it before. Spelling
     alone would take 6.8 for 6.1, which has no filter at all.
     """
-    parts = key.split(".")
-    if len(parts) < 2 or not all(p.isascii() and p.isdigit() for p in parts[:2]):
+    # "6.4-rc1", "6.8.0-31-generic": the release is the leading MAJOR.MINOR.
+    match = re.match(r"([0-9]+)\.([0-9]+)(?![0-9])", key)
+    if match is None:
         return None
-    version = (int(parts[0]), int(parts[1]))
+    version = (int(match[1]), int(match[2]))
     with_filter = version >= _FILTER_SINCE
     kind = sorted(
         (tuple(int(n) for n in name.split(".")[:2]), name)

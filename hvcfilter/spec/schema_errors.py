@@ -129,9 +129,9 @@ def _list_hint(key: str, value: object) -> str | None:
     if key not in ("functions", "allow", "std", "std_hyp", "vendor_hyp", "vendor_hyp_2"):
         return None
     if isinstance(value, str) and len(value) <= 60:
-        import json  # a TOML basic string, its control characters escaped
+        import json  # a TOML basic string: controls, bidi marks, all of non-ASCII escaped
 
-        shown = json.dumps(value, ensure_ascii=False)
+        shown = json.dumps(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         shown = f"{value:#x}"
     else:

@@ -264,6 +264,7 @@ def test_explain_of_a_negative_number_says_why_it_is_no_id() -> None:
         (["-1.5"], "'-1.5' is not a diagnostic code, rule name, function ID"),
         (["-1", "-2"], "unexpected extra argument (-2)"),
         (["--", "-1"], "-1 is not a 32-bit function ID"),
+        ([f"-{n}" for n in range(1, 13)], "arguments (" + " ".join(f"-{n}" for n in range(2, 13))),
     ],
 )
 def test_explain_of_negative_numbers_beside_other_arguments(args: list[str], said: str) -> None:

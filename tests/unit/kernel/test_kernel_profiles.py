@@ -54,6 +54,8 @@ def test_unknown_profile_error() -> None:
         ("7.9.1", "7.2", "with"),
         ("5.10", "6.1", "without"),
         ("6.3", "6.1", "without"),
+        ("6.4-rc1", "6.12", "with"),  # by spelling: 6.1
+        ("6.10-rc1", "6.12", "with"),  # by spelling: nothing
     ],
 )
 def test_an_unknown_version_suggests_the_nearest_profile_of_its_kind(

@@ -411,6 +411,10 @@ def test_a_number_past_pythons_digit_limit_is_an_error_on_its_line(text: str, li
             "write a list, even of one: functions = [0x84000000]",
         ),
         ('[filter]\nallow = "HVF201"\n', 'write a list, even of one: allow = ["HVF201"]'),
+        (  # a control or bidi character is escaped, as TOML needs and a terminal wants
+            '[[range]]\naction = "deny"\nfunctions = "A\\u007fB\\u202eC"\n',
+            'write a list, even of one: functions = ["A\\u007fB\\u202eC"]',
+        ),
         (
             '[[range]]\naction = "deny"\nfunctions = []\n',
             'name at least one ID: functions = ["PSCI_CPU_ON_64"], or drop the entry',
