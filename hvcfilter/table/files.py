@@ -59,6 +59,8 @@ class ReadResult(NamedTuple):
 
 
 def _looks_like_spec(path: str, data: bytes) -> bool:
+    if data and len(data) % payload.RECORD_SIZE == 0 and b"\0" in data and not is_text(data):
+        return False  # whole records with NULs, which TOML forbids: a payload, whatever its name
     suffix = Path(path).suffix.lower()
     if suffix == ".toml":
         return True
@@ -203,8 +205,6 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
         PayloadError: the payload cannot be read or is not whole records.
     """
     name = str(path)
-    if name != "-" and Path(name).suffix.lower() == ".toml":
-        return _spec_table(Path(name), kernel)
     shown, data = _read_input(name, "baseline")
     # Told apart as diff and decompile tell them: a spec need not end in .toml.
     if _looks_like_spec(name, data):
@@ -234,7 +234,9 @@ def _spec_table_of(loaded: LoadResult, kernel: str | None, shown: str) -> Table:
     if loaded.spec is None:
         first = loaded.diagnostics[0] if loaded.diagnostics else None
         if first is not None and first.code == "HVF001" and first.location.line is None:
-            raise SpecError(first.message)  # "cannot read F: why" names the file and says it all
+            # "cannot read F: why" names the file and says it all; a payload needs the way out.
+            hint = f"; {first.hint}" if first.hint and "binary payload" in first.message else ""
+            raise SpecError(first.message + hint)
         detail = f"{first.location}: {first.message}" if first else "unknown problem"
         raise SpecError(f"cannot use spec {shown}: {detail}")
     spec = loaded.spec

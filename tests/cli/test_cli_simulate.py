@@ -280,3 +280,24 @@ def test_a_spec_given_as_a_payload_on_stdin_is_named_a_spec() -> None:
     code, _, err = _run(str(TRACES / "calls.jsonl"), "--payload", "-", stdin=spec)
     assert code == 2
     assert err.rstrip().endswith("it is text, not a binary payload: a spec goes with --spec")
+
+
+def test_a_payload_is_told_by_its_content_even_named_toml(tmp_path: Path) -> None:
+    # As a baseline (which takes payloads) it was forced down the spec path; as --spec
+    # the way out (decompile, --payload) was dropped from the message.
+    payload = tmp_path / "old.toml"
+    assert (
+        CliRunner()
+        .invoke(cli, ["compile", str(EXAMPLES / "minimal.toml"), "-o", str(payload)])
+        .exit_code
+        == 0
+    )
+    code, out, err = _run(
+        str(TRACES / "calls.jsonl"), "--spec", str(EXAMPLES / "minimal.toml"),
+        "--baseline", str(payload),
+    )  # fmt: skip
+    assert code in (0, 1), err
+    assert f"Baseline: payload {payload}" in out
+    code, _, err = _run(str(TRACES / "calls.jsonl"), "--spec", str(payload))
+    assert code == 2
+    assert "is a binary payload of" in err and "simulate takes it with --payload" in err
