@@ -22,6 +22,7 @@ from hvcfilter.spec.input_rules import INPUT_RULES, InputRule
 from hvcfilter.spec.loader import (
     DEFAULT_SPEC,
     LoadResult,
+    is_payload,
     is_text,
     is_toml,
     load,
@@ -38,6 +39,7 @@ __all__ = [
     "KeyPath",
     "LoadResult",
     "format_key_path",
+    "is_payload",
     "is_text",
     "is_toml",
     "load",

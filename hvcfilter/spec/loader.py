@@ -22,7 +22,16 @@ from hvcfilter.spec.source import SourceMap, split_toml_error
 from hvcfilter.spec.toml_subset import PlainLine
 from hvcfilter.spec.toml_subset import parse as parse_plain_toml
 
-__all__ = ["DEFAULT_SPEC", "LoadResult", "is_text", "is_toml", "load", "load_bytes", "loads"]
+__all__ = [
+    "DEFAULT_SPEC",
+    "LoadResult",
+    "is_payload",
+    "is_text",
+    "is_toml",
+    "load",
+    "load_bytes",
+    "loads",
+]
 
 DEFAULT_SPEC = "hvcfilter.toml"
 
@@ -70,7 +79,7 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
     Bytes that are not UTF-8 are HVF001 at the offending byte: replacement
     characters would turn a broken spec into a valid, different one.
     """
-    if _is_payload(data):
+    if is_payload(data):
         return LoadResult(
             filename,
             None,
@@ -110,7 +119,7 @@ _RECORD_SIZE = 24
 _PAD = bytes(15)
 
 
-def _is_payload(data: bytes) -> bool:
+def is_payload(data: bytes) -> bool:
     """Whole records with every pad byte zero: a payload, which no text is.
 
     TOML forbids NUL; UTF-16 or UTF-32 text has NULs too, but not fifteen in a

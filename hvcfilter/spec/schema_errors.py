@@ -129,14 +129,33 @@ def _list_hint(key: str, value: object) -> str | None:
     if key not in ("functions", "allow", "std", "std_hyp", "vendor_hyp", "vendor_hyp_2"):
         return None
     if isinstance(value, str) and len(value) <= 60:
-        import json  # a TOML basic string: controls, bidi marks, all of non-ASCII escaped
-
-        shown = json.dumps(value)
+        shown = _toml_string(value)
     elif isinstance(value, int) and not isinstance(value, bool):
         shown = f"{value:#x}"
     else:
         shown = '"..."'
     return f"write a list, even of one: {key} = [{shown}]"
+
+
+def _toml_string(text: str) -> str:
+    """``text`` as a TOML basic string of printable ASCII: safe to print and to paste back.
+
+    Characters past U+FFFF get TOML's ``\\U`` escape: JSON's surrogate pairs are
+    no Unicode scalar values, and TOML refuses them.
+    """
+    out = ['"']
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code <= 0xFFFF:
+            out.append(f"\\u{code:04X}")
+        else:
+            out.append(f"\\U{code:08X}")
+    out.append('"')
+    return "".join(out)
 
 
 def _empty_hint(key: str) -> str | None:

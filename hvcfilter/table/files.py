@@ -18,7 +18,7 @@ from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.errors import PayloadError, SpecError
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import VmConfig
-from hvcfilter.spec import DEFAULT_SPEC, LoadResult, is_text, load, load_bytes
+from hvcfilter.spec import DEFAULT_SPEC, LoadResult, is_payload, is_text, load, load_bytes
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import compile_loaded
 from hvcfilter.table.effective import Change, Segment, diff_segments, digest, effective_segments
@@ -59,8 +59,8 @@ class ReadResult(NamedTuple):
 
 
 def _looks_like_spec(path: str, data: bytes) -> bool:
-    if data and len(data) % payload.RECORD_SIZE == 0 and b"\0" in data and not is_text(data):
-        return False  # whole records with NULs, which TOML forbids: a payload, whatever its name
+    if is_payload(data):
+        return False  # whole records with zero padding, which no text has: whatever its name
     suffix = Path(path).suffix.lower()
     if suffix == ".toml":
         return True

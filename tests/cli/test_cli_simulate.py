@@ -301,3 +301,16 @@ def test_a_payload_is_told_by_its_content_even_named_toml(tmp_path: Path) -> Non
     code, _, err = _run(str(TRACES / "calls.jsonl"), "--spec", str(payload))
     assert code == 2
     assert "is a binary payload of" in err and "simulate takes it with --payload" in err
+
+
+def test_a_utf16_spec_as_a_baseline_is_refused_not_taken_for_a_payload(tmp_path: Path) -> None:
+    # NULs in whole records is no payload unless every pad byte is zero too.
+    text = (EXAMPLES / "minimal.toml").read_text()
+    data = b"\xff\xfe" + text.encode("utf-16-le")
+    data += " ".encode("utf-16-le") * ((-len(data) % 24) // 2)
+    assert len(data) % 24 == 0
+    spec = tmp_path / "u16.toml"
+    spec.write_bytes(data)
+    code, out, err = _run(str(TRACES / "sample-6.12.txt"), "--baseline", str(spec))
+    assert code == 2 and "Baseline: payload" not in out
+    assert "not UTF-8 text" in err

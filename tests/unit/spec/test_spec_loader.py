@@ -413,7 +413,7 @@ def test_a_number_past_pythons_digit_limit_is_an_error_on_its_line(text: str, li
         ('[filter]\nallow = "HVF201"\n', 'write a list, even of one: allow = ["HVF201"]'),
         (  # a control or bidi character is escaped, as TOML needs and a terminal wants
             '[[range]]\naction = "deny"\nfunctions = "A\\u007fB\\u202eC"\n',
-            'write a list, even of one: functions = ["A\\u007fB\\u202eC"]',
+            'write a list, even of one: functions = ["A\\u007FB\\u202EC"]',
         ),
         (
             '[[range]]\naction = "deny"\nfunctions = []\n',
@@ -425,6 +425,19 @@ def test_a_list_written_as_one_value_or_empty_says_how_to_write_it(text: str, hi
     (diag,) = loads(text).diagnostics
     assert diag.code == "HVF101"
     assert diag.hint == hint
+
+
+def test_the_list_hint_is_toml_that_parses_back_to_the_value() -> None:
+    # JSON's surrogate pairs for a character past U+FFFF are no TOML (no scalar value).
+    import tomllib
+
+    value = 'PSCI_\U0001f600\x7f\u202e"q\\'
+    source = '[[range]]\naction = "deny"\nfunctions = "PSCI_\\U0001F600\\u007F\\u202E\\"q\\\\"\n'
+    (diag,) = loads(source).diagnostics
+    assert diag.hint is not None
+    suggested = diag.hint.split(": ", 1)[1]
+    assert suggested.isascii() and suggested.isprintable()
+    assert tomllib.loads(suggested) == {"functions": [value]}
 
 
 @pytest.mark.parametrize("base", [0x1000, 0xC2000000], ids=["ascii bytes", "not utf-8"])
