@@ -76,7 +76,7 @@ class Source:
 class _RawAdapter(io.RawIOBase):
     """A raw stream over any binary file object (stdin replaced by a test, a pipe wrapper)."""
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    def __init__(self, inner: IO[bytes] | io.BufferedIOBase) -> None:
         self._inner = inner
 
     def readable(self) -> bool:
@@ -319,21 +319,17 @@ def _read_ahead(source: Source) -> bytes:
     return head
 
 
-class _Replayed(io.RawIOBase):
+class _Replayed(_RawAdapter):
     """A stream that gives ``head`` again, then the rest of ``inner``."""
 
     def __init__(self, head: bytes, inner: io.BufferedIOBase) -> None:
-        self._head, self._inner = memoryview(head), inner
-
-    def readable(self) -> bool:
-        return True
+        super().__init__(inner)
+        self._head = memoryview(head)
 
     def readinto(self, buffer: Any) -> int:
-        if self._head:
-            n = min(len(buffer), len(self._head))
-            buffer[:n] = self._head[:n]
-            self._head = self._head[n:]
-            return n
-        data = self._inner.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
+        if not self._head:
+            return super().readinto(buffer)
+        n = min(len(buffer), len(self._head))
+        buffer[:n] = self._head[:n]
+        self._head = self._head[n:]
+        return n
