@@ -24,18 +24,18 @@ tallies used last.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import os
 import re
 import stat
-import tempfile
 from collections import Counter
 from pathlib import Path
 from typing import Any, cast
 
 from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
 from hvcfilter.trace.events import BadLine, TraceTally
+
+# hashlib, json and tempfile are imported where they are used: every simulate
+# imports this module, and only large traces reach the cache (about 10 ms).
 
 __all__ = ["MAX_ENTRIES", "MIN_SIZE", "TallyCache", "default_cache"]
 
@@ -65,6 +65,8 @@ class TallyCache:
             return None
         if not stat.S_ISREG(st.st_mode) or st.st_size < MIN_SIZE:
             return None
+        import hashlib
+
         identity = (
             _LAYOUT,
             _code_fingerprint(),
@@ -79,6 +81,8 @@ class TallyCache:
 
     def get(self, key: str, name: str) -> TraceTally | None:
         """The tally kept under ``key``, its lines named ``name``; None if none can be trusted."""
+        import json
+
         path = self.directory / f"{key}.json"
         try:
             # Never through a link, never blocking on a FIFO planted under the name.
@@ -104,6 +108,9 @@ class TallyCache:
 
     def put(self, key: str, tally: TraceTally) -> None:
         """Keep ``tally`` under ``key``; silently nothing if the directory cannot be written."""
+        import json
+        import tempfile
+
         data = json.dumps(_to_json(tally, key), separators=(",", ":")).encode()
         try:
             self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -163,6 +170,8 @@ def _code_fingerprint() -> str:
     """
     global _fingerprint  # noqa: PLW0603 - computed once per process
     if _fingerprint is None:
+        import hashlib
+
         from hvcfilter import __version__
 
         room = Path(__file__).resolve().parent
