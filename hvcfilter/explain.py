@@ -213,17 +213,7 @@ def _parse_number(text: str) -> int | None:
 def _load_for_explain(path: str | Path) -> FilterSpec:
     result = load(path)
     if result.spec is None:
-        worst = result.diagnostics[0]
-        more = len(result.diagnostics) - 1
-        if worst.code == "HVF001" and worst.location.line is None:
-            # "cannot read FILE: no such file" names the file already, and says it all.
-            raise SpecError(worst.message)
-        where = str(worst.location)
-        where = "" if where == result.path else f"{where}: "  # the line, when there is one
-        raise SpecError(
-            f"cannot use {result.path} for explain: {where}{worst.message}"
-            + (f" (and {more} more)" if more else "")
-        )
+        raise SpecError(result.failure(f"{result.path} for explain"))
     return result.spec
 
 

@@ -48,6 +48,26 @@ class LoadResult(NamedTuple):
         """The file itself could not be read (exit code 2 territory)."""
         return any(d.code == "HVF001" for d in self.diagnostics)
 
+    def failure(self, subject: str | None = None) -> str:
+        """Why no spec came out, in one line: ``cannot use SUBJECT: where: what``.
+
+        ``subject`` says what the spec was for (default: its path). An HVF001
+        without a line ("cannot read P: no such file", "P is a binary payload
+        ...") names the file and says it all, so it stands alone, with its
+        hint: for a payload, the way out (``decompile``).
+        """
+        if not self.diagnostics:
+            return f"cannot use {subject or self.path}: unknown problem"
+        first = self.diagnostics[0]
+        if first.code == "HVF001" and first.location.line is None:
+            return first.message + (f"; {first.hint}" if first.hint else "")
+        where = str(first.location)
+        where = "" if where == self.path else f"{where}: "  # the line, when there is one
+        more = len(self.diagnostics) - 1
+        return f"cannot use {subject or self.path}: {where}{first.message}" + (
+            f" (and {more} more)" if more else ""
+        )
+
 
 def load(path: str | os.PathLike[str], *, kernel: str | None = None) -> LoadResult:
     """Read and resolve one spec file (``-`` is stdin); never raises for bad input.
@@ -63,9 +83,7 @@ def load(path: str | os.PathLike[str], *, kernel: str | None = None) -> LoadResu
             with open(path, "rb") as file:
                 data = file.read()
     except FileNotFoundError:
-        return _unreadable(
-            name, "no such file", f"create it, or pass a spec path (default {DEFAULT_SPEC})"
-        )
+        return _unreadable(name, "no such file", "check the path, or create the file")
     except IsADirectoryError:
         return _unreadable(name, "is a directory", "pass the path of a .toml spec file")
     except OSError as exc:

@@ -232,13 +232,7 @@ def _spec_table_of(loaded: LoadResult, kernel: str | None, shown: str) -> Table:
     from hvcfilter.table.compiler import compile_spec
 
     if loaded.spec is None:
-        first = loaded.diagnostics[0] if loaded.diagnostics else None
-        if first is not None and first.code == "HVF001" and first.location.line is None:
-            # "cannot read F: why" names the file and says it all; a payload needs the way out.
-            hint = f"; {first.hint}" if first.hint and "binary payload" in first.message else ""
-            raise SpecError(first.message + hint)
-        detail = f"{first.location}: {first.message}" if first else "unknown problem"
-        raise SpecError(f"cannot use spec {shown}: {detail}")
+        raise SpecError(loaded.failure(f"spec {shown}"))
     spec = loaded.spec
     if kernel is not None:
         spec = spec._replace(profile=get_profile(kernel))

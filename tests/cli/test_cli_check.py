@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from suite_paths import EXAMPLES
 
 from hvcfilter import lint
 from hvcfilter.cli import cli
@@ -311,7 +312,22 @@ def test_explain_with_unreadable_spec_exits_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     missing = tmp_path / "missing.toml"
     # Said once, not "cannot use F for explain: F: cannot read F: no such file".
-    assert result.stderr == f"hvcfilter: error: cannot read {missing}: no such file\n"
+    assert result.stderr == (
+        f"hvcfilter: error: cannot read {missing}: no such file; "
+        "check the path, or create the file\n"
+    )
+
+
+def test_explain_with_a_payload_for_a_spec_says_how_to_turn_it_into_one(tmp_path: Path) -> None:
+    # explain dropped the hint that check and simulate gave: the way out is decompile.
+    payload = tmp_path / "vm.bin"
+    compiled = _run("compile", str(EXAMPLES / "minimal.toml"), "-o", str(payload))
+    assert compiled.exit_code == 0
+    result = CliRunner().invoke(cli, ["explain", "0x84000003", "--spec", str(payload)])
+    assert result.exit_code == 2
+    assert result.stderr.count("\n") == 1
+    assert f"{payload} is a binary payload of" in result.stderr
+    assert f"`hvcfilter decompile {payload}` turns it into a spec" in result.stderr
 
 
 def test_explain_with_a_broken_spec_names_the_line(tmp_path: Path) -> None:

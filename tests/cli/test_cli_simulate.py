@@ -270,7 +270,11 @@ def test_an_unreadable_hvcfilter_toml_is_an_error_not_no_filter(
     monkeypatch.chdir(tmp_path)
     code, out, err = _run(str(TRACES / "calls.jsonl"))
     assert code == 2 and out == ""
-    reason = "is a directory" if kind == "directory" else "no such file"
+    reason = (
+        "is a directory; pass the path of a .toml spec file"
+        if kind == "directory"
+        else "no such file; check the path, or create the file"
+    )
     assert err == f"hvcfilter: error: cannot read hvcfilter.toml: {reason}\n"
 
 
