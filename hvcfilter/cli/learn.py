@@ -113,6 +113,12 @@ def _command() -> str:
     show_default=True,
     help="Format of the --against report.",
 )
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Read every trace again: do not use or keep the tallies of large trace files "
+    '(shared with simulate: ~/.cache/hvcfilter/traces, or $HVCFILTER_CACHE_DIR; "" turns it off).',
+)
 @click.pass_context
 @guarded
 def learn(  # noqa: PLR0917 - click passes each option as a parameter
@@ -129,6 +135,7 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     jobs: int,
     trace_format: str,
     fmt: str,
+    no_cache: bool,
 ) -> None:
     """Learn the least-privilege table from guest traces (or tallies of a fleet).
 
@@ -169,6 +176,7 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
             trace_format=TraceFormat(trace_format),
             jobs=jobs,
             on_empty=_note_empty,
+            cache=not no_cache,
         )
     if tally_out is not None:
         if not tally.calls:

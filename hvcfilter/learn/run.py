@@ -28,7 +28,7 @@ from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
 from hvcfilter.learn.writer import spec_text
 from hvcfilter.model import FilterSpec
-from hvcfilter.trace import TraceFormat
+from hvcfilter.trace import TraceFormat, default_cache
 from hvcfilter.trace import tally as tally_trace
 
 __all__ = ["LearnResult", "expand_paths", "learn", "read_tallies", "tally_traces"]
@@ -68,11 +68,14 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
     return out
 
 
-def _one(args: tuple[str, str, str]) -> Tally:
-    path, fmt, kernel = args
+def _one(args: tuple[str, str, str, bool]) -> Tally:
+    path, fmt, kernel, keep = args
     name = "<stdin>" if path == "-" else path
     with _rereadable(path) as readable:
-        counts = tally_trace([readable], TraceFormat(fmt), names={readable: name})
+        # A stream's temporary copy is a new file every time: its tally, kept, would
+        # never be found again and would only push the tallies of real files out.
+        cache = default_cache() if keep and readable == path else None
+        counts = tally_trace([readable], TraceFormat(fmt), names={readable: name}, cache=cache)
         is_ftrace = counts.formats.get(name) == TraceFormat.FTRACE
         forwards = forwarded_calls(readable) if is_ftrace else None
         if not counts.calls and counts.formats.get(name) == TraceFormat.JSONL:
@@ -149,11 +152,15 @@ def tally_traces(
     trace_format: TraceFormat = TraceFormat.AUTO,
     jobs: int = 1,
     on_empty: Callable[[str], None] | None = None,
+    cache: bool = False,
 ) -> Tally:
     """The merged tally of the traces, one file per worker with ``jobs > 1``.
 
     ``on_empty`` hears of each trace that held no call at all (a host whose
-    capture failed, say), which the merged tally no longer shows.
+    capture failed, say), which the merged tally no longer shows. With
+    ``cache``, large trace files' tallies are taken from and kept in the
+    user's tally cache (:func:`hvcfilter.trace.default_cache`), which
+    ``simulate`` shares.
 
     Raises:
         TraceError: a trace cannot be read.
@@ -161,7 +168,7 @@ def tally_traces(
         UnknownProfileError: ``kernel`` names no profile.
     """
     profile = get_profile(kernel).name
-    work = [(p, trace_format.value, profile) for p in expand_paths(paths)]
+    work = [(p, trace_format.value, profile, cache) for p in expand_paths(paths)]
     if jobs > 1 and len(work) > 1 and "-" not in paths:
         with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
             parts = list(pool.map(_one, work))

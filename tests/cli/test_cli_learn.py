@@ -232,3 +232,29 @@ def test_against_a_spec_on_stdin_judges_the_spec_not_an_empty_table() -> None:
     piped.pop("spec"), named.pop("spec")
     assert piped == named
     assert named["would_break"], "lockdown denies calls the sample makes"
+
+
+def test_a_second_learn_of_a_large_trace_uses_the_tally_simulate_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Relearning one capture with other flags re-read the whole trace every time.
+    from hvcfilter.trace import cache
+
+    monkeypatch.setattr(cache, "MIN_SIZE", 0)
+    store = tmp_path / "cache"
+    monkeypatch.setenv("HVCFILTER_CACHE_DIR", str(store))
+    trace = tmp_path / "t.txt"
+    trace.write_bytes(Path(SAMPLE).read_bytes())
+    args = ["--kernel", "6.12", str(trace), "-o", "-"]
+    assert _run(*args, "--no-cache")[0] == 0
+    assert not store.exists()
+    # A stream's temporary copy is never kept: it could never be found again.
+    assert _run("--kernel", "6.12", "-", "-o", "-", stdin=trace.read_bytes())[0] == 0
+    assert not store.exists()
+    first = CliRunner().invoke(cli, ["simulate", str(trace), "--kernel", "6.12"])
+    assert first.exit_code in (0, 1), first.stderr
+    assert len(list(store.glob("*.json"))) == 1
+    expected = _run(*args, "--no-cache")
+    monkeypatch.setattr("hvcfilter.trace.ftrace_tally", lambda *_a: 1 / 0)  # no second read
+    assert _run(*args) == expected
+    assert _run(*args, "--no-cache")[0] == 3
