@@ -65,12 +65,16 @@ class Source:
         except (OSError, ValueError):
             return None
 
-    def position(self) -> int:
-        """Bytes of the underlying (possibly compressed) input consumed so far."""
+    def position(self, read: int) -> int:
+        """Bytes of the underlying (possibly compressed) input consumed so far.
+
+        A pipe or FIFO cannot tell its position: then ``read``, the bytes read
+        from the stream so far, which a bar of unknown total can show as well.
+        """
         try:
             return self._raw.tell()
         except (OSError, ValueError):
-            return 0
+            return read
 
 
 class _RawAdapter(io.RawIOBase):
@@ -149,12 +153,14 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
             return
         rest = b""
         first = True
+        read = 0
         while True:
             block = source.stream.read(CHUNK)
+            read += len(block)
             if first:  # an editor's byte-order mark is no part of the first line
                 block, first = block.removeprefix(codecs.BOM_UTF8), False
             if progress is not None:
-                progress(source.position(), source.total)
+                progress(source.position(read), source.total)
             if not block:
                 break
             end = block.rfind(b"\n") + 1

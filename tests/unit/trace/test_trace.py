@@ -644,3 +644,25 @@ def test_a_first_json_record_longer_than_the_look_ahead_still_reads_as_json_line
     counted = trace.tally([str(path)])
     assert list(counted.formats.values()) == ["jsonl"]
     assert counted.call_count == 2
+
+
+def test_a_fifo_s_progress_counts_the_bytes_read(tmp_path: Path) -> None:
+    # A FIFO cannot tell its position: the open-ended bar showed 0 bytes to the end.
+    import threading
+
+    text = (TRACES / "sample-6.12.txt").read_bytes() * 40
+    fifo = tmp_path / "trace.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "wb") as out:
+            out.write(text)
+
+    seen: list[tuple[int, int | None]] = []
+    writer = threading.Thread(target=feed)
+    writer.start()
+    trace.tally([str(fifo)], progress=lambda done, total: seen.append((done, total)))
+    writer.join(timeout=10)
+    assert seen[-1] == (len(text), None)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+    assert seen[0][0] > 0
