@@ -13,7 +13,7 @@ import os
 import sys
 from typing import Any, NamedTuple
 
-from hvcfilter.diagnostics import Diagnostic, Location
+from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.model import FilterSpec
 from hvcfilter.spec.input_rules import diag
 from hvcfilter.spec.reader import read_document
@@ -56,14 +56,16 @@ class LoadResult(NamedTuple):
         ...") names the file and says it all, so it stands alone, with its
         hint: for a payload, the way out (``decompile``).
         """
-        if not self.diagnostics:
+        # The errors are why; a warning that comes first in the file is not.
+        errors = [d for d in self.diagnostics if d.severity is Severity.ERROR]
+        if not errors:
             return f"cannot use {subject or self.path}: unknown problem"
-        first = self.diagnostics[0]
+        first = errors[0]
         if first.code == "HVF001" and first.location.line is None:
             return first.message + (f"; {first.hint}" if first.hint else "")
         where = str(first.location)
         where = "" if where == self.path else f"{where}: "  # the line, when there is one
-        more = len(self.diagnostics) - 1
+        more = len(errors) - 1
         return f"cannot use {subject or self.path}: {where}{first.message}" + (
             f" (and {more} more)" if more else ""
         )

@@ -208,7 +208,8 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
     shown, data = _read_input(name, "baseline")
     # Told apart as diff and decompile tell them: a spec need not end in .toml.
     if _looks_like_spec(name, data):
-        return _spec_table_of(load_bytes(data, shown, kernel=kernel), kernel, shown)
+        loaded = load_bytes(data, shown, kernel=kernel)
+        return _spec_table_of(loaded, kernel, shown, role="baseline")
     return _payload_table_of(data, shown)
 
 
@@ -227,12 +228,14 @@ def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> 
     return _spec_table_of(load(path, kernel=kernel), kernel, shown or str(path))
 
 
-def _spec_table_of(loaded: LoadResult, kernel: str | None, shown: str) -> Table:
+def _spec_table_of(
+    loaded: LoadResult, kernel: str | None, shown: str, *, role: str = "spec"
+) -> Table:
     # Imported here: the compiler pulls in the linter, which jsonl-only runs never need.
     from hvcfilter.table.compiler import compile_spec
 
     if loaded.spec is None:
-        raise SpecError(loaded.failure(f"spec {shown}"))
+        raise SpecError(loaded.failure(f"{role} {loaded.path}"))
     spec = loaded.spec
     if kernel is not None:
         spec = spec._replace(profile=get_profile(kernel))

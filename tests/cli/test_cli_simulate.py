@@ -318,3 +318,32 @@ def test_a_utf16_spec_as_a_baseline_is_refused_not_taken_for_a_payload(tmp_path:
     code, out, err = _run(str(TRACES / "sample-6.12.txt"), "--baseline", str(spec))
     assert code == 2 and "Baseline: payload" not in out
     assert "not UTF-8 text" in err
+
+
+def test_a_broken_spec_is_refused_for_its_first_error_not_a_warning_before_it(
+    tmp_path: Path,
+) -> None:
+    # The warning on line 5 (the kernel refuses PSCI 1.3, the VM keeps its default) read
+    # as the reason, with "(and 1 more)" counting it: the spec seemed to work.
+    spec = tmp_path / "warn-first.toml"
+    spec.write_text('[filter]\nkernel = "6.12"\n\n[vm]\npsci_version = "1.3"\nstd = ["bogus"]\n')
+    code, _, err = _run(str(TRACES / "calls.jsonl"), "--spec", str(spec))
+    assert code == 2
+    assert (
+        err
+        == f"hvcfilter: error: cannot use spec {spec}: {spec}:6:1: unknown std feature 'bogus'\n"
+    )
+
+
+def test_a_broken_spec_or_baseline_is_named_as_such_and_stdin_as_stdin(tmp_path: Path) -> None:
+    code, _, err = _run(str(TRACES / "calls.jsonl"), "--spec", "-", stdin=b"x =\n")
+    assert code == 2
+    assert err.startswith("hvcfilter: error: cannot use spec <stdin>: <stdin>:1:")  # not "spec -"
+    broken = tmp_path / "old.toml"
+    broken.write_text("x =\n")
+    code, _, err = _run(
+        str(TRACES / "calls.jsonl"), "--spec", str(EXAMPLES / "minimal.toml"),
+        "--baseline", str(broken),
+    )  # fmt: skip
+    assert code == 2
+    assert err.startswith(f"hvcfilter: error: cannot use baseline {broken}: {broken}:1:")
