@@ -7,14 +7,23 @@ marks a forwarded call; DENY and HANDLE cannot be told apart). This is a
 second, cheap pass over the text through :func:`hvcfilter.trace.open_trace`,
 run only when the file holds that exit at all, so traces without forwards
 (and JSON Lines and CSV, which carry none) cost one scan for the marker.
+
+A forward is decided by its exit line and the last line before it on the
+same thread that the line pass would act on, so in a regular file the few
+marker lines are found and read back from there (:func:`_forwards_read_back`)
+instead of every line being read: a trace whose VMM forwards calls costs
+about what one without forwards does. Compressed input gets the line pass.
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
+from collections.abc import Iterator
 from typing import Final
 
+from hvcfilter.errors import TraceError
 from hvcfilter.smccc import FUNCTION_ID_MAX
 from hvcfilter.trace import contains, open_trace
 
@@ -40,9 +49,17 @@ def forwarded_calls(path: str) -> Counter[int]:
     Raises:
         TraceError: the file cannot be read.
     """
+    if path == "-":
+        return Counter()
+    read_back = _read_back_forwards(path)
+    if read_back is not None:
+        return read_back
+    return _forwards_by_line(path) if _has_marker(path) else Counter()
+
+
+def _forwards_by_line(path: str) -> Counter[int]:
+    """The forwards, found by acting on every line in turn: the definition read-back follows."""
     found: Counter[int] = Counter()
-    if path == "-" or not _has_marker(path):
-        return found
     pending: dict[bytes, int] = {}  # vCPU thread -> W0 of its last HVC
     with open_trace(path) as source:
         for line in source.stream:
@@ -61,3 +78,134 @@ def forwarded_calls(path: str) -> Counter[int]:
                 # a later KVM_EXIT_HYPERCALL is not the HVC's.
                 pending.pop(task.group(1), None)
     return found
+
+
+# Read-back steps allowed per byte of the file before the line pass takes over:
+# a walk back passes the lines of other threads, and a hostile trace (a thread
+# whose forwards are far apart, many threads) could make the walks add up to
+# more than reading every line once. About one step per line of a real trace.
+_STEPS_PER_BYTE = 1 / 64
+_MIN_STEPS = 10_000
+_BLOCK = 1 << 20
+_WALK_BLOCK = 4 << 10
+
+
+class _Changed(Exception):
+    """The file grew or shrank under the read-back: the line pass reads it as it is."""
+
+
+def _read_back_forwards(path: str) -> Counter[int] | None:
+    """The forwards of a regular uncompressed file, read back from its marker lines.
+
+    None when the file is not one (compressed, a FIFO), changed while read,
+    or the walks ran over their budget: the line pass decides then.
+    """
+    with open_trace(path) as source:
+        fd = source.opened_file()  # None for a FIFO: its bytes can be read once
+        if fd is None or not source.plain:  # compressed: the bytes on disk are not the text
+            return None
+        try:
+            return _forwards_read_back(fd, os.fstat(fd).st_size)
+        except _Changed:
+            return None
+        except OSError as exc:
+            raise TraceError(f"cannot read {source.name}: {exc.strerror or exc}") from exc
+
+
+def _forwards_read_back(fd: int, size: int) -> Counter[int] | None:
+    """What the line pass finds, from the marker lines and the lines just before them.
+
+    The line pass acts on a thread's line if it names an HVC (pending := its
+    W0), a ``kvm_userspace_exit`` (pop, counted with the marker) or a
+    ``kvm_entry``/``kvm_exit`` (pop). So an exit line with the marker counts
+    the W0 of an HVC exactly when the last acted-on line of its thread before
+    it is that HVC's.
+    """
+    found: Counter[int] = Counter()
+    steps = int(size * _STEPS_PER_BYTE) + _MIN_STEPS
+    for lines in _marker_lines(fd, size):
+        line = next(lines)
+        task = _TASK.search(line)
+        if task is None or _HVC.search(line) is not None or b"kvm_userspace_exit" not in line:
+            continue  # the line pass does not take it as an exit of a thread
+        pid = task.group(1)
+        for earlier in lines:
+            steps -= 1
+            if steps < 0:
+                return None
+            other = _TASK.search(earlier)
+            if other is None or other.group(1) != pid:
+                continue
+            hvc = _HVC.search(earlier)
+            if hvc is not None:
+                found[int(hvc.group(1), 16) & FUNCTION_ID_MAX] += 1
+                break
+            if (
+                b"kvm_userspace_exit" in earlier
+                or b"kvm_entry" in earlier
+                or b"kvm_exit" in earlier
+            ):
+                break  # popped before this exit: nothing pending for it
+    return found
+
+
+def _pread(fd: int, length: int, offset: int) -> bytes:
+    data = os.pread(fd, length, offset)
+    if len(data) != length:
+        raise _Changed
+    return data
+
+
+def _marker_lines(fd: int, size: int) -> Iterator[Iterator[bytes]]:
+    """For each line holding the marker, once: that line and the lines before it, backwards."""
+    overlap = len(_MARKER) - 1
+    done = 0  # the end of the last line given: a marker before it is in that line
+    for pos in range(0, size, _BLOCK):
+        block = _pread(fd, min(_BLOCK + overlap, size - pos), pos)
+        at = block.find(_MARKER)
+        while 0 <= at < _BLOCK:
+            if pos + at >= done:
+                newline = block.find(b"\n", at)
+                if newline >= 0:  # the walk starts in the block at hand: no read for most
+                    done = pos + newline + 1
+                    yield _lines_ending_at(fd, done, block, pos)
+                else:
+                    done = _line_end(fd, pos + len(block), size)
+                    yield _lines_ending_at(fd, done)
+            at = block.find(_MARKER, at + 1)
+
+
+def _line_end(fd: int, offset: int, size: int) -> int:
+    """The offset just past the first newline at or after ``offset`` (the file's end if none)."""
+    while offset < size:
+        block = _pread(fd, min(_WALK_BLOCK, size - offset), offset)
+        newline = block.find(b"\n")
+        if newline >= 0:
+            return offset + newline + 1
+        offset += len(block)
+    return size
+
+
+def _lines_ending_at(
+    fd: int, end: int, buffer: bytes = b"", base: int | None = None
+) -> Iterator[bytes]:
+    """The file's lines up to offset ``end`` (past a newline, or the file's end), the last first.
+
+    Newlines are kept, as the line pass reads them. ``buffer`` holds the
+    file's bytes from ``base`` on, up to ``end`` at least; more are read as
+    the walk needs them.
+    """
+    if base is None:
+        base = end
+    while end > 0:
+        # The newline that ends the line before, which lies before this line's own last byte.
+        limit = end - base - 1
+        cut = buffer.rfind(b"\n", 0, limit) if limit > 0 else -1
+        while cut < 0 and base > 0:
+            step = min(_WALK_BLOCK, base)
+            buffer = _pread(fd, step, base - step) + buffer[: end - base]
+            base -= step
+            cut = buffer.rfind(b"\n", 0, end - base - 1)
+        begin = base + cut + 1
+        yield buffer[begin - base : end - base]
+        end = begin

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import os
+import random
 import sys
 import threading
 from pathlib import Path
@@ -11,6 +13,7 @@ from pathlib import Path
 import pytest
 from suite_paths import TRACES
 
+from hvcfilter.learn import forwards
 from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.run import tally_traces
 
@@ -68,3 +71,79 @@ def test_standard_input_keeps_its_forwards(monkeypatch: pytest.MonkeyPatch) -> N
     tally = tally_traces(["-"], kernel="6.12")
     assert _forwards(tally) == {0xC200_0005}
     assert tally.traces == ("<stdin>",)
+
+
+def _random_trace(rng: random.Random, lines: int) -> bytes:
+    """Threads interleaved, every event kind the line pass acts on, and decoys."""
+    pids = [rng.choice((7, 138, 139, 1400, 99999)) for _ in range(3)]
+    kinds = [
+        _EXIT.format(ec=0x16),
+        _EXIT.format(ec=0x17),
+        "kvm_entry: PC: 0x0000000040000028",
+        _FWD,
+        _FWD,
+        "kvm_userspace_exit: reason KVM_EXIT_MMIO (6)",
+        f"{_FWD} KVM_EXIT_HYPERCALL",  # counted once
+        "sched_switch: prev_comm=KVM_EXIT_HYPERCALL next_pid=1",
+        "kvm_hvc_arm64: HVC at 0x1 (r0: 0x{x0:x}, imm: 0x0) kvm_userspace_exit KVM_EXIT_HYPERCALL",
+    ]
+    out = [b"\xef\xbb\xbf# tracer: nop\n"] if rng.random() < 0.3 else []
+    for i in range(lines):
+        pid = rng.choice(pids)
+        roll = rng.random()
+        if roll < 0.3:
+            event = _HVC.format(x0=rng.choice((0x8400_0000, 0xC200_0005, 0xC600_0000)))
+        elif roll < 0.95:
+            event = rng.choice(kinds).format(x0=rng.randrange(1 << 32))
+        else:
+            out.append(b"garbage %d KVM_EXIT_HYPERCALL kvm_exit\n" % i)
+            continue
+        head = (
+            f"    vmm-{pid}     [00{i % 4}] ....."
+            if rng.random() < 0.8
+            else f"  a-b-{pid} ({pid}) [000]"
+        )
+        pad = "x" * rng.choice((0, 0, 5000))  # lines longer than a read-back block
+        out.append(f"{head}     2.{i:06d}: {event}{pad}\n".encode())
+    data = b"".join(out)
+    return data[:-1] if rng.random() < 0.3 else data  # a last line without its newline
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_reading_back_from_the_markers_finds_what_the_line_pass_finds(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> None:
+    # Small blocks, so that lines and markers straddle the reads.
+    monkeypatch.setattr(forwards, "_BLOCK", 1 << 10)
+    monkeypatch.setattr(forwards, "_WALK_BLOCK", 64)
+    rng = random.Random(seed)
+    path = tmp_path / "t.txt"
+    path.write_bytes(_random_trace(rng, rng.choice((1, 5, 200, 2000))))
+    by_line = forwards._forwards_by_line(str(path))
+    assert forwards._read_back_forwards(str(path)) == by_line
+    assert forwarded_calls(str(path)) == by_line
+
+
+def test_walks_over_budget_fall_back_to_the_line_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One thread's HVC, then thousands of another thread's lines, then its forward.
+    lines = [f"    vmm-1     [000] .....     2.0: {_HVC.format(x0=0xC200_0005)}"]
+    lines += [f"    vmm-2     [001] .....     2.{i}: kvm_entry: PC: 0x0" for i in range(5000)]
+    lines += [f"    vmm-1     [000] .....     3.0: {_FWD}"] * 3
+    path = tmp_path / "t.txt"
+    path.write_text("\n".join(lines) + "\n")
+    assert forwards._read_back_forwards(str(path)) == {0xC200_0005: 1}
+    monkeypatch.setattr(forwards, "_STEPS_PER_BYTE", 0)
+    monkeypatch.setattr(forwards, "_MIN_STEPS", 100)
+    assert forwards._read_back_forwards(str(path)) is None
+    assert forwarded_calls(str(path)) == {0xC200_0005: 1}  # the line pass decided
+
+
+def test_compressed_traces_take_the_line_pass(tmp_path: Path) -> None:
+    events = [_EXIT.format(ec=0x16), _HVC.format(x0=0xC200_0005), _FWD]
+    plain = _trace(tmp_path, events)
+    packed = tmp_path / "t.txt.gz"
+    packed.write_bytes(gzip.compress(Path(plain).read_bytes()))
+    assert forwards._read_back_forwards(str(packed)) is None
+    assert forwarded_calls(str(packed)) == {0xC200_0005: 1}
