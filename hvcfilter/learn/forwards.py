@@ -80,12 +80,13 @@ def _forwards_by_line(path: str) -> Counter[int]:
     return found
 
 
-# Read-back steps allowed per byte of the file before the line pass takes over:
-# a walk back passes the lines of other threads, and a hostile trace (a thread
-# whose forwards are far apart, many threads) could make the walks add up to
-# more than reading every line once. About one step per line of a real trace.
-_STEPS_PER_BYTE = 1 / 64
-_MIN_STEPS = 10_000
+# What the walks back may cost before the line pass takes over, in bytes read
+# back, each line counting _LINE_COST more (its regex). A walk passes the lines
+# of other threads, and a hostile trace (threads whose forwards have nothing
+# before them, a huge line before many exits) could make the walks add up to
+# far more than reading every line once. A real trace's walks take a line or two.
+_LINE_COST = 64
+_MIN_BUDGET = 1 << 20
 _BLOCK = 1 << 20
 _WALK_BLOCK = 4 << 10
 
@@ -122,7 +123,7 @@ def _forwards_read_back(fd: int, size: int) -> Counter[int] | None:
     it is that HVC's.
     """
     found: Counter[int] = Counter()
-    steps = int(size * _STEPS_PER_BYTE) + _MIN_STEPS
+    budget = size + _MIN_BUDGET  # about one line pass: past it, the line pass is cheaper
     for lines in _marker_lines(fd, size):
         line = next(lines)
         task = _TASK.search(line)
@@ -130,8 +131,8 @@ def _forwards_read_back(fd: int, size: int) -> Counter[int] | None:
             continue  # the line pass does not take it as an exit of a thread
         pid = task.group(1)
         for earlier in lines:
-            steps -= 1
-            if steps < 0:
+            budget -= _LINE_COST + len(earlier)
+            if budget < 0:
                 return None
             other = _TASK.search(earlier)
             if other is None or other.group(1) != pid:
@@ -202,7 +203,8 @@ def _lines_ending_at(
         limit = end - base - 1
         cut = buffer.rfind(b"\n", 0, limit) if limit > 0 else -1
         while cut < 0 and base > 0:
-            step = min(_WALK_BLOCK, base)
+            # Doubling: a line of many blocks is read in time linear in its length.
+            step = min(max(_WALK_BLOCK, end - base), base)
             buffer = _pread(fd, step, base - step) + buffer[: end - base]
             base -= step
             cut = buffer.rfind(b"\n", 0, end - base - 1)

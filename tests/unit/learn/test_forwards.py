@@ -134,8 +134,7 @@ def test_walks_over_budget_fall_back_to_the_line_pass(
     path = tmp_path / "t.txt"
     path.write_text("\n".join(lines) + "\n")
     assert forwards._read_back_forwards(str(path)) == {0xC200_0005: 1}
-    monkeypatch.setattr(forwards, "_STEPS_PER_BYTE", 0)
-    monkeypatch.setattr(forwards, "_MIN_STEPS", 100)
+    monkeypatch.setattr(forwards, "_MIN_BUDGET", -path.stat().st_size + 100 * 64)
     assert forwards._read_back_forwards(str(path)) is None
     assert forwarded_calls(str(path)) == {0xC200_0005: 1}  # the line pass decided
 
@@ -147,3 +146,31 @@ def test_compressed_traces_take_the_line_pass(tmp_path: Path) -> None:
     packed.write_bytes(gzip.compress(Path(plain).read_bytes()))
     assert forwards._read_back_forwards(str(packed)) is None
     assert forwarded_calls(str(packed)) == {0xC200_0005: 1}
+
+
+def test_a_huge_line_before_many_exits_is_not_read_back_once_per_exit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each exit's walk went back over the whole 4 MiB line (one thread each, none with
+    # an HVC before): 2,000 exits read 8 GB, 4 KiB at a time, re-copying what it had.
+    huge = b"x" * (4 << 20) + b" KVM_EXIT_HYPERCALL\n"
+    exits = b"".join(
+        b"    vmm-%d     [000] .....     2.0: %s\n" % (10 + i, _FWD.encode()) for i in range(2000)
+    )
+    path = tmp_path / "t.txt"
+    path.write_bytes(huge + exits)
+    limit = 6 * path.stat().st_size
+    read = [0]
+    real_pread = os.pread
+
+    def counted(fd: int, length: int, offset: int) -> bytes:
+        data = real_pread(fd, length, offset)
+        read[0] += len(data)
+        if read[0] > limit:
+            raise AssertionError(
+                f"read back {read[0]:,} bytes of a {path.stat().st_size:,}-byte file"
+            )
+        return data
+
+    monkeypatch.setattr(os, "pread", counted)
+    assert forwarded_calls(str(path)) == forwards._forwards_by_line(str(path)) == {}
