@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections import Counter
 from collections.abc import Iterator
 from typing import Final
@@ -101,8 +102,14 @@ def _read_back_forwards(path: str) -> Counter[int] | None:
     None when the file is not one (compressed, a FIFO), changed while read,
     or the walks ran over their budget: the line pass decides then.
     """
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        regular = False  # the line pass reports it, with the errno
+    if not regular:  # a FIFO's bytes can be read once: opening it here would lose them
+        return None
     with open_trace(path) as source:
-        fd = source.opened_file()  # None for a FIFO: its bytes can be read once
+        fd = source.opened_file()
         if fd is None or not source.plain:  # compressed: the bytes on disk are not the text
             return None
         try:
@@ -126,6 +133,9 @@ def _forwards_read_back(fd: int, size: int) -> Counter[int] | None:
     budget = size + _MIN_BUDGET  # about one line pass: past it, the line pass is cheaper
     for lines in _marker_lines(fd, size):
         line = next(lines)
+        budget -= _LINE_COST + len(line)  # marker lines the line pass ignores cost too
+        if budget < 0:
+            return None
         task = _TASK.search(line)
         if task is None or _HVC.search(line) is not None or b"kvm_userspace_exit" not in line:
             continue  # the line pass does not take it as an exit of a thread
@@ -173,7 +183,7 @@ def _marker_lines(fd: int, size: int) -> Iterator[Iterator[bytes]]:
                 else:
                     done = _line_end(fd, pos + len(block), size)
                     yield _lines_ending_at(fd, done)
-            at = block.find(_MARKER, at + 1)
+            at = block.find(_MARKER, max(at + 1, done - pos))  # the rest of its line is done
 
 
 def _line_end(fd: int, offset: int, size: int) -> int:

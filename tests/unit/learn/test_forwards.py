@@ -174,3 +174,23 @@ def test_a_huge_line_before_many_exits_is_not_read_back_once_per_exit(
 
     monkeypatch.setattr(os, "pread", counted)
     assert forwarded_calls(str(path)) == forwards._forwards_by_line(str(path)) == {}
+
+
+def test_marker_lines_the_line_pass_ignores_count_against_the_budget(tmp_path: Path) -> None:
+    # Uncharged, a file of bare markers took 20 times the line pass, and never gave up.
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"KVM_EXIT_HYPERCALL\n" * 100_000)
+    assert forwards._read_back_forwards(str(path)) is None
+    assert forwarded_calls(str(path)) == {}
+
+
+def test_a_fifo_is_not_opened_for_the_read_back(tmp_path: Path) -> None:
+    # Opening it lost what its writer wrote (peeked and dropped), or waited for one.
+    fifo = tmp_path / "t.fifo"
+    os.mkfifo(fifo)
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(forwards._read_back_forwards(str(fifo))))
+    worker.daemon = True  # left behind, blocked in open(), if the FIFO is opened
+    worker.start()
+    worker.join(timeout=5)
+    assert result == [None]
