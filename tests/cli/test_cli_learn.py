@@ -235,14 +235,10 @@ def test_against_a_spec_on_stdin_judges_the_spec_not_an_empty_table() -> None:
 
 
 def test_a_second_learn_of_a_large_trace_uses_the_tally_simulate_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tally_cache: Path
 ) -> None:
     # Relearning one capture with other flags re-read the whole trace every time.
-    from hvcfilter.trace import cache
-
-    monkeypatch.setattr(cache, "MIN_SIZE", 0)
-    store = tmp_path / "cache"
-    monkeypatch.setenv("HVCFILTER_CACHE_DIR", str(store))
+    store = tally_cache
     trace = tmp_path / "t.txt"
     trace.write_bytes(Path(SAMPLE).read_bytes())
     args = ["--kernel", "6.12", str(trace), "-o", "-"]

@@ -236,14 +236,10 @@ def test_a_broken_payload_from_stdin_points_at_decompile_of_stdin() -> None:
 
 
 def test_a_second_simulate_of_a_large_trace_uses_the_kept_tally(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tally_cache: Path
 ) -> None:
     # The same report, byte for byte; --no-cache neither reads nor writes the cache.
-    from hvcfilter.trace import cache
-
-    monkeypatch.setattr(cache, "MIN_SIZE", 0)
-    store = tmp_path / "cache"
-    monkeypatch.setenv("HVCFILTER_CACHE_DIR", str(store))
+    store = tally_cache
     trace = tmp_path / "t.txt"
     trace.write_bytes((TRACES / "malformed.txt").read_bytes())
     args = [str(trace), "--spec", str(EXAMPLES / "lockdown.toml"), "--format", "json"]
