@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hvcfilter.errors import HvcFilterError
+from hvcfilter.errors import HvcFilterError, unreadable
 
 if TYPE_CHECKING:
     from hvcfilter.learn.run import LearnResult
@@ -78,7 +78,7 @@ def _read(path: str | Path) -> tuple[str, bytes]:
     try:
         return str(path), Path(path).read_bytes()
     except OSError as exc:
-        raise HvcFilterError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        raise HvcFilterError(f"cannot read {path}: {unreadable(exc)}") from exc
 
 
 def replay(

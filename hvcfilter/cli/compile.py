@@ -16,7 +16,7 @@ import click
 from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
-from hvcfilter.errors import PayloadError
+from hvcfilter.errors import PayloadError, unreadable
 from hvcfilter.render import compile as render
 from hvcfilter.spec import DEFAULT_SPEC
 from hvcfilter.table import compiler, decompiler, dryrun, files
@@ -57,7 +57,7 @@ def _read(path: str) -> bytes:
             return handle.read()
     except OSError as exc:
         shown = "<stdin>" if path == "-" else path
-        raise PayloadError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+        raise PayloadError(f"cannot read {shown}: {unreadable(exc)}") from exc
 
 
 def _report(diagnostics: tuple[Diagnostic, ...]) -> None:

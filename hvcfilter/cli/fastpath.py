@@ -222,7 +222,12 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
         raise HvcFilterError(
             f"only one input can be - (standard input), not {' and '.join(from_stdin)}"
         )
-    table = load_table(args.spec, args.payload, kernel=args.kernel)
+    table = load_table(
+        args.spec,
+        args.payload,
+        kernel=args.kernel,
+        payload_hint="or simulate takes it as it is with --payload",
+    )
     base = load_baseline(args.baseline, kernel=args.kernel) if args.baseline is not None else None
     replayer = Replayer(table, kernel=args.kernel, baseline=base)
     cache = None if args.no_cache else default_cache()

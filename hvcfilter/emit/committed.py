@@ -19,7 +19,7 @@ from pathlib import Path
 
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
-from hvcfilter.errors import PayloadError, SpecError
+from hvcfilter.errors import PayloadError, SpecError, unreadable
 from hvcfilter.kernel.abi import Action
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import compile_file
@@ -153,7 +153,7 @@ def check_pair(
     except FileNotFoundError:
         return Freshness(pair, Status.MISSING)
     except OSError as exc:  # a directory, no permission: not "missing", and no diff to show
-        raise PayloadError(f"cannot read {pair.output}: {exc.strerror}") from exc
+        raise PayloadError(f"cannot read {pair.output}: {unreadable(exc)}") from exc
     if committed == expected:
         return Freshness(pair, Status.FRESH)
     diff = difflib.unified_diff(

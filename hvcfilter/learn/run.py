@@ -21,7 +21,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from hvcfilter.errors import TraceError
+from hvcfilter.errors import TraceError, unreadable
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.learn.derive import Granularity, Learned, Override, derive
 from hvcfilter.learn.forwards import forwarded_calls
@@ -117,7 +117,7 @@ def _rereadable(path: str) -> Iterator[str]:
             stream = sys.stdin.buffer if path == "-" else stack.enter_context(open(path, "rb"))
             block = stream.read(1 << 20)
         except OSError as exc:
-            raise TraceError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+            raise TraceError(f"cannot read {shown}: {unreadable(exc)}") from exc
         while block:
             try:
                 copy.write(block)
@@ -126,7 +126,7 @@ def _rereadable(path: str) -> Iterator[str]:
             try:
                 block = stream.read(1 << 20)
             except OSError as exc:
-                raise TraceError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+                raise TraceError(f"cannot read {shown}: {unreadable(exc)}") from exc
         try:
             copy.flush()
         except OSError as exc:
@@ -196,7 +196,7 @@ def read_tallies(paths: Sequence[str]) -> Tally:
         try:
             data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
         except OSError as exc:
-            raise LearnError(f"cannot read {shown}: {exc.strerror or exc}") from exc
+            raise LearnError(f"cannot read {shown}: {unreadable(exc)}") from exc
         tally = loads(data, shown)
         if first is None:
             first = (shown, tally.kernel)

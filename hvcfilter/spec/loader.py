@@ -14,6 +14,7 @@ import sys
 from typing import Any, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
+from hvcfilter.errors import read_failure
 from hvcfilter.model import FilterSpec
 from hvcfilter.spec.input_rules import diag
 from hvcfilter.spec.reader import read_document
@@ -42,6 +43,9 @@ class LoadResult(NamedTuple):
     path: str
     spec: FilterSpec | None
     diagnostics: tuple[Diagnostic, ...]
+    # The file is a binary payload, not a spec: a command that also takes
+    # payloads can say how to pass it (the loader knows no command's options).
+    payload: bool = False
 
     @property
     def unreadable(self) -> bool:
@@ -89,7 +93,7 @@ def load(path: str | os.PathLike[str], *, kernel: str | None = None) -> LoadResu
     except IsADirectoryError:
         return _unreadable(name, "is a directory", "pass the path of a .toml spec file")
     except OSError as exc:
-        return _unreadable(name, exc.strerror or str(exc), None)
+        return _unreadable(name, *read_failure(exc))
     return load_bytes(data, name, kernel=kernel)
 
 
@@ -110,9 +114,10 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
                     "record(s), not a spec",
                     Location(filename),
                     f"`hvcfilter decompile {'-' if filename == '<stdin>' else filename}` turns "
-                    "it into a spec; simulate takes it with --payload",
+                    "it into a spec",
                 ),
             ),
+            payload=True,
         )
     try:
         text = data.decode("utf-8")

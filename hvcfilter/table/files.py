@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Literal, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Severity
-from hvcfilter.errors import PayloadError, SpecError
+from hvcfilter.errors import PayloadError, SpecError, unreadable
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import VmConfig
 from hvcfilter.spec import DEFAULT_SPEC, LoadResult, is_payload, is_text, load, load_bytes
@@ -173,8 +173,12 @@ def load_table(
     *,
     kernel: str | None = None,
     cwd: str | Path = ".",
+    payload_hint: str | None = None,
 ) -> Table:
     """The table to replay: a spec, a payload, else ``hvcfilter.toml`` in ``cwd``, else none.
+
+    ``payload_hint`` ends the error for a payload given as the spec: how the
+    caller takes a payload instead (simulate: ``--payload``).
 
     Raises:
         SpecError: the spec cannot be read or understood.
@@ -186,12 +190,12 @@ def load_table(
     if payload_path is not None:
         return _payload_table(Path(payload_path))
     if spec is not None:
-        return _spec_table(Path(spec), kernel)
+        return _spec_table(Path(spec), kernel, payload_hint=payload_hint)
     default = Path(cwd) / DEFAULT_SPEC
     # Anything there, even a dangling link or a directory, is a spec to read (and to
     # report as unreadable): replaying with no table instead could pass a CI gate.
     if default.exists() or default.is_symlink():
-        return _spec_table(default, kernel, shown=DEFAULT_SPEC)
+        return _spec_table(default, kernel, shown=DEFAULT_SPEC, payload_hint=payload_hint)
     return Table("none", None, (), ())
 
 
@@ -221,21 +225,30 @@ def _read_input(name: str, what: str) -> tuple[str, bytes]:
         return name, Path(name).read_bytes()
     except OSError as exc:
         shown = "<stdin>" if name == "-" else name
-        raise PayloadError(f"cannot read {what} {shown}: {exc.strerror or exc}") from exc
+        raise PayloadError(f"cannot read {what} {shown}: {unreadable(exc)}") from exc
 
 
-def _spec_table(path: Path, kernel: str | None, *, shown: str | None = None) -> Table:
-    return _spec_table_of(load(path, kernel=kernel), kernel, shown or str(path))
+def _spec_table(
+    path: Path, kernel: str | None, *, shown: str | None = None, payload_hint: str | None = None
+) -> Table:
+    loaded = load(path, kernel=kernel)
+    return _spec_table_of(loaded, kernel, shown or str(path), payload_hint=payload_hint)
 
 
 def _spec_table_of(
-    loaded: LoadResult, kernel: str | None, shown: str, *, role: str = "spec"
+    loaded: LoadResult,
+    kernel: str | None,
+    shown: str,
+    *,
+    role: str = "spec",
+    payload_hint: str | None = None,
 ) -> Table:
     # Imported here: the compiler pulls in the linter, which jsonl-only runs never need.
     from hvcfilter.table.compiler import compile_spec
 
     if loaded.spec is None:
-        raise SpecError(loaded.failure(f"{role} {loaded.path}"))
+        why = loaded.failure(f"{role} {loaded.path}")
+        raise SpecError(f"{why}; {payload_hint}" if loaded.payload and payload_hint else why)
     spec = loaded.spec
     if kernel is not None:
         spec = spec._replace(profile=get_profile(kernel))

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from hvcfilter.errors import TraceError
+from hvcfilter.errors import TraceError, unreadable
 from hvcfilter.trace.events import Progress, TraceFormat
 
 __all__ = [
@@ -115,7 +115,7 @@ def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
                 # it is read as a stream, as stdin is.
                 total = st.st_size if stat.S_ISREG(st.st_mode) else None
             except OSError as exc:
-                raise TraceError(f"cannot read {name or path}: {exc.strerror or exc}") from exc
+                raise TraceError(f"cannot read {name or path}: {unreadable(exc)}") from exc
         name = name or ("<stdin>" if path == "-" else path)
         buffered: io.BufferedReader = (
             raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_RawAdapter(raw))
@@ -123,7 +123,7 @@ def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
         try:
             magic = buffered.peek(6)[:6]
         except OSError as exc:
-            raise TraceError(f"cannot read {name}: {exc.strerror or exc}") from exc
+            raise TraceError(f"cannot read {name}: {unreadable(exc)}") from exc
         stream: io.BufferedIOBase = buffered
         errors: tuple[type[Exception], ...] = (OSError, EOFError)
         # The decompressors load only for compressed input.

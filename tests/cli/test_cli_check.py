@@ -328,6 +328,7 @@ def test_explain_with_a_payload_for_a_spec_says_how_to_turn_it_into_one(tmp_path
     assert result.stderr.count("\n") == 1
     assert f"{payload} is a binary payload of" in result.stderr
     assert f"`hvcfilter decompile {payload}` turns it into a spec" in result.stderr
+    assert "--payload" not in result.stderr  # explain has no such option
 
 
 def test_explain_with_a_broken_spec_names_the_line(tmp_path: Path) -> None:

@@ -230,7 +230,15 @@ def test_decompile_for_a_kernel_without_the_filter_is_an_error(tmp_path: Path) -
 
 def test_decompile_unreadable_payload(tmp_path: Path) -> None:
     code, _, err = run("decompile", str(tmp_path / "missing.bin"))
-    assert code == 2 and "cannot read" in err
+    assert code == 2
+    missing = tmp_path / "missing.bin"
+    assert err == f"hvcfilter: error: cannot read {missing}: no such file; check the path\n"
+
+
+def test_diff_names_the_unreadable_side_and_the_fix(tmp_path: Path) -> None:
+    code, out, err = run("diff", str(EXAMPLES / "minimal.toml"), str(tmp_path))
+    assert code == 2 and out == b""
+    assert err == f"hvcfilter: error: cannot read {tmp_path}: is a directory; name a file in it\n"
 
 
 @pytest.mark.parametrize("command", ["compile", "decompile", "check"])

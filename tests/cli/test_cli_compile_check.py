@@ -87,7 +87,7 @@ def test_an_output_that_cannot_be_read_is_2_not_missing(tmp_path: Path) -> None:
     (tmp_path / "vm.bin").mkdir()  # root reads any file; a directory fails for everyone
     result = CliRunner().invoke(cli, ["compile-check", f"{spec}={tmp_path / 'vm.bin'}"])
     assert result.exit_code == 2
-    assert f"cannot read {tmp_path / 'vm.bin'}: Is a directory" in result.stderr
+    assert f"cannot read {tmp_path / 'vm.bin'}: is a directory; name a file in it" in result.stderr
     assert "MISSING" not in result.stdout
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from suite_paths import ROOT, TRACES
+from suite_paths import EXAMPLES, ROOT, TRACES
 
 from hvcfilter.cli import cli
 
@@ -28,6 +28,13 @@ def test_writes_a_check_clean_spec(tmp_path: Path) -> None:
     assert "# kernel profile: 6.12" in out.read_text()
     check = CliRunner().invoke(cli, ["check", str(out)])
     assert check.exit_code == 0, check.stdout
+
+
+def test_a_missing_tally_is_named_with_the_fix(tmp_path: Path) -> None:
+    code, out, err = _run("--tally", str(tmp_path / "host1.json"))
+    assert code == 2 and out == ""
+    missing = tmp_path / "host1.json"
+    assert err == f"hvcfilter: error: cannot read {missing}: no such file; check the path\n"
 
 
 def test_stdin_and_same_bytes_twice() -> None:
@@ -132,6 +139,20 @@ def test_against_without_an_output_reports_on_stdout(tmp_path: Path, fmt: str) -
         assert json.loads(stdout)["calls"] == 1
     else:
         assert "against 1 traced calls" in stdout
+
+
+def test_against_a_payload_says_decompile_not_an_option_learn_lacks(tmp_path: Path) -> None:
+    payload = tmp_path / "vm.bin"
+    compiled = CliRunner().invoke(
+        cli, ["compile", str(EXAMPLES / "minimal.toml"), "-o", str(payload)]
+    )
+    assert compiled.exit_code == 0
+    code, out, err = _run(JSONL, "--against", str(payload))
+    assert code == 2 and out == ""
+    assert err == (
+        f"hvcfilter: error: {payload} is a binary payload of 1 record(s), not a spec; "
+        f"`hvcfilter decompile {payload}` turns it into a spec\n"
+    )
 
 
 def test_against_report_and_tightened_spec(tmp_path: Path) -> None:

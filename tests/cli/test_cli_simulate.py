@@ -126,7 +126,17 @@ def test_strict_fails_on_unparseable_lines() -> None:
 def test_unreadable_trace_exits_2(tmp_path: Path) -> None:
     code, _, err = _run("--spec", SPEC, str(tmp_path / "missing.txt"))
     assert code == 2
-    assert "cannot read" in err
+    missing = tmp_path / "missing.txt"
+    assert err == f"hvcfilter: error: cannot read {missing}: no such file; check the path\n"
+
+
+def test_an_unreadable_baseline_is_named_a_baseline_with_the_fix(tmp_path: Path) -> None:
+    code, _, err = _run("--spec", SPEC, "--baseline", str(tmp_path), SAMPLE)
+    assert code == 2
+    assert (
+        err
+        == f"hvcfilter: error: cannot read baseline {tmp_path}: is a directory; name a file in it\n"
+    )
 
 
 def test_spec_and_payload_together_is_a_usage_error() -> None:
@@ -300,7 +310,11 @@ def test_a_payload_is_told_by_its_content_even_named_toml(tmp_path: Path) -> Non
     assert f"Baseline: payload {payload}" in out
     code, _, err = _run(str(TRACES / "calls.jsonl"), "--spec", str(payload))
     assert code == 2
-    assert "is a binary payload of" in err and "simulate takes it with --payload" in err
+    assert err == (
+        f"hvcfilter: error: {payload} is a binary payload of 1 record(s), not a spec; "
+        f"`hvcfilter decompile {payload}` turns it into a spec; "
+        "or simulate takes it as it is with --payload\n"
+    )
 
 
 def test_a_utf16_spec_as_a_baseline_is_refused_not_taken_for_a_payload(tmp_path: Path) -> None:
