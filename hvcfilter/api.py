@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hvcfilter.errors import HvcFilterError, unreadable
+from hvcfilter.errors import HvcFilterError
+from hvcfilter.inputs import read_input, unreadable
 
 if TYPE_CHECKING:
     from hvcfilter.learn.run import LearnResult
@@ -76,7 +77,7 @@ def diff(a: str | Path, b: str | Path, *, kernel: str | None = None) -> DiffResu
 
 def _read(path: str | Path) -> tuple[str, bytes]:
     try:
-        return str(path), Path(path).read_bytes()
+        return str(path), read_input(str(path))
     except OSError as exc:
         raise HvcFilterError(f"cannot read {path}: {unreadable(exc)}") from exc
 

@@ -7,7 +7,6 @@ a refused record or a difference, 2 usage or unreadable input).
 
 from __future__ import annotations
 
-import sys
 from enum import StrEnum
 from typing import assert_never
 
@@ -16,7 +15,8 @@ import click
 from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
-from hvcfilter.errors import PayloadError, unreadable
+from hvcfilter.errors import PayloadError
+from hvcfilter.inputs import read_input, unreadable
 from hvcfilter.render import compile as render
 from hvcfilter.spec import DEFAULT_SPEC
 from hvcfilter.table import compiler, decompiler, dryrun, files
@@ -51,10 +51,7 @@ _byte_order_option = click.option(
 def _read(path: str) -> bytes:
     """The bytes of a file, or of stdin for ``-``."""
     try:
-        if path == "-":
-            return sys.stdin.buffer.read()
-        with open(path, "rb") as handle:
-            return handle.read()
+        return read_input(path)
     except OSError as exc:
         shown = "<stdin>" if path == "-" else path
         raise PayloadError(f"cannot read {shown}: {unreadable(exc)}") from exc

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
-from hvcfilter.errors import PayloadError, SpecError, unreadable
+from hvcfilter.errors import PayloadError, SpecError
+from hvcfilter.inputs import unreadable
 from hvcfilter.kernel.abi import Action
 from hvcfilter.table import payload
 from hvcfilter.table.compiler import compile_file

@@ -21,7 +21,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from hvcfilter.errors import TraceError, unreadable
+from hvcfilter.errors import TraceError
+from hvcfilter.inputs import read_input, unreadable
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.learn.derive import Granularity, Learned, Override, derive
 from hvcfilter.learn.forwards import forwarded_calls
@@ -194,7 +195,7 @@ def read_tallies(paths: Sequence[str]) -> Tally:
     for path in expand_paths(paths):
         shown = "<stdin>" if path == "-" else path
         try:
-            data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+            data = read_input(path)
         except OSError as exc:
             raise LearnError(f"cannot read {shown}: {unreadable(exc)}") from exc
         tally = loads(data, shown)

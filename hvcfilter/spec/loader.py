@@ -14,7 +14,7 @@ import sys
 from typing import Any, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Location, Severity
-from hvcfilter.errors import read_failure
+from hvcfilter.inputs import read_failure, read_input
 from hvcfilter.model import FilterSpec
 from hvcfilter.spec.input_rules import diag
 from hvcfilter.spec.reader import read_document
@@ -80,14 +80,10 @@ def load(path: str | os.PathLike[str], *, kernel: str | None = None) -> LoadResu
 
     ``kernel`` overrides the spec's ``[filter] kernel`` (see :func:`loads`).
     """
-    name = str(path)
+    source = str(path)
+    name = "<stdin>" if source == "-" else source
     try:
-        if name == "-":
-            name = "<stdin>"
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as file:
-                data = file.read()
+        data = read_input(source)
     except FileNotFoundError:
         return _unreadable(name, "no such file", "check the path, or create the file")
     except IsADirectoryError:

@@ -10,12 +10,12 @@ emulated kernel judges them), payloads need only be whole records.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Literal, NamedTuple
 
 from hvcfilter.diagnostics import Diagnostic, Severity
-from hvcfilter.errors import PayloadError, SpecError, unreadable
+from hvcfilter.errors import PayloadError, SpecError
+from hvcfilter.inputs import read_input, unreadable
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.model import VmConfig
 from hvcfilter.spec import DEFAULT_SPEC, LoadResult, is_payload, is_text, load, load_bytes
@@ -220,9 +220,7 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
 def _read_input(name: str, what: str) -> tuple[str, bytes]:
     """The name to show and the bytes of an input file, ``-`` being standard input."""
     try:
-        if name == "-":
-            return "<stdin>", sys.stdin.buffer.read()
-        return name, Path(name).read_bytes()
+        return ("<stdin>" if name == "-" else name), read_input(name)
     except OSError as exc:
         shown = "<stdin>" if name == "-" else name
         raise PayloadError(f"cannot read {what} {shown}: {unreadable(exc)}") from exc

@@ -17,7 +17,8 @@ import sys
 from collections.abc import Iterator
 from typing import IO, Any
 
-from hvcfilter.errors import TraceError, unreadable
+from hvcfilter.errors import TraceError
+from hvcfilter.inputs import unreadable
 from hvcfilter.trace.events import Progress, TraceFormat
 
 __all__ = [

@@ -97,6 +97,16 @@ def test_directory_is_unreadable(tmp_path: Path) -> None:
     assert "is a directory" in result.output
 
 
+@pytest.mark.parametrize("command", ["check", "compile", "decompile", "diff"])
+def test_an_endless_input_is_refused_at_the_cap_not_read_to_exhaustion(command: str) -> None:
+    # /dev/zero ran the process out of memory: "internal error: MemoryError", exit 3.
+    args = [command, "/dev/zero"] + (["/dev/zero"] if command == "diff" else [])
+    result = _run(*args)
+    assert result.exit_code == 2
+    assert "cannot read /dev/zero: larger than 64 MiB" in result.output
+    assert "internal error" not in result.output
+
+
 def test_unknown_option_is_a_usage_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["check", "--colour", _write(tmp_path, "ok.toml", CLEAN)])
     assert result.exit_code == 2

@@ -207,7 +207,7 @@ def test_an_unreadable_stream_is_still_blamed_on_the_input(
             raise OSError(errno.EIO, "Input/output error")
 
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Failing())))
-    with pytest.raises(TraceError, match=r"^cannot read <stdin>: Input/output error$"):
+    with pytest.raises(TraceError, match=r"^cannot read <stdin>: input/output error$"):
         tally_traces(["-"], kernel="6.12")
 
 
