@@ -35,21 +35,24 @@ def write_atomic(
         OutputError: ``target`` is one of ``inputs``, or the write fails.
     """
     path = Path(target)
-    for source in inputs:
-        with contextlib.suppress(OSError):
-            if path.exists() and os.path.samefile(path, source):
-                raise OutputError(f"refusing to overwrite input {source} with output {target}")
     try:
-        mode: int | None = path.stat().st_mode
-    except OSError:
-        mode = None
-    if mode is not None and not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        found = path.stat()
+    except FileNotFoundError:
+        found = None
+    except OSError as exc:  # a name too long, a loop of links: nothing can be written there
+        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+    if found is not None and stat.S_ISREG(found.st_mode):  # a stream read is no file to lose
+        for source in inputs:
+            if _same_file(found, source):
+                shown = "<stdin>" if str(source) == "-" else source
+                raise OutputError(f"refusing to overwrite input {shown} with output {target}")
+    if found is not None and not stat.S_ISREG(found.st_mode) and not stat.S_ISDIR(found.st_mode):
         # A device, FIFO or socket (/dev/stdout, /dev/null, a named pipe): a rename
         # would replace the node itself, and a stream has no partial file to fear.
         _write_stream(path, data)
         return
-    if path.is_symlink():
-        # Replace the file the link points at, not the link.
+    if os.path.islink(path):
+        # Replace the file the link points at (or would create), not the link.
         path = Path(os.path.realpath(path))
     directory = path.parent if str(path.parent) else Path(".")
     try:
@@ -77,6 +80,15 @@ def write_atomic(
         if isinstance(exc, OSError):
             raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
         raise
+
+
+def _same_file(target: os.stat_result, source: str | os.PathLike[str]) -> bool:
+    """Whether ``source`` (``-``: standard input, as redirected from a file) is ``target``."""
+    try:
+        found = os.fstat(0) if str(source) == "-" else os.stat(source)
+    except OSError:  # an input that is gone, or no stdin: not the target
+        return False
+    return (found.st_dev, found.st_ino) == (target.st_dev, target.st_ino)
 
 
 def _write_stream(path: Path, data: bytes) -> None:

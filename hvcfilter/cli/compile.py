@@ -167,8 +167,7 @@ def decompile(
     if result.text is None:
         ctx.exit(ExitCode.FINDINGS)
     assert result.text is not None
-    inputs = [] if payload_path == "-" else [payload_path]
-    write_output(utf8_document(result.text), output, binary=False, inputs=inputs)
+    write_output(utf8_document(result.text), output, binary=False, inputs=[payload_path])
     ctx.exit(ExitCode.OK)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 
 import click
 
@@ -63,7 +63,14 @@ def init(
     if path == "-":  # as everywhere else, "-" is standard output, not a file named "-"
         click.echo(template.render(), nl=False)
         ctx.exit(ExitCode.OK)
-    if Path(path).exists() and not force:
+    if not path:
+        raise click.UsageError("the path is empty; name the spec file to write")
+    # os.path, not Path: its probes take a name too long to exist for a missing file,
+    # and write_atomic then says why it cannot be written.
+    if os.path.isdir(path):
+        raise click.UsageError(f"{path} is a directory; name a file, such as {path}/hvcfilter.toml")
+    # lexists: a link counts even when dangling, as writing through it creates a file elsewhere.
+    if os.path.lexists(path) and not force:
         raise click.UsageError(f"{path} exists; use --force to overwrite it")
     write_atomic(path, template.render().encode("utf-8"))
     click.echo(

@@ -12,6 +12,7 @@ bytes, with a line diff when they differ (records, for binary payloads).
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -97,18 +98,19 @@ def pair_files(names: Iterable[str]) -> list[Pair]:
             pairs.add(Pair(spec, output, _format_of(output)))
             continue
         path = Path(name)
-        if not path.exists():
+        # os.path's probes, not Path's: they take a name too long to exist as missing.
+        if not os.path.exists(path):
             raise SpecError(f"{name}: no such file (name a spec, an output, or SPEC=OUTPUT)")
-        if path.is_dir():  # would pair with nothing and pass as "0 pair(s)"
+        if os.path.isdir(path):  # would pair with nothing and pass as "0 pair(s)"
             raise SpecError(f"{name}: is a directory (name a spec, an output, or SPEC=OUTPUT)")
         if path.suffix == _SPEC_SUFFIX:
             for suffix, fmt in SUFFIX_FORMATS.items():
                 sibling = path.with_suffix(suffix)
-                if sibling.is_file():
+                if os.path.isfile(sibling):
                     pairs.add(Pair(name, str(sibling), fmt))
         elif path.suffix in SUFFIX_FORMATS:
             spec_path = path.with_suffix(_SPEC_SUFFIX)
-            if spec_path.is_file():
+            if os.path.isfile(spec_path):
                 pairs.add(Pair(str(spec_path), name, SUFFIX_FORMATS[path.suffix]))
     return sorted(pairs)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,33 @@ def test_init_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
     assert target.read_text() == "mine\n"
     code, _, _ = run("init", str(target), "-t", "trng-in-vmm", "--force")
     assert code == 0 and 'name = "trng-in-vmm"' in target.read_text()
+
+
+def test_a_dangling_link_counts_as_existing(tmp_path: Path) -> None:
+    # Written through, it created the file it pointed at, anywhere, without --force.
+    elsewhere = tmp_path / "elsewhere.toml"
+    (tmp_path / "vm.toml").symlink_to(elsewhere)
+    code, _, err = run("init", str(tmp_path / "vm.toml"))
+    assert code == 2 and "exists; use --force" in err
+    assert not elsewhere.exists()
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        (lambda p: "", "the path is empty; name the spec file to write"),
+        (str, "is a directory; name a file, such as"),
+        (lambda p: "a" * 300 + ".toml", "cannot write " + "a" * 300 + ".toml: File name too long"),
+    ],
+    ids=["empty", "directory", "name-too-long"],
+)
+def test_a_path_that_cannot_be_a_spec_file_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, make: Callable[[Path], str], said: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run("init", make(tmp_path))
+    assert code == 2 and said in err
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_unknown_template_exits_2_and_writes_nothing(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -222,3 +223,79 @@ def test_a_non_blocking_stdout_that_fills_gets_all_the_output(
         _, error = child.communicate(timeout=60)
     assert child.returncode == 0, error
     assert got == expected.stdout
+
+
+@pytest.mark.parametrize(
+    ("command", "make_input"),
+    [
+        ("compile", lambda p: (EXAMPLES / "minimal.toml").read_bytes()),
+        ("check", lambda p: (EXAMPLES / "minimal.toml").read_bytes()),
+        ("decompile", lambda p: (ROOT / "tests" / "golden" / "minimal.bin").read_bytes()),
+    ],
+)
+def test_output_onto_the_file_redirected_to_stdin_is_refused(
+    tmp_path: Path, command: str, make_input: Callable[[Path], bytes]
+) -> None:
+    # `compile - -o s.toml < s.toml` replaced the spec with its payload: the guard
+    # compared -o with named inputs only. A real process: its descriptor 0 is the file.
+    target = tmp_path / "input"
+    original = make_input(tmp_path)
+    target.write_bytes(original)
+    with target.open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "hvcfilter", command, "-", "-o", str(target)],
+            stdin=stdin,
+            capture_output=True,
+            text=True,
+            env=_env(),
+            check=False,
+            timeout=60,
+        )
+    assert done.returncode == 2, done.stderr
+    assert (
+        done.stderr
+        == f"hvcfilter: error: refusing to overwrite input <stdin> with output {target}\n"
+    )
+    assert target.read_bytes() == original
+
+
+def test_output_next_to_a_redirected_stdin_is_still_written(tmp_path: Path) -> None:
+    spec = tmp_path / "vm.toml"
+    spec.write_bytes((EXAMPLES / "minimal.toml").read_bytes())
+    with spec.open("rb") as stdin:
+        done = subprocess.run(
+            [sys.executable, "-m", "hvcfilter", "compile", "-", "-o", str(tmp_path / "vm.bin")],
+            stdin=stdin,
+            capture_output=True,
+            env=_env(),
+            check=False,
+            timeout=60,
+        )
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "vm.bin").read_bytes() == (
+        ROOT / "tests" / "golden" / "minimal.bin"
+    ).read_bytes()
+
+
+@pytest.mark.parametrize("command", ["check", "compile", "decompile", "schema"])
+def test_an_output_name_too_long_is_unwritable_not_an_internal_error(
+    tmp_path: Path, command: str
+) -> None:
+    source = (
+        ROOT / "tests" / "golden" / "minimal.bin"
+        if command == "decompile"
+        else EXAMPLES / "minimal.toml"
+    )
+    args = [command] if command == "schema" else [command, str(source)]
+    long_name = str(tmp_path / ("a" * 300))
+    done = subprocess.run(
+        [sys.executable, "-m", "hvcfilter", *args, "-o", long_name],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 2, done.stderr
+    assert done.stderr == f"hvcfilter: error: cannot write {long_name}: File name too long\n"
