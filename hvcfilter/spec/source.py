@@ -93,10 +93,14 @@ class SourceMap:
         counts: dict[str, int] = {}
         table: KeyPath = ()
         in_string: str | None = None
-        for number, line in enumerate(self._text.splitlines(), start=1):
+        # Only "\n" ends a TOML line: splitlines() would also break at U+2028, U+0085 and
+        # other characters a comment or string may hold, and every later line would be off.
+        for number, raw in enumerate(self._text.split("\n"), start=1):
+            line = raw.removesuffix("\r")
             if in_string:
-                if line.count(in_string) % 2 == 1:
-                    in_string = None
+                end = _close_multiline(line, in_string)
+                if end is not None:
+                    in_string = _open_multiline(line[end:])
                 continue
             stripped = line.lstrip()
             if not stripped or stripped.startswith("#"):
@@ -123,8 +127,8 @@ class SourceMap:
         return index
 
 
-# Text with none of these is split into lines by "\n" alone (as splitlines would) and has
-# no multi-line string, so a table's keys can be found by scanning that table's lines.
+# Text with none of these has plain "\n" line ends and no multi-line string, so a
+# table's keys can be found by scanning that table's lines.
 _ODD_BREAKS = re.compile("[\r\x0b\x0c\x1c-\x1e\x85\u2028\u2029]")
 _BRACKET_LINE = re.compile(r"^[^\S\n]*\[[^\n]*", re.MULTILINE)
 
@@ -212,6 +216,7 @@ class _PlainIndex:
         self._lines = lines
         self._line_texts: list[str] | None = None
         self._found: dict[KeyPath, tuple[int, int] | None] = {}
+        self._table_keys: dict[KeyPath, dict[str, int]] = {}
         # table -> the index in `lines` of its header (-1 for the root table)
         # and of its first and past-last body line.
         self._tables: dict[KeyPath, tuple[int, int, int]] = {}
@@ -245,14 +250,28 @@ class _PlainIndex:
             if header >= 0:
                 found = (header + 1, self._column(header))
         elif path and isinstance(path[-1], str) and path[:-1] in self._tables:
-            _, start, end = self._tables[path[:-1]]
-            name = path[-1]
-            for index in range(start, end):
-                if self._lines[index][0] == name:
-                    found = (index + 1, self._column(index))
-                    break
+            index = self._keys_of(path[:-1]).get(path[-1])
+            if index is not None:
+                found = (index + 1, self._column(index))
         self._found[path] = found
         return found
+
+    def _keys_of(self, table: KeyPath) -> dict[str, int]:
+        """A table's keys and the index of the line of each, read once per table.
+
+        Per key, a scan of the table's lines made a table of many bad keys
+        (each one reported) quadratic: 20,000 took 6 s.
+        """
+        keys = self._table_keys.get(table)
+        if keys is None:
+            _, start, end = self._tables[table]
+            keys = {}
+            for index in range(start, end):
+                name = self._lines[index][0]
+                if name:  # "" on a line of no key (a blank line, a comment)
+                    keys.setdefault(name, index)
+            self._table_keys[table] = keys
+        return keys
 
 
 def _open_multiline(line: str) -> str | None:
@@ -267,15 +286,37 @@ def _open_multiline(line: str) -> str | None:
             return None
         delimiter = line[i : i + 3]
         if delimiter in ('"""', "'''"):
-            end = line.find(delimiter, i + 3)
-            if end < 0:
+            end = _close_multiline(line[i + 3 :], delimiter)
+            if end is None:
                 return delimiter
-            i = end + 3
+            i += 3 + end
         elif char in "\"'":
             i += 1
             while i < len(line) and line[i] != char:
                 i += 2 if char == '"' and line[i] == "\\" else 1
             i += 1
+        else:
+            i += 1
+    return None
+
+
+def _close_multiline(text: str, delimiter: str) -> int | None:
+    """The offset in ``text`` just past the ``delimiter`` that ends a multi-line string in it.
+
+    In a basic string (three double quotes) a backslash escapes the character
+    after it, so an escaped quote and two more do not end the string. Up to
+    two quotes just before the closing three belong to the string (TOML 1.0):
+    four or five quotes in a row end it too.
+    """
+    i = 0
+    while i < len(text):
+        if delimiter == '"""' and text[i] == "\\":
+            i += 2
+        elif text.startswith(delimiter, i):
+            end = i + 3
+            while end < len(text) and end - i < 5 and text[end] == delimiter[0]:
+                end += 1
+            return end
         else:
             i += 1
     return None

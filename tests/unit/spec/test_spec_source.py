@@ -57,6 +57,30 @@ def test_multiline_strings_use_the_full_scan() -> None:
     assert source._lazy is None
 
 
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x85", "\x0b", "\x1c"])
+def test_only_newline_ends_a_line_in_the_full_scan(separator: str) -> None:
+    # splitlines() broke lines at these too: each put every later position one line down.
+    text = f'# a pasted{separator}comment\n[filter]\nname = "a\\tb"\n[[range]]\nbase = 1\n'
+    source = SourceMap(text)
+    assert source.locate(("range", 0, "base")) == (5, 1)
+    assert source._lazy is None  # the case reaches the full scan
+
+
+@pytest.mark.parametrize(
+    ("string", "after"),
+    [
+        ('"""\na \\""" b\n[[range]]\n"""', 6),  # an escaped quote and two more: still open
+        ('"""\na \\\\"""', 4),  # an escaped backslash, then the delimiter: closed
+        ('"""a""""', 3),  # a quote of the string, then the delimiter, on the opening line
+        ('"""\n""""', 4),  # the same on a later line
+        ("'''\na \\'''", 4),  # no escapes in a literal string
+    ],
+)
+def test_a_multiline_string_ends_where_toml_ends_it(string: str, after: int) -> None:
+    text = f"[filter]\ndescription = {string}\n[[range]]\nbase = 1\n"
+    assert SourceMap(text).locate(("range", 0, "base")) == (after + 1, 1)
+
+
 _PLAIN = """\
 top = 1  # root keys come first
 \tother = "x"
@@ -96,3 +120,14 @@ def test_plain_toml_unknown_keys_fall_back_to_their_table() -> None:
     assert source.locate(("vm", "allow", 1)) == (12, 1)
     assert source.locate(("other",)) == (2, 2)
     assert source.locate(("nowhere",)) is None
+
+
+def test_plain_toml_many_keys_of_one_table_each_at_its_line() -> None:
+    # Read once per table, not once per key (which was quadratic): every answer still right.
+    text = "[filter]\n" + "".join(f"k{i} = {i}\n" for i in range(200))
+    plain = parse(text)
+    assert plain is not None
+    source = SourceMap(text, plain.lines)
+    for i in range(200):
+        assert source.locate(("filter", f"k{i}")) == (i + 2, 1)
+    assert source.locate(("filter", "nope")) == (1, 1)  # the table, for a key it lacks
