@@ -13,13 +13,14 @@ import operator
 from collections.abc import Iterator
 from itertools import compress, count, islice, repeat
 
-from hvcfilter.diagnostics import Diagnostic, Severity
+from hvcfilter.diagnostics import Diagnostic, Location, Severity
 from hvcfilter.errors import errno_name
 from hvcfilter.model import Action, FilterSpec, OwnerEntry, RawEntry, ServiceEntry
 from hvcfilter.rules.analysis import U32_END, analyse, crossing
 from hvcfilter.rules.registry import Check, check
 from hvcfilter.rules.wording import record_label, span, span_names
 from hvcfilter.smccc import format_id
+from hvcfilter.spec import locate
 
 _MAX_NR_FUNCTIONS = U32_END - 1
 
@@ -256,9 +257,39 @@ def no_smccc_filter(spec: FilterSpec) -> Iterator[Diagnostic]:
     )
 
 
+@check("HVF208", "empty-table", Severity.WARNING)
+def empty_table(spec: FilterSpec) -> Iterator[Diagnostic]:
+    """The spec has no ``[[range]]``: its payload is empty, and the VMM installs no filter.
+
+    The kernel accepts an empty table, as there is nothing to install: no
+    ``KVM_SET_DEVICE_ATTR`` call is made and every call the guest makes gets
+    the kernel's default handling, as with no spec at all. That is seldom
+    what a file meant to lock a guest down was written for: an empty or
+    truncated file, or one whose ranges an edit lost. A deliberately empty
+    table says so with ``allow = ["empty-table"]``.
+
+    Fail: a spec of only ``[filter] kernel = "6.12"``, or an empty file.
+    Pass: any spec with at least one ``[[range]]``.
+    """
+    if spec.entries:
+        return
+    at = locate(spec, ("filter",))
+    yield Diagnostic(
+        empty_table.code,
+        empty_table.name,
+        empty_table.severity,
+        "the spec has no [[range]]: the table is empty, so the VMM installs no filter and "
+        "every call gets the kernel's default handling",
+        at if at.line is not None else Location(spec.path),  # the file, when it has no [filter]
+        "add [[range]] entries (`hvcfilter init` writes a starter table), or "
+        'allow = ["empty-table"] in [filter] if no filter is meant',
+    )
+
+
 CHECKS: tuple[Check, ...] = (
     overlapping_ranges,
     empty_or_wrapping_range,
     mergeable_ranges,
     no_smccc_filter,
+    empty_table,
 )

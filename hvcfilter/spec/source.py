@@ -80,6 +80,10 @@ class SourceMap:
         lookup = self._lazy.get if self._lazy is not None else self._full_get
         for end in range(len(path), 0, -1):
             found = lookup(path[:end])
+            if found is None and isinstance(path[end - 1], str):
+                # A name given as an array of tables ([[ranges]], [[filter]]) is indexed
+                # by its first table's header.
+                found = lookup((*path[:end], 0))
             if found is not None:
                 return found
         return None

@@ -105,9 +105,10 @@ def test_kernel_override_judges_the_vm_settings_too(tmp_path: Path) -> None:
     # --kernel used to swap the profile only after [vm] had been checked against the
     # spec's own kernel: PSCI 1.3 (7.2 only) passed for 6.12 and was flagged for 7.2.
     for_72 = tmp_path / "a.toml"
-    for_72.write_text('[filter]\nkernel = "7.2"\n[vm]\npsci_version = "1.3"\n')
+    sip = '[[range]]\nowner = "sip"\naction = "deny"\n'
+    for_72.write_text(f'[filter]\nkernel = "7.2"\n[vm]\npsci_version = "1.3"\n{sip}')
     for_612 = tmp_path / "b.toml"
-    for_612.write_text('[filter]\nkernel = "6.12"\n[vm]\npsci_version = "1.3"\n')
+    for_612.write_text(f'[filter]\nkernel = "6.12"\n[vm]\npsci_version = "1.3"\n{sip}')
     flagged = lint_file(for_72, kernel="6.12").diagnostics
     assert [d.code for d in flagged] == ["HVF107"] and "kernel 6.12 refuses" in flagged[0].message
     assert lint_file(for_612, kernel="7.2").diagnostics == ()

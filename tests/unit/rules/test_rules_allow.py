@@ -48,6 +48,10 @@ kernel = "6.12"
 
 [vm]
 psci_version = "1.3"
+
+[[range]]
+owner = "sip"
+action = "deny"
 """
 
 

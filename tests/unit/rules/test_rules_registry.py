@@ -27,6 +27,7 @@ EXPECTED_SEVERITY = {
     "HVF205": Severity.NOTE,
     "HVF206": Severity.WARNING,
     "HVF207": Severity.ERROR,
+    "HVF208": Severity.WARNING,
     "HVF301": Severity.WARNING,
     "HVF302": Severity.WARNING,
     "HVF303": Severity.WARNING,

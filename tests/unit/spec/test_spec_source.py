@@ -131,3 +131,9 @@ def test_plain_toml_many_keys_of_one_table_each_at_its_line() -> None:
     for i in range(200):
         assert source.locate(("filter", f"k{i}")) == (i + 2, 1)
     assert source.locate(("filter", "nope")) == (1, 1)  # the table, for a key it lacks
+
+
+def test_a_name_given_as_an_array_of_tables_is_found_at_its_first_header() -> None:
+    # An unknown [[ranges]] (or [[filter]]) was reported with no line at all.
+    text = 'x = """\n"""\n[[ranges]]\naction = "deny"\n[[ranges]]\n'
+    assert SourceMap(text).locate(("ranges",)) == (3, 1)
