@@ -247,7 +247,7 @@ def explain(
     if number is not None:
         if not 0 <= number <= smccc.FUNCTION_ID_MAX:
             raise UnknownQueryError(
-                f"{text} is not a 32-bit function ID: KVM compares W0, 0..0xFFFFFFFF"
+                f"{_shown(text)} is not a 32-bit function ID: KVM compares W0, 0..0xFFFFFFFF"
             )
         fids = [number]
     else:
@@ -263,8 +263,8 @@ def explain(
             if not fids:
                 names = [r.name for r in all_rules()] + [e.name for e in cat.entries]
                 raise UnknownQueryError(
-                    f"{text!r} is not a diagnostic code, rule name, function ID or known "
-                    f"function name{_suggestion(text, names)}"
+                    f"{_shown(text)!r} is not a diagnostic code, rule name, function ID or "
+                    f"known function name{_suggestion(text, names)}"
                 ) from None
     spec = _load_for_explain(spec_path) if spec_path is not None else None
     return FunctionExplanation(text, tuple(explain_id(fid, spec) for fid in fids))
@@ -312,6 +312,14 @@ def completions(incomplete: str) -> list[str]:
             seen.add(word)
             out.append(word)
     return out
+
+
+def _shown(text: str) -> str:
+    """The query as an error quotes it: a pasted page is cut, not echoed whole."""
+    return text if len(text) <= _SHOWN_MAX else f"{text[: _SHOWN_MAX - 3]}..."
+
+
+_SHOWN_MAX = 60
 
 
 def _suggestion(word: str, candidates: Sequence[str]) -> str:

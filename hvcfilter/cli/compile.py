@@ -53,8 +53,12 @@ def _read(path: str) -> bytes:
     try:
         return read_input(path)
     except OSError as exc:
-        shown = "<stdin>" if path == "-" else path
-        raise PayloadError(f"cannot read {shown}: {unreadable(exc)}") from exc
+        raise PayloadError(f"cannot read {_name(path)}: {unreadable(exc)}") from exc
+
+
+def _name(path: str) -> str:
+    """How a report names an input: ``-`` is ``<stdin>``, as everywhere."""
+    return "<stdin>" if path == "-" else path
 
 
 def _report(diagnostics: tuple[Diagnostic, ...]) -> None:
@@ -161,8 +165,9 @@ def decompile(
     kernel: str | None,
 ) -> None:
     """Validate PAYLOAD (a file, or - for stdin) and write it back as a canonical spec."""
-    name = "<stdin>" if payload_path == "-" else payload_path
-    result = decompiler.decompile(_read(payload_path), name, kernel=kernel, byte_order=byte_order)
+    result = decompiler.decompile(
+        _read(payload_path), _name(payload_path), kernel=kernel, byte_order=byte_order
+    )
     _report(result.diagnostics)
     if result.text is None:
         ctx.exit(ExitCode.FINDINGS)
@@ -202,7 +207,9 @@ def diff(
     """
     if a == "-" and b == "-":
         raise click.UsageError("only one of A and B can be - (stdin)")
-    result = files.diff_files((a, _read(a)), (b, _read(b)), kernel=kernel, byte_order=byte_order)
+    result = files.diff_files(
+        (_name(a), _read(a)), (_name(b), _read(b)), kernel=kernel, byte_order=byte_order
+    )
     if result.changes is None:
         # Lint warnings do not matter to a comparison; only what stopped it is shown.
         _report(result.a.diagnostics + result.b.diagnostics)

@@ -118,21 +118,26 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
-        return LoadResult(
-            filename,
-            None,
-            (
-                diag(
-                    "HVF001",
-                    f"not UTF-8 text: byte {data[exc.start]:#04x} at offset {exc.start}",
-                    Location(filename, line, column),
-                    "save the spec as UTF-8",
-                ),
-            ),
-        )
+        what = f"byte {data[exc.start]:#04x} at offset {exc.start}"
+        return _not_utf8(data, exc.start, filename, what, "save the spec as UTF-8")
+    nul = data.find(b"\0")
+    if nul >= 0:
+        # NUL is UTF-8 but never TOML. UTF-16 or UTF-32 text without a byte-order mark
+        # decodes, and TOML would call its first NUL a syntax error, hinting at hex numbers.
+        hint = "save the spec as UTF-8 (text with a NUL after every character is UTF-16)"
+        return _not_utf8(data, nul, filename, f"a NUL byte at offset {nul}", hint)
     return loads(text, filename, kernel=kernel)
+
+
+def _not_utf8(data: bytes, offset: int, filename: str, what: str, hint: str) -> LoadResult:
+    """HVF001 at the byte at ``offset``, which keeps ``data`` from being UTF-8 TOML text."""
+    line = data.count(b"\n", 0, offset) + 1
+    column = offset - (data.rfind(b"\n", 0, offset) + 1) + 1
+    return LoadResult(
+        filename,
+        None,
+        (diag("HVF001", f"not UTF-8 text: {what}", Location(filename, line, column), hint),),
+    )
 
 
 # struct kvm_smccc_filter (reference 1.1); the spec room does not import the table room.

@@ -178,6 +178,14 @@ def test_decompile_round_trip(tmp_path: Path) -> None:
     assert out.read_bytes() == (GOLDEN / "lockdown.bin").read_bytes()
 
 
+def test_diff_names_stdin_as_everywhere_else() -> None:
+    # It was "-:3:1", as if a file were named "-".
+    spec = b'[filter]\nkernel = "6.12"\nx = 1\n'
+    code, _, err = run("diff", "-", str(EXAMPLES / "minimal.toml"), stdin=spec)
+    assert code == 2
+    assert err.startswith("<stdin>:3:1: error HVF102")
+
+
 def test_decompile_from_stdin() -> None:
     code, out, _ = run("decompile", "-", stdin=(GOLDEN / "minimal.bin").read_bytes())
     assert code == 0 and out == (GOLDEN / "minimal.decompiled.toml").read_bytes()

@@ -152,3 +152,11 @@ def test_explain_on_a_kernel_without_the_filter_installs_nothing() -> None:
     assert "rejected by the kernel (kernel 6.1 has no SMCCC filter)" in text
     # A kernel with the filter has no such SMC note.
     assert not any("by SMC" in n for n in explain_id(0x8400_0003).notes)
+
+
+@pytest.mark.parametrize("query", ["A" * 100_000, "0x" + "F" * 5_000])
+def test_an_unknown_query_is_quoted_cut_not_echoed_whole(query: str) -> None:
+    with pytest.raises(UnknownQueryError) as caught:
+        explain(query)
+    message = str(caught.value)
+    assert query[:50] in message and len(message) < 200

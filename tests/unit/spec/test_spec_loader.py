@@ -460,3 +460,26 @@ def test_utf16_text_the_length_of_whole_records_is_not_called_a_payload() -> Non
     assert len(text) % 24 == 0 and b"\0" in text
     (diag,) = load_bytes(text, "vm.toml").diagnostics
     assert diag.code == "HVF001" and diag.message.startswith("not UTF-8 text")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le"])
+def test_utf16_or_32_text_without_a_bom_is_told_to_be_saved_as_utf8(encoding: str) -> None:
+    # It decodes as UTF-8 (NUL is UTF-8), and TOML called the first NUL a syntax
+    # error with the hint "hex numbers are written 0x84000000".
+    from hvcfilter.spec import load_bytes
+
+    data = '[filter]\nkernel = "6.12"\n'.encode(encoding)
+    (diag,) = load_bytes(data, "vm.toml").diagnostics
+    nul = data.index(b"\0")
+    assert diag.code == "HVF001"
+    assert diag.message == f"not UTF-8 text: a NUL byte at offset {nul}"
+    assert (diag.location.line, diag.location.column) == (1, nul + 1)
+    assert diag.hint is not None and diag.hint.startswith("save the spec as UTF-8")
+
+
+def test_a_nul_in_otherwise_plain_text_is_located_at_its_line() -> None:
+    from hvcfilter.spec import load_bytes
+
+    (diag,) = load_bytes(b'[filter]\nname = "a\0b"\n', "vm.toml").diagnostics
+    assert diag.message == "not UTF-8 text: a NUL byte at offset 18"
+    assert (diag.location.line, diag.location.column) == (2, 10)
