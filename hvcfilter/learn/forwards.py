@@ -26,14 +26,32 @@ from typing import Final
 
 from hvcfilter.errors import TraceError
 from hvcfilter.smccc import FUNCTION_ID_MAX
-from hvcfilter.trace import contains, open_trace
+from hvcfilter.trace import contains, event_line, open_trace
 
 __all__ = ["forwarded_calls"]
 
 _MARKER: Final = b"KVM_EXIT_HYPERCALL"
-# The pid before the CPU column, past record-tgid's "(tgid)" column, as ftrace._LINE reads it.
-_TASK = re.compile(rb"-(\d+)\s+(?:\([\s\d-]+\)\s+)?\[")
-_HVC = re.compile(rb"kvm_hvc_arm64:\s+HVC at 0x[0-9a-fA-F]+ \(r0: 0x([0-9a-fA-F]+)")
+_HVC_EVENT, _EXIT_EVENT = b"kvm_hvc_arm64", b"kvm_userspace_exit"
+# Events after which the guest ran on or trapped again (an SMC has no kvm_hvc_arm64
+# and no ID): a later KVM_EXIT_HYPERCALL is not the HVC's.
+_MOVED_ON: Final = frozenset((b"kvm_entry", b"kvm_exit"))
+_R0 = re.compile(rb"r0: 0x([0-9a-fA-F]+)")
+
+
+def _acted_on(line: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """The (pid, event, message) of a line the tally took as an event, else None.
+
+    Only those lines may start or end a pending forward: a malformed
+    ``kvm_hvc_arm64`` the tally skipped must not turn the exit after it into
+    a forward of an ID the guest never got an answer for from the VMM.
+    """
+    return event_line(line) if b"kvm_" in line else None
+
+
+def _w0(message: bytes) -> int:
+    r0 = _R0.search(message)
+    assert r0 is not None  # event_line accepted it as a kvm_hvc_arm64 message
+    return int(r0.group(1), 16) & FUNCTION_ID_MAX
 
 
 def _has_marker(path: str) -> bool:
@@ -64,20 +82,18 @@ def _forwards_by_line(path: str) -> Counter[int]:
     pending: dict[bytes, int] = {}  # vCPU thread -> W0 of its last HVC
     with open_trace(path) as source:
         for line in source.stream:
-            task = _TASK.search(line)
-            if task is None:
+            fields = _acted_on(line)
+            if fields is None:
                 continue
-            hvc = _HVC.search(line)
-            if hvc is not None:
-                pending[task.group(1)] = int(hvc.group(1), 16) & FUNCTION_ID_MAX
-            elif b"kvm_userspace_exit" in line:
-                fid = pending.pop(task.group(1), None)
-                if fid is not None and _MARKER in line:
+            pid, event, message = fields
+            if event == _HVC_EVENT:
+                pending[pid] = _w0(message)
+            elif event == _EXIT_EVENT:
+                fid = pending.pop(pid, None)
+                if fid is not None and _MARKER in message:
                     found[fid] += 1
-            elif b"kvm_entry" in line or b"kvm_exit" in line:
-                # The guest ran on, or trapped again (an SMC: no kvm_hvc_arm64, no ID):
-                # a later KVM_EXIT_HYPERCALL is not the HVC's.
-                pending.pop(task.group(1), None)
+            elif event in _MOVED_ON:
+                pending.pop(pid, None)
     return found
 
 
@@ -136,26 +152,21 @@ def _forwards_read_back(fd: int, size: int) -> Counter[int] | None:
         budget -= _LINE_COST + len(line)  # marker lines the line pass ignores cost too
         if budget < 0:
             return None
-        task = _TASK.search(line)
-        if task is None or _HVC.search(line) is not None or b"kvm_userspace_exit" not in line:
-            continue  # the line pass does not take it as an exit of a thread
-        pid = task.group(1)
+        fields = _acted_on(line)
+        if fields is None or fields[1] != _EXIT_EVENT or _MARKER not in fields[2]:
+            continue  # the line pass does not count it as a forward's exit
+        pid = fields[0]
         for earlier in lines:
             budget -= _LINE_COST + len(earlier)
             if budget < 0:
                 return None
-            other = _TASK.search(earlier)
-            if other is None or other.group(1) != pid:
+            before = _acted_on(earlier)
+            if before is None or before[0] != pid:
                 continue
-            hvc = _HVC.search(earlier)
-            if hvc is not None:
-                found[int(hvc.group(1), 16) & FUNCTION_ID_MAX] += 1
+            if before[1] == _HVC_EVENT:
+                found[_w0(before[2])] += 1
                 break
-            if (
-                b"kvm_userspace_exit" in earlier
-                or b"kvm_entry" in earlier
-                or b"kvm_exit" in earlier
-            ):
+            if before[1] == _EXIT_EVENT or before[1] in _MOVED_ON:
                 break  # popped before this exit: nothing pending for it
     return found
 

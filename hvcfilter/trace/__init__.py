@@ -29,7 +29,7 @@ from hvcfilter.trace.events import (
     TraceFormat,
     TraceTally,
 )
-from hvcfilter.trace.ftrace import ftrace_events
+from hvcfilter.trace.ftrace import event_line, ftrace_events
 from hvcfilter.trace.parallel import ftrace_tally
 from hvcfilter.trace.sources import Source, contains, detect_format, open_trace, resolve_format
 
@@ -49,6 +49,7 @@ __all__ = [
     "contains",
     "default_cache",
     "detect_format",
+    "event_line",
     "iter_events",
     "open_trace",
     "tally",

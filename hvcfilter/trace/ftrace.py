@@ -30,7 +30,7 @@ from hvcfilter.trace import re2_proof
 from hvcfilter.trace.events import W0_MASK, Progress, TraceEvent, TraceTally
 from hvcfilter.trace.sources import Source, chunks
 
-__all__ = ["FtraceParser", "ftrace_events", "split_lines"]
+__all__ = ["FtraceParser", "event_line", "ftrace_events", "split_lines"]
 
 # comm may hold spaces and dashes (the pid follows the last dash before the
 # columns); record-tgid adds "(tgid)"; trace-cmd report has no flags column.
@@ -129,6 +129,28 @@ _EC_SMC64, _EC_SMC32, _EC_HVC32 = 0x17, 0x13, 0x12
 def split_lines(chunk: bytes) -> list[bytes]:
     # Only "\n" ends a line, as for the line counts (splitlines would also split at "\r").
     return chunk.split(b"\n")[:-1]
+
+
+def event_line(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """``(pid, event, message)`` of a line the parser takes as an event; None for any other.
+
+    None for what :meth:`FtraceParser.line` skips or counts as no event:
+    comments, headers, lines that are no event line, and ``kvm_hvc_arm64``
+    events whose message is malformed. Another pass over the text (learn's
+    forwards) must act on exactly these lines, or a line the tally skipped
+    could still decide what a call got.
+    """
+    text = raw.rstrip(b"\r\n")
+    stripped = text.strip()
+    if not stripped or stripped.startswith(b"#") or _HEADER.fullmatch(text):
+        return None  # as line() does first: "# x-1 [000] 1.0: e:" is a comment
+    m = _LINE.fullmatch(text)
+    if m is None:
+        return None
+    event, message = m["event"], m["msg"]
+    if event == _HVC_EVENT and _HVC_MSG.fullmatch(message) is None:
+        return None
+    return m["pid"], event, message
 
 
 class FtraceParser:

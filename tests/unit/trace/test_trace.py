@@ -666,3 +666,32 @@ def test_a_fifo_s_progress_counts_the_bytes_read(tmp_path: Path) -> None:
     assert seen[-1] == (len(text), None)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)
     assert seen[0][0] > 0
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_event_line_takes_exactly_the_lines_the_parser_counts_as_events(seed: int) -> None:
+    # Another pass over the text (learn's forwards) acts on event_line's lines: it must
+    # be the parser's own judgement, or a skipped line could decide what a call got.
+    from hvcfilter.trace.events import TraceTally
+    from hvcfilter.trace.ftrace import FtraceParser, event_line
+
+    rng = random.Random(seed)
+    pieces = [
+        b"    vmm-7     [001] .....     2.5: ",
+        b"  a-b-7 (7) [000]     2: ",
+        b"# ",
+        b"cpus=4",
+        b"kvm_hvc_arm64: HVC at 0x1 (r0: 0x84000000, imm: 0x0)",
+        b"kvm_hvc_arm64: HVC at 0x1 (r0: 0x84000000, imm: 0x123456)",
+        b"kvm_exit: TRAP: HSR_EC: 0x0017 (SMC64)",
+        b"kvm_entry: PC: 0x0",
+        b" x",
+        b"\r",
+        b"-",
+        b"[",
+    ]
+    for _ in range(3000):
+        line = b"".join(rng.choice(pieces) for _ in range(rng.randint(1, 4)))
+        tally = TraceTally()
+        FtraceParser(tally, "t").line(1, line)
+        assert (event_line(line) is not None) == (tally.events == 1), line
