@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import os
 import re
-import stat
 from collections import Counter
 from collections.abc import Iterator
 from typing import Final
 
 from hvcfilter.errors import TraceError
 from hvcfilter.smccc import FUNCTION_ID_MAX
-from hvcfilter.trace import contains, event_line, open_trace
+from hvcfilter.trace import contains, event_line, open_trace, sized_file
 
 __all__ = ["forwarded_calls"]
 
@@ -119,10 +118,10 @@ def _read_back_forwards(path: str) -> Counter[int] | None:
     or the walks ran over their budget: the line pass decides then.
     """
     try:
-        regular = stat.S_ISREG(os.stat(path).st_mode)
+        sized = sized_file(os.stat(path))
     except OSError:
-        regular = False  # the line pass reports it, with the errno
-    if not regular:  # a FIFO's bytes can be read once: opening it here would lose them
+        sized = False  # the line pass reports it, with the errno
+    if not sized:  # a FIFO's bytes can be read once: opening it here would lose them
         return None
     with open_trace(path) as source:
         fd = source.opened_file()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
-import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +28,7 @@ from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
 from hvcfilter.learn.writer import spec_text
 from hvcfilter.model import FilterSpec
-from hvcfilter.trace import TraceFormat, default_cache
+from hvcfilter.trace import TraceFormat, default_cache, sized_file
 from hvcfilter.trace import tally as tally_trace
 
 __all__ = ["LearnResult", "expand_paths", "learn", "read_tallies", "tally_traces"]
@@ -97,15 +96,16 @@ def _rereadable(path: str) -> Iterator[str]:
     Forwards are found in a second pass over an ftrace file. Standard input, a
     FIFO or a process substitution (``<(zcat trace.gz)``) can be read once:
     the second pass found nothing there (forwards lost without a word) or
-    waited forever on a FIFO. Such an input is copied to a temporary file
-    first, in chunks, and the copy is removed afterwards.
+    waited forever on a FIFO. A pseudo-file such as tracefs's ``trace`` says
+    it holds 0 bytes, which the second pass believed. Such an input is copied
+    to a temporary file first, in chunks, and the copy is removed afterwards.
     """
     if path != "-":
         try:
-            regular = stat.S_ISREG(os.stat(path).st_mode)
+            sized = sized_file(os.stat(path))
         except OSError:
-            regular = True  # missing or unreadable: the trace room reports it, with the errno
-        if regular:
+            sized = True  # missing or unreadable: the trace room reports it, with the errno
+        if sized:
             yield path
             return
     shown = "<stdin>" if path == "-" else path

@@ -31,7 +31,14 @@ from hvcfilter.trace.events import (
 )
 from hvcfilter.trace.ftrace import event_line, ftrace_events
 from hvcfilter.trace.parallel import ftrace_tally
-from hvcfilter.trace.sources import Source, contains, detect_format, open_trace, resolve_format
+from hvcfilter.trace.sources import (
+    Source,
+    contains,
+    detect_format,
+    open_trace,
+    resolve_format,
+    sized_file,
+)
 
 __all__ = [
     "CONDUITS",
@@ -52,6 +59,7 @@ __all__ = [
     "event_line",
     "iter_events",
     "open_trace",
+    "sized_file",
     "tally",
 ]
 

@@ -114,7 +114,7 @@ def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
                 st = os.fstat(raw.fileno())
                 # A FIFO or /dev/fd/63 has a path but neither a size nor offsets to read at:
                 # it is read as a stream, as stdin is.
-                total = st.st_size if stat.S_ISREG(st.st_mode) else None
+                total = st.st_size if sized_file(st) else None
             except OSError as exc:
                 raise TraceError(f"cannot read {name or path}: {unreadable(exc)}") from exc
         name = name or ("<stdin>" if path == "-" else path)
@@ -140,6 +140,17 @@ def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
             stream = stack.enter_context(lzma.LZMAFile(buffered, mode="rb"))
             errors = (*errors, lzma.LZMAError)
         yield Source(name, stream, buffered, total, errors)
+
+
+def sized_file(st: os.stat_result) -> bool:
+    """Whether ``st`` is a regular file whose size says how much there is to read.
+
+    Pseudo-files such as tracefs's ``trace`` (the reference's capture) and
+    procfs files are regular but report a size of 0 however much they hold:
+    reads at offsets up to that size, or an mmap of it, find nothing. They
+    are read as streams, as a FIFO is (an empty file loses nothing by it).
+    """
+    return stat.S_ISREG(st.st_mode) and st.st_size > 0
 
 
 def is_plain_file(source: Source) -> bool:

@@ -6,8 +6,10 @@ import gzip
 import io
 import os
 import random
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -223,3 +225,23 @@ def test_a_skipped_hvc_line_does_not_make_the_exit_after_it_a_forward(
     path.write_bytes(gzip.compress(data) if compressed else data)
     assert forwarded_calls(str(path)) == {}
     assert forwards._forwards_by_line(str(path)) == {}
+
+
+def test_a_pseudo_file_of_size_zero_keeps_its_forwards(tmp_path: Path) -> None:
+    # tracefs's trace (and procfs files) say they hold 0 bytes: the forwards pass
+    # read up to that size, found nothing, and learned forwarded calls as the kernel's.
+    # /proc/PID/cmdline stands in for tracefs here: regular, size 0, full of text.
+    text = (TRACES / "sample-6.12.txt").read_text()
+    holder = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "\n" + text])
+    try:
+        pseudo = f"/proc/{holder.pid}/cmdline"
+        for _ in range(100):  # until the child has exec'd and its cmdline is the text
+            if text[:40] in Path(pseudo).read_text(errors="replace"):
+                break
+            time.sleep(0.05)
+        assert os.stat(pseudo).st_size == 0
+        tally = tally_traces([pseudo], kernel="6.12")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _forwards(tally) == {0xC200_0005}
