@@ -19,12 +19,14 @@ from typing import TYPE_CHECKING, assert_never
 import click
 
 from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
+from hvcfilter.errors import TraceError
 from hvcfilter.trace import TraceFormat
 from hvcfilter.utf8 import utf8_document
 
 if TYPE_CHECKING:
     from hvcfilter.learn import Granularity, Override, Tally
     from hvcfilter.learn.derive import Learned
+    from hvcfilter.learn.run import Skipped
     from hvcfilter.table.files import Table
 
 __all__ = ["ReportFormat", "learn"]
@@ -114,6 +116,11 @@ def _command() -> str:
     help="Format of the --against report.",
 )
 @click.option(
+    "--strict",
+    is_flag=True,
+    help="Exit 1, writing nothing, if any trace line cannot be parsed (its calls would be denied).",
+)
+@click.option(
     "--no-cache",
     is_flag=True,
     help="Read every trace again: do not use or keep the tallies of large trace files "
@@ -135,6 +142,7 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     jobs: int,
     trace_format: str,
     fmt: str,
+    strict: bool,
     no_cache: bool,
 ) -> None:
     """Learn the least-privilege table from guest traces (or tallies of a fleet).
@@ -170,14 +178,17 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     if from_tallies:
         tally = run.read_tallies(inputs_list)
     else:
+        skipped = _SkippedLines()
         tally = run.tally_traces(
             inputs_list,
             kernel=kernel,
             trace_format=TraceFormat(trace_format),
             jobs=jobs,
             on_empty=_note_empty,
+            on_skipped=skipped,
             cache=not no_cache,
         )
+        skipped.judge(ctx, strict=strict)
     if tally_out is not None:
         if not tally.calls:
             domain.derive.derive(tally)  # raises the no-calls error: never an empty tally
@@ -196,6 +207,41 @@ def learn(  # noqa: PLR0917 - click passes each option as a parameter
     _against(
         ctx, tally, against, gran, overrides, output, fmt, [*inputs_list, against], against_table
     )
+
+
+class _SkippedLines:
+    """Each trace's unparseable lines, told as they are found; --strict stops after all.
+
+    A call on a skipped line is missing from the tally, so the learned table
+    denies it: the guest that made it gets NOT_SUPPORTED. simulate reports
+    the same lines; learn must not drop them without a word.
+    """
+
+    def __init__(self) -> None:
+        self.lines = 0
+
+    def __call__(self, s: Skipped) -> None:
+        first = f"; the first: {s.first}" if s.first is not None else ""
+        if not s.events:  # before the note that it holds no call: this says why
+            raise TraceError(
+                f"{s.trace}: read as {s.fmt}, none of its {s.lines:,} line(s) is an event"
+                f"{first}; is it a trace? --trace-format names its format"
+            )
+        self.lines += s.lines
+        click.echo(
+            f"hvcfilter: warning: {s.trace}: {s.lines:,} line(s) could not be parsed and were "
+            f"skipped, and a call on them is denied by the learned table{first}",
+            err=True,
+        )
+
+    def judge(self, ctx: click.Context, *, strict: bool) -> None:
+        if strict and self.lines:
+            click.echo(
+                f"hvcfilter: error: {self.lines:,} trace line(s) could not be parsed "
+                "(--strict): nothing written",
+                err=True,
+            )
+            ctx.exit(int(ExitCode.FINDINGS))
 
 
 def _note_empty(trace: str) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from hvcfilter.errors import TraceError
 from hvcfilter.inputs import read_input, unreadable
@@ -28,10 +29,10 @@ from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
 from hvcfilter.learn.writer import spec_text
 from hvcfilter.model import FilterSpec
-from hvcfilter.trace import TraceFormat, default_cache, sized_file
+from hvcfilter.trace import BadLine, TraceFormat, default_cache, sized_file
 from hvcfilter.trace import tally as tally_trace
 
-__all__ = ["LearnResult", "expand_paths", "learn", "read_tallies", "tally_traces"]
+__all__ = ["LearnResult", "Skipped", "expand_paths", "learn", "read_tallies", "tally_traces"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,17 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
     return out
 
 
-def _one(args: tuple[str, str, str, bool]) -> Tally:
+class Skipped(NamedTuple):
+    """A trace's lines that could not be parsed: how many, and the first of them."""
+
+    trace: str
+    lines: int
+    first: BadLine | None
+    events: int  # the lines that were events: none means it is no trace of this format
+    fmt: str  # the format it was read as
+
+
+def _one(args: tuple[str, str, str, bool]) -> tuple[Tally, Skipped]:
     path, fmt, kernel, keep = args
     name = "<stdin>" if path == "-" else path
     with _rereadable(path) as readable:
@@ -82,7 +93,9 @@ def _one(args: tuple[str, str, str, bool]) -> Tally:
             with open(readable, "rb") as head:
                 if _TALLY_MARK in head.read(4096):
                     raise LearnError(f"{name} is a tally, not a trace: pass it with --tally")
-    return from_trace(name, counts, kernel, forwards)
+    first = counts.bad_lines[0] if counts.bad_lines else None
+    skipped = Skipped(name, counts.skipped, first, counts.events, counts.formats.get(name, fmt))
+    return from_trace(name, counts, kernel, forwards), skipped
 
 
 # What every tally starts with (dumps): a tally passed as a trace reads as JSON Lines.
@@ -153,12 +166,15 @@ def tally_traces(
     trace_format: TraceFormat = TraceFormat.AUTO,
     jobs: int = 1,
     on_empty: Callable[[str], None] | None = None,
+    on_skipped: Callable[[Skipped], None] | None = None,
     cache: bool = False,
 ) -> Tally:
     """The merged tally of the traces, one file per worker with ``jobs > 1``.
 
     ``on_empty`` hears of each trace that held no call at all (a host whose
-    capture failed, say), which the merged tally no longer shows. With
+    capture failed, say), which the merged tally no longer shows;
+    ``on_skipped`` of each trace with lines that could not be parsed, whose
+    calls, if they held any, the learned table denies. With
     ``cache``, large trace files' tallies are taken from and kept in the
     user's tally cache (:func:`hvcfilter.trace.default_cache`), which
     ``simulate`` shares.
@@ -172,9 +188,14 @@ def tally_traces(
     work = [(p, trace_format.value, profile, cache) for p in expand_paths(paths)]
     if jobs > 1 and len(work) > 1 and "-" not in paths:
         with ProcessPoolExecutor(max_workers=min(jobs, len(work))) as pool:
-            parts = list(pool.map(_one, work))
+            done = list(pool.map(_one, work))
     else:
-        parts = [_one(w) for w in work]
+        done = [_one(w) for w in work]
+    parts = [part for part, _ in done]
+    if on_skipped is not None:
+        for _, skipped in done:
+            if skipped.lines:
+                on_skipped(skipped)
     merged = merge(parts)
     if on_empty is not None and merged.calls:  # with no call at all, learn says so itself
         for part in parts:

@@ -275,3 +275,58 @@ def test_a_second_learn_of_a_large_trace_uses_the_tally_simulate_kept(
     monkeypatch.setattr("hvcfilter.trace.ftrace_tally", lambda *_a: 1 / 0)  # no second read
     assert _run(*args) == expected
     assert _run(*args, "--no-cache")[0] == 3
+
+
+_GOOD_HVC = (
+    "    vmm-100     [000] .....     1.000002: kvm_hvc_arm64: HVC at 0x0000000040000028 "
+    "(r0: 0x0000000080000000, imm: 0x0)\n"
+)
+_CUT_HVC = (
+    "    vmm-100     [000] .....     1.000003: kvm_hvc_arm64: HVC at 0x0000000040000028 "
+    "(r0: 0x00000000c4000003, imm: 0x0\n"
+)
+
+
+def test_skipped_lines_are_told_as_simulate_tells_them(tmp_path: Path) -> None:
+    # learn dropped them without a word, and the table denied the call on the line.
+    trace = tmp_path / "t.txt"
+    trace.write_text(_GOOD_HVC + _CUT_HVC)
+    out = tmp_path / "t.toml"
+    code, _, err = _run(str(trace), "-o", str(out))
+    assert code == 0 and out.exists()
+    assert err.startswith(
+        f"hvcfilter: warning: {trace}: 1 line(s) could not be parsed and were skipped, and a "
+        f"call on them is denied by the learned table; the first: {trace}:2: malformed "
+        "kvm_hvc_arm64 event:"
+    )
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("tally_out", [False, True], ids=["spec", "tally"])
+def test_strict_writes_nothing_when_a_line_was_skipped(tmp_path: Path, tally_out: bool) -> None:
+    trace = tmp_path / "t.txt"
+    trace.write_text(_GOOD_HVC + _CUT_HVC)
+    out = tmp_path / "out"
+    code, _, err = _run(
+        str(trace), "--strict", "--tally-out" if tally_out else "-o", str(out), JSONL
+    )
+    assert code == 1
+    assert err.endswith(
+        "hvcfilter: error: 1 trace line(s) could not be parsed (--strict): nothing written\n"
+    )
+    assert not out.exists()
+    assert _run(JSONL, "--strict", "-o", str(out))[0] == 0  # nothing skipped: written
+
+
+def test_a_trace_of_which_no_line_is_an_event_is_an_error_not_a_note(tmp_path: Path) -> None:
+    # A first line starting with "{" made an ftrace file JSON Lines: every line was
+    # skipped, the host's calls vanished from the fleet's table, and learn exited 0.
+    trace = tmp_path / "host.txt"
+    trace.write_text('{"capture": "a"}\n' + Path(SAMPLE).read_text())
+    code, out, err = _run(str(trace), JSONL)
+    assert code == 2 and out == ""
+    assert err.startswith(f"hvcfilter: error: {trace}: read as jsonl, none of its ")
+    assert "is it a trace? --trace-format names its format" in err
+    assert "holds no call" not in err
+    code, _, _ = _run(str(trace), "--trace-format", "ftrace")
+    assert code == 0

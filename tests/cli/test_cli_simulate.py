@@ -157,10 +157,11 @@ def test_every_format(fmt: ReportFormat) -> None:
 
 
 def test_trace_format_override() -> None:
-    # Forcing JSON Lines on an ftrace file: every non-comment line is unparseable.
-    code, out, _ = _run("--spec", SPEC, "--trace-format", "jsonl", "--format", "json", SAMPLE)
-    assert code == 0
-    assert json.loads(out)["summary"]["skipped_lines"] == 58
+    # Forcing JSON Lines on an ftrace file: every non-comment line is unparseable, and a
+    # trace of which no line is an event is refused rather than replayed as nothing.
+    code, out, err = _run("--spec", SPEC, "--trace-format", "jsonl", "--format", "json", SAMPLE)
+    assert code == 2 and out == ""
+    assert err.startswith("hvcfilter: error: read as jsonl, none of the 58 line(s) is an event")
 
 
 def test_text_colour_follows_the_shared_terminal_and_no_color_rule(
@@ -357,3 +358,27 @@ def test_a_broken_spec_or_baseline_is_named_as_such_and_stdin_as_stdin(tmp_path:
     )  # fmt: skip
     assert code == 2
     assert err.startswith(f"hvcfilter: error: cannot use baseline {broken}: {broken}:1:")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "jsonl"])
+def test_a_trace_of_which_no_line_is_an_event_is_unreadable_not_a_pass(
+    tmp_path: Path, fmt: str
+) -> None:
+    # ftrace text whose first line starts with "{" was read as JSON Lines: every line
+    # skipped, nothing replayed, exit 0 (a green CI gate over nothing).
+    trace = tmp_path / "t.txt"
+    trace.write_text('{"capture": "a"}\n' + Path(SAMPLE).read_text())
+    code, out, err = _run("--spec", SPEC, "--format", fmt, str(trace))
+    assert code == 2
+    assert out == ""
+    assert err.endswith(
+        "is an event; the first: " + f"{trace}:1: field 'x0' is missing: "
+        '{"capture": "a"}; is it a trace? --trace-format names its format\n'
+    )
+    assert _run("--spec", SPEC, "--trace-format", "ftrace", str(trace))[0] == 0
+
+
+def test_an_empty_trace_is_still_a_clean_replay_of_nothing(tmp_path: Path) -> None:
+    (tmp_path / "empty.txt").write_bytes(b"")
+    code, out, _ = _run("--spec", SPEC, str(tmp_path / "empty.txt"))
+    assert code == 0 and "0 lines: 0 events" in out
