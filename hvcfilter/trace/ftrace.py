@@ -20,6 +20,7 @@ treats them the same); otherwise it is ``a64``.
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -131,6 +132,26 @@ def split_lines(chunk: bytes) -> list[bytes]:
     return chunk.split(b"\n")[:-1]
 
 
+def _pid(digits: bytes) -> int | None:
+    """The vCPU thread's pid; None past any pid (int() refuses 4,300 digits, exit 3 once).
+
+    The line is still an event, as the bulk count takes it without reading the pid.
+    """
+    return int(digits) if len(digits) <= _PID_DIGITS else None
+
+
+def _seconds(digits: bytes) -> float | None:
+    """The timestamp in seconds; None without a fraction (trace-cmd's counter) or past a float."""
+    if b"." not in digits:
+        return None
+    seconds = float(digits)
+    return seconds if math.isfinite(seconds) else None  # 400 digits are inf: no JSON
+
+
+# Linux pids are at most 2**22 (PID_MAX_LIMIT); 19 digits hold any 64-bit pid.
+_PID_DIGITS = 19
+
+
 def event_line(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
     """``(pid, event, message)`` of a line the parser takes as an event; None for any other.
 
@@ -192,16 +213,8 @@ class FtraceParser:
             mode: Mode = "a32" if self.a32_pending.pop(pid, False) else "a64"
             x0, imm = int(hvc["r0"], 16), int(hvc["imm"], 16)
             tally.calls[(x0 & W0_MASK, "hvc", imm, mode)] += 1
-            ts = m["ts"]
             return TraceEvent(
-                x0,
-                "hvc",
-                imm,
-                mode,
-                int(pid),
-                float(ts) if b"." in ts else None,
-                number,
-                self.source,
+                x0, "hvc", imm, mode, _pid(pid), _seconds(m["ts"]), number, self.source
             )
         tally.events += 1
         if event == b"kvm_exit":

@@ -11,6 +11,8 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import math
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -81,12 +83,7 @@ def _record(fields: dict[str, Any], number: int, source: str) -> TraceEvent:
     mode = _mode(get("mode"))
     vcpu = None if get("vcpu") is None else _register("vcpu", get("vcpu"), bits=32)
     ts_value = get("ts")
-    ts: float | None = None
-    if ts_value is not None:
-        try:
-            ts = float(ts_value)
-        except (TypeError, ValueError, OverflowError):  # OverflowError: an int past a float
-            raise _RecordError(f"field 'ts': {ts_value!r} is not a number") from None
+    ts = None if ts_value is None else _timestamp(ts_value)
     regs = [None if get(r) is None else _register(r, get(r)) for r in ("x1", "x2", "x3")]
     return TraceEvent(x0, conduit, imm, mode, vcpu, ts, number, source, *regs)
 
@@ -98,6 +95,28 @@ def _text_lines(source: Source, progress: Progress | None) -> Iterator[tuple[int
         for raw in decoder.decode(chunk).split("\n")[:-1]:
             number += 1
             yield number, raw
+
+
+def _timestamp(value: Any) -> float:
+    """A ``ts`` field as seconds: a finite number, or its plain ASCII decimal text.
+
+    float() alone took true (1.0), "1_0", Arabic-Indic digits and "nan" or
+    "inf", which the JSON Lines report then wrote as NaN or Infinity: no JSON.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise _RecordError(f"field 'ts': {value!r} is not a number")
+    if isinstance(value, str) and _DECIMAL.fullmatch(value.strip()) is None:
+        raise _RecordError(f"field 'ts': {value!r} is not a number")
+    try:
+        seconds = float(value)
+    except (ValueError, OverflowError):  # OverflowError: an int past a float
+        raise _RecordError(f"field 'ts': {value!r} is not a number") from None
+    if not math.isfinite(seconds):
+        raise _RecordError(f"field 'ts': {value!r} is not a finite number")
+    return seconds
+
+
+_DECIMAL = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 
 
 def jsonl_events(

@@ -695,3 +695,32 @@ def test_event_line_takes_exactly_the_lines_the_parser_counts_as_events(seed: in
         tally = TraceTally()
         FtraceParser(tally, "t").line(1, line)
         assert (event_line(line) is not None) == (tally.events == 1), line
+
+
+_HVC_OF = "kvm_hvc_arm64: HVC at 0x0000000040000028 (r0: 0x0000000080000000, imm: 0x0)"
+
+
+def test_a_pid_or_timestamp_past_any_number_is_still_an_event(tmp_path: Path) -> None:
+    # int() of a 5,000-digit pid raised ValueError: exit 3. A 400-digit timestamp was inf,
+    # which --format jsonl wrote as Infinity (no JSON). The bulk count takes both lines as
+    # events without reading either, so the line parser must too.
+    path = tmp_path / "t.txt"
+    path.write_text(
+        f"    vmm-{'1' * 5000} [000] .....     1.5: {_HVC_OF}\n"
+        f"    vmm-7 [000] .....     {'9' * 400}.5: {_HVC_OF}\n"
+    )
+    events, tally = _events(path)
+    assert tally.skipped == 0 and tally.events == 2
+    assert [(e.vcpu, e.ts) for e in events] == [(None, 1.5), (7, None)]
+    assert trace.tally([str(path)]).calls == tally.calls
+
+
+@pytest.mark.parametrize(
+    "ts", ['"nan"', '"-inf"', "1e400", "true", '"1_0"', '"\u0661\u0662"', '"0x10"', "[1]"]
+)
+def test_a_timestamp_must_be_a_finite_plain_number(tmp_path: Path, ts: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(f'{{"x0": "0x84000000", "ts": {ts}}}\n{{"x0": "0x84000000", "ts": "2.5"}}\n')
+    events, tally = _events(path)
+    assert tally.skipped == 1 and "field 'ts'" in tally.bad_lines[0].reason
+    assert [e.ts for e in events] == [2.5]
