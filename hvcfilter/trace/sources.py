@@ -122,9 +122,12 @@ def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
             raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(_RawAdapter(raw))
         )
         try:
-            magic = buffered.peek(6)[:6]
+            magic = buffered.peek(_MAGIC_LENGTH)[:_MAGIC_LENGTH]
         except OSError as exc:
             raise TraceError(f"cannot read {name}: {unreadable(exc)}") from exc
+        refused = _unsupported(magic)
+        if refused is not None:
+            raise TraceError(f"cannot read {name}: {refused}")
         stream: io.BufferedIOBase = buffered
         errors: tuple[type[Exception], ...] = (OSError, EOFError)
         # The decompressors load only for compressed input.
@@ -140,6 +143,36 @@ def open_trace(path: str, *, name: str | None = None) -> Iterator[Source]:
             stream = stack.enter_context(lzma.LZMAFile(buffered, mode="rb"))
             errors = (*errors, lzma.LZMAError)
         yield Source(name, stream, buffered, total, errors)
+
+
+def _unsupported(magic: bytes) -> str | None:
+    """Why input starting with ``magic`` is none this reader takes, and the way out; else None.
+
+    Read as text, a zstd or bzip2 file was hundreds of "unparseable lines" and
+    UTF-16 text a few, and learn said to record a trace with the event enabled.
+    """
+    for starts, what, fix in _UNSUPPORTED:
+        if magic.startswith(starts):
+            return f"it is {what}, which hvcfilter does not read; {fix}"
+    if magic[:3] == b"BZh" and magic[3:4].isdigit() and magic[4:10] in _BZIP2_BLOCKS:
+        return (
+            "it is bzip2-compressed, which hvcfilter does not read; decompress it first "
+            "(bunzip2), or gzip or xz it"
+        )
+    return None
+
+
+_MAGIC_LENGTH = 10
+_BZIP2_BLOCKS = (b"1AY&SY", b"\x17rE8P\x90")  # a compressed block, or the end of an empty file
+# Longest first: UTF-32 LE starts as UTF-16 LE does.
+_UNSUPPORTED: tuple[tuple[bytes, str, str], ...] = (
+    (b"\xff\xfe\x00\x00", "UTF-32 text", "convert it: iconv -f UTF-32 -t UTF-8"),
+    (b"\x00\x00\xfe\xff", "UTF-32 text", "convert it: iconv -f UTF-32 -t UTF-8"),
+    (b"\xff\xfe", "UTF-16 text", "convert it: iconv -f UTF-16 -t UTF-8"),
+    (b"\xfe\xff", "UTF-16 text", "convert it: iconv -f UTF-16 -t UTF-8"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (zstd -d), or gzip or xz it"),
+    (b"\x04\x22\x4d\x18", "lz4-compressed", "decompress it first (lz4 -d), or gzip or xz it"),
+)
 
 
 def sized_file(st: os.stat_result) -> bool:

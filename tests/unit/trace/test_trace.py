@@ -11,6 +11,7 @@ import random
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -724,3 +725,33 @@ def test_a_timestamp_must_be_a_finite_plain_number(tmp_path: Path, ts: str) -> N
     events, tally = _events(path)
     assert tally.skipped == 1 and "field 'ts'" in tally.bad_lines[0].reason
     assert [e.ts for e in events] == [2.5]
+
+
+@pytest.mark.parametrize(
+    ("encode", "said"),
+    [
+        (lambda text: __import__("bz2").compress(text), "it is bzip2-compressed"),
+        (lambda text: __import__("bz2").compress(b""), "it is bzip2-compressed"),
+        (lambda text: b"\x28\xb5\x2f\xfd" + text, "it is zstd-compressed"),
+        (lambda text: b"\x04\x22\x4d\x18" + text, "it is lz4-compressed"),
+        (lambda text: text.decode().encode("utf-16"), "it is UTF-16 text"),
+        (lambda text: text.decode().encode("utf-32"), "it is UTF-32 text"),
+    ],
+    ids=["bzip2", "bzip2-empty", "zstd", "lz4", "utf-16", "utf-32"],
+)
+def test_an_encoding_not_read_is_refused_with_the_way_out(
+    tmp_path: Path, encode: Callable[[bytes], bytes], said: str
+) -> None:
+    # Read as text, they were hundreds of "unparseable lines", or a few and a clean exit.
+    path = tmp_path / "t.trace"
+    path.write_bytes(encode(SAMPLE.read_bytes()))
+    with pytest.raises(
+        TraceError, match=f"^cannot read {path}: {said}, which hvcfilter does not read; "
+    ):
+        trace.tally([str(path)])
+
+
+def test_text_that_starts_like_bzip2_is_still_text(tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_bytes(b"BZh9 is not a trace line\n" + SAMPLE.read_bytes())
+    assert trace.tally([str(path)]).skipped == 1
