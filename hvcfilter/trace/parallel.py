@@ -21,7 +21,7 @@ from hvcfilter.errors import TraceError
 from hvcfilter.trace import re2_proof, sources
 from hvcfilter.trace.events import Progress, TraceTally
 from hvcfilter.trace.ftrace import FtraceParser
-from hvcfilter.trace.sources import Source, chunks, is_plain_file, range_chunks
+from hvcfilter.trace.sources import Source, check_unchanged, chunks, is_plain_file, range_chunks
 
 __all__ = ["ftrace_tally", "split_points"]
 
@@ -29,11 +29,13 @@ __all__ = ["ftrace_tally", "split_points"]
 def ftrace_tally(source: Source, tally: TraceTally, progress: Progress | None) -> None:
     if is_plain_file(source) and (source.total or 0) >= _PARALLEL_MIN:
         fd = source.stream.fileno()
+        before = os.fstat(fd)
         with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
             bounds = split_points(mm, _workers())
         if len(bounds) > 2:
             re2_proof.chunk_proof()  # imported and compiled once, before the workers fork
             _parallel_tally(fd, bounds, source.name, tally, progress)
+            check_unchanged(fd, before, source.name)
             return
     parser = FtraceParser(tally, source.name)
     line = 1

@@ -24,6 +24,7 @@ from hvcfilter.trace.events import Progress, TraceFormat
 __all__ = [
     "CHUNK",
     "Source",
+    "check_unchanged",
     "chunks",
     "contains",
     "detect_format",
@@ -254,7 +255,26 @@ def mmap_chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
     # Whole-chunk reads at known offsets: no copy to join a carried partial line,
     # and (unlike an mmap) pages already scanned do not stay in this process's RSS.
     fd = source.stream.fileno()
-    yield from range_chunks(fd, 0, os.fstat(fd).st_size, progress)
+    before = os.fstat(fd)
+    yield from range_chunks(fd, 0, before.st_size, progress)
+    check_unchanged(fd, before, source.name)
+
+
+def check_unchanged(fd: int, before: os.stat_result, name: str) -> None:
+    """Raise if the file changed since ``before``: what was read is no one state of it.
+
+    A capture still being written, or rewritten under the reader, gave any
+    count from none to all of its calls, and exit 0.
+
+    Raises:
+        TraceError: its size or modification time moved while it was read.
+    """
+    after = os.fstat(fd)
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        raise TraceError(
+            f"cannot read {name}: it changed while it was read ({before.st_size:,} bytes, "
+            f"then {after.st_size:,}); wait until the capture is complete, or copy it first"
+        )
 
 
 # A chunk that does not end the range is read to its last whole line at once,

@@ -755,3 +755,29 @@ def test_text_that_starts_like_bzip2_is_still_text(tmp_path: Path) -> None:
     path = tmp_path / "t.txt"
     path.write_bytes(b"BZh9 is not a trace line\n" + SAMPLE.read_bytes())
     assert trace.tally([str(path)]).skipped == 1
+
+
+@pytest.mark.parametrize("split", [False, True], ids=["serial", "parallel"])
+def test_a_file_that_changes_while_read_is_refused_not_half_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool
+) -> None:
+    # A capture rewritten under the reader gave any count from none to all, and exit 0.
+    path = tmp_path / "t.txt"
+    _noisy_trace(path, 30_000, seed=3)
+    monkeypatch.setattr(sources, "CHUNK", 8192)
+    if split:
+        monkeypatch.setattr(parallel, "_PARALLEL_MIN", 1)
+        monkeypatch.setattr(parallel, "_SPLIT_GUARD", 0)
+        monkeypatch.setattr(parallel, "_workers", lambda: 2)
+    grown = []
+
+    def grow(done: int, total: int | None) -> None:
+        if not grown:
+            grown.append(done)
+            with path.open("ab") as more:
+                more.write(b"    vmm-7 [000] .....     9.0: kvm_entry: PC: 0x0\n")
+
+    with pytest.raises(TraceError, match=f"^cannot read {path}: it changed while it was read"):
+        trace.tally([str(path)], progress=grow)
+    assert grown
+    assert trace.tally([str(path)]).lines > 0  # left alone, it reads as ever
