@@ -96,7 +96,7 @@ def _share_tally(
     parser = FtraceParser(share, name)
     parser.a32_pending.update(pending or {})
     line = 1
-    for chunk in range_chunks(fd, start, stop, progress):
+    for chunk in range_chunks(fd, start, stop, progress, name):
         line += parser.chunk(chunk, line)
     return share, {pid: True for pid, a32 in parser.a32_pending.items() if a32}
 
@@ -117,6 +117,9 @@ def _parallel_tally(
                 status = 0
                 try:
                     payload = pickle.dumps(("ok", _share_tally(fd, start, stop, name, None)))
+                except TraceError as exc:  # the input's fault: said as the serial scan says it
+                    payload = pickle.dumps(("input", str(exc)))
+                    status = 1
                 except BaseException as exc:  # reported by the parent
                     payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
                     status = 1
@@ -133,6 +136,8 @@ def _parallel_tally(
             with os.fdopen(read_fd, "rb") as pipe:
                 kind, value = pickle.loads(pipe.read() or pickle.dumps(("error", "no result")))
             os.waitpid(pid, 0)
+            if kind == "input":
+                raise TraceError(value)
             if kind != "ok":
                 raise TraceError(f"cannot scan {name}: {value}")
             shares.append(value)

@@ -23,6 +23,7 @@ from hvcfilter.trace.events import Progress, TraceFormat
 
 __all__ = [
     "CHUNK",
+    "MAX_LINE",
     "Source",
     "check_unchanged",
     "chunks",
@@ -197,7 +198,9 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
         if is_plain_file(source) and source.total:
             yield from mmap_chunks(source, progress)
             return
-        rest = b""
+        rest: list[bytes] = []  # the line being read, in the blocks it came in
+        held = 0  # and its length so far
+        done = 0  # bytes yielded: where that line starts
         first = True
         read = 0
         while True:
@@ -211,12 +214,21 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
                 break
             end = block.rfind(b"\n") + 1
             if end == 0:
-                rest += block
+                # Joined once, when its newline comes: adding each block to a bytes
+                # object copied a long line over and over (a 300 MB line took 27 s).
+                rest.append(block)
+                held += len(block)
+                if held > MAX_LINE:
+                    raise TraceError(_too_long(source.name, done))
                 continue
-            yield rest + block[:end] if rest else block[:end]
-            rest = block[end:]
+            if rest and held + block.find(b"\n") > MAX_LINE:
+                raise TraceError(_too_long(source.name, done))
+            chunk = b"".join((*rest, block[:end])) if rest else block[:end]
+            done += len(chunk)
+            yield chunk
+            rest, held = ([block[end:]], len(block) - end) if end < len(block) else ([], 0)
         if rest:
-            yield rest + b"\n"
+            yield b"".join(rest) + b"\n"
     except source.errors as exc:  # gzip.BadGzipFile is an OSError
         raise TraceError(f"cannot read {source.name}: {exc}") from exc
 
@@ -256,7 +268,7 @@ def mmap_chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
     # and (unlike an mmap) pages already scanned do not stay in this process's RSS.
     fd = source.stream.fileno()
     before = os.fstat(fd)
-    yield from range_chunks(fd, 0, before.st_size, progress)
+    yield from range_chunks(fd, 0, before.st_size, progress, source.name)
     check_unchanged(fd, before, source.name)
 
 
@@ -283,7 +295,42 @@ def check_unchanged(fd: int, before: os.stat_result, name: str) -> None:
 _TAIL_PROBE = 16 << 10
 
 
-def range_chunks(fd: int, start: int, stop: int, progress: Progress | None) -> Iterator[bytes]:
+def _long_line(fd: int, pos: int, stop: int, block: bytes, name: str) -> tuple[bytes, int]:
+    """``block`` read on to the end of the line it starts at ``pos``; its newline's end then.
+
+    Raises:
+        TraceError: the line is longer than MAX_LINE.
+    """
+    parts, held = [block], len(block)
+    while pos + held < stop:
+        more = os.pread(fd, min(CHUNK, stop - pos - held), pos + held)
+        if not more:
+            break
+        newline = more.find(b"\n")
+        if (held + newline if newline >= 0 else held + len(more)) > MAX_LINE:
+            raise TraceError(_too_long(name, pos))
+        parts.append(more)
+        if newline >= 0:
+            return b"".join(parts), held + newline + 1
+        held += len(more)
+    return b"".join(parts), 0
+
+
+def _too_long(name: str, start: int) -> str:
+    return (
+        f"cannot read {name}: the line from byte {start:,} is longer than "
+        f"{MAX_LINE >> 20} MiB, and no trace line is; is it a trace?"
+    )
+
+
+# No trace line comes near this (an ftrace event line is about 100 bytes): past it the
+# input is no trace, and reading on would only hold more of it in memory (/dev/zero).
+MAX_LINE = 16 << 20
+
+
+def range_chunks(
+    fd: int, start: int, stop: int, progress: Progress | None, name: str = "the trace"
+) -> Iterator[bytes]:
     size, pos = os.fstat(fd).st_size, start
     if pos == 0 and os.pread(fd, len(codecs.BOM_UTF8), 0) == codecs.BOM_UTF8:
         pos = len(codecs.BOM_UTF8)  # an editor's byte-order mark is no part of the first line
@@ -298,12 +345,8 @@ def range_chunks(fd: int, start: int, stop: int, progress: Progress | None) -> I
         if not block:
             break
         end = block.rfind(b"\n") + 1
-        while end == 0 and pos + len(block) < stop:  # a line longer than a chunk
-            more = os.pread(fd, min(CHUNK, stop - pos - len(block)), pos + len(block))
-            if not more:
-                break
-            block += more
-            end = block.rfind(b"\n") + 1
+        if end == 0 and pos + len(block) < stop:  # a line longer than a chunk
+            block, end = _long_line(fd, pos, stop, block, name)
         chunk = block[:end] if end else block  # the block itself when it ends a line
         pos += len(chunk)
         if progress is not None:

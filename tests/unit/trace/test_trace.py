@@ -8,6 +8,7 @@ import lzma
 import mmap
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -781,3 +782,31 @@ def test_a_file_that_changes_while_read_is_refused_not_half_counted(
         trace.tally([str(path)], progress=grow)
     assert grown
     assert trace.tally([str(path)]).lines > 0  # left alone, it reads as ever
+
+
+@pytest.mark.parametrize("read_as", ["file", "stream", "gzip", "parallel"])
+def test_a_line_longer_than_any_trace_line_is_refused_not_held(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, read_as: str
+) -> None:
+    # /dev/zero grew the process without end, and a 300 MB line took 27 s and 630 MB.
+    monkeypatch.setattr(sources, "CHUNK", 1024)
+    monkeypatch.setattr(sources, "MAX_LINE", 8192)
+    head = SAMPLE.read_bytes()
+    fits = head + b"    vmm-7 [000] .....     9.0: kvm_entry: PC: 0x0" + b"x" * 8000 + b"\n"
+    data = fits + b"y" * 9000 + b"\n" + head
+    path = tmp_path / ("t.txt.gz" if read_as == "gzip" else "t.txt")
+    if read_as == "parallel":
+        monkeypatch.setattr(parallel, "_PARALLEL_MIN", 1)
+        monkeypatch.setattr(parallel, "_SPLIT_GUARD", 0)
+        monkeypatch.setattr(parallel, "_workers", lambda: 2)
+        data = head * 20 + data  # the long line in the second share, read by the child
+    path.write_bytes(gzip.compress(data) if read_as == "gzip" else data)
+    start = len(data) - len(head) - 9001
+    said = f"cannot read {path}: the line from byte {start:,} is longer than 0 MiB"
+    if read_as == "stream":
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        said = said.replace(str(path), "<stdin>")
+    with pytest.raises(TraceError, match=f"^{re.escape(said)}, and no trace line is"):
+        trace.tally(["-" if read_as == "stream" else str(path)])
+    path.write_bytes(gzip.compress(fits) if read_as == "gzip" else fits)
+    assert trace.tally([str(path)]).skipped == 0  # a long line within the bound is read
