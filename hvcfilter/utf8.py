@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["json_text", "utf8_document", "valid_unicode"]
+__all__ = ["json_text", "utf8_document", "valid_unicode", "visible"]
 
 
 def valid_unicode(text: str) -> str:
@@ -59,3 +59,22 @@ def _valid_strings(value: object) -> object:
 def utf8_document(text: str) -> bytes:
     """``text`` as valid UTF-8 (see :func:`valid_unicode`)."""
     return valid_unicode(text).encode("utf-8")
+
+
+def visible(text: str) -> str:
+    """``text`` with control and format characters written as escapes (``\\x1b``, ``\\u202e``).
+
+    Names and lines from anywhere reach a terminal: printed as they are, an
+    ESC sequence in a file name or a trace line would drive the terminal that
+    shows the report, and a bidi override would make it read as something
+    else. Tabs and newlines stay, and so do a file name's undecodable bytes
+    (surrogates), which reports for people print as the bytes they are.
+    """
+    if text.isprintable():
+        return text
+    return "".join(
+        char
+        if char.isprintable() or char in "\t\n" or "\udc80" <= char <= "\udcff"
+        else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
+        for char in text
+    )

@@ -56,7 +56,9 @@ class ExitCode(IntEnum):
 def _fail(message: str, code: ExitCode) -> NoReturn:
     import click
 
-    click.echo(f"hvcfilter: error: {message}", err=True)
+    from hvcfilter.utf8 import visible
+
+    click.echo(f"hvcfilter: error: {visible(message)}", err=True)
     sys.exit(int(code))
 
 

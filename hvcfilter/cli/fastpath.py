@@ -205,7 +205,9 @@ def run_check(args: CheckArgs) -> ExitCode:
 
 def _say(message: str) -> None:
     """One line on stderr, written as ``click.echo(message, err=True)`` writes it."""
-    sys.stderr.write(f"{message}\n")
+    from hvcfilter.utf8 import visible  # a trace's name may hold an ESC sequence
+
+    sys.stderr.write(f"{visible(message)}\n")
     sys.stderr.flush()
 
 

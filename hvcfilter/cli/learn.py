@@ -21,7 +21,7 @@ import click
 from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
 from hvcfilter.errors import TraceError
 from hvcfilter.trace import TraceFormat
-from hvcfilter.utf8 import utf8_document
+from hvcfilter.utf8 import utf8_document, visible
 
 if TYPE_CHECKING:
     from hvcfilter.learn import Granularity, Override, Tally
@@ -229,8 +229,8 @@ class _SkippedLines:
             )
         self.lines += s.lines
         click.echo(
-            f"hvcfilter: warning: {s.trace}: {s.lines:,} line(s) could not be parsed and were "
-            f"skipped, and a call on them is denied by the learned table{first}",
+            f"hvcfilter: warning: {visible(s.trace)}: {s.lines:,} line(s) could not be parsed "
+            f"and were skipped, and a call on them is denied by the learned table{first}",
             err=True,
         )
 
@@ -245,7 +245,9 @@ class _SkippedLines:
 
 
 def _note_empty(trace: str) -> None:
-    click.echo(f"hvcfilter: note: {trace} holds no call: it adds nothing to the table", err=True)
+    click.echo(
+        f"hvcfilter: note: {visible(trace)} holds no call: it adds nothing to the table", err=True
+    )
 
 
 def _note_mixed(learned: Learned) -> None:

@@ -41,7 +41,7 @@ from hvcfilter import smccc
 from hvcfilter.replay import CallRecord, FunctionRow, InstallResult, ReplayReport
 from hvcfilter.table.files import Table
 from hvcfilter.trace import Progress, TraceTally
-from hvcfilter.utf8 import json_text
+from hvcfilter.utf8 import json_text, visible
 
 __all__ = [
     "SIMULATE_FORMAT_TAG",
@@ -231,14 +231,19 @@ def report_text(report: ReplayReport, *, width: int = 120, color: bool = False) 
         file=buffer, width=width, force_terminal=color, no_color=not color, highlight=False
     )
     summary = report.summary
-    console.print(f"Filter: {report.table.label}; kernel profile {report.kernel}")
+    # Names come from the user's file system: neither rich markup ("x[red].toml") nor
+    # an ESC sequence in one may style or drive the terminal.
+    console.print(
+        f"Filter: {visible(report.table.label)}; kernel profile {report.kernel}", markup=False
+    )
     if report.baseline is not None:
-        console.print(f"Baseline: {report.baseline.label}")
+        console.print(f"Baseline: {visible(report.baseline.label)}", markup=False)
     failed = [r for r in report.install if r.errno]
     for rec in failed:
         console.print(
             f"record {rec.index} ({rec.span} {rec.action_label}, "
-            f"{rec.origin}) was refused by the kernel: {rec.error}"
+            f"{visible(rec.origin)}) was refused by the kernel: {rec.error}",
+            markup=False,
         )
     console.print()
     if report.functions:
@@ -262,7 +267,10 @@ def report_text(report: ReplayReport, *, width: int = 120, color: bool = False) 
         if report.unused_ranges:
             console.print("\nRanges never hit:")
             for rec in report.unused_ranges:
-                console.print(f"  record {rec.index}: {rec.span} {rec.action_label} ({rec.origin})")
+                console.print(
+                    f"  record {rec.index}: {rec.span} {rec.action_label} ({visible(rec.origin)})",
+                    markup=False,
+                )
         else:
             console.print("\nEvery installed range was hit.")
         differing = [r for r in report.functions if r.differs_from_default]
@@ -295,9 +303,9 @@ def report_text(report: ReplayReport, *, width: int = 120, color: bool = False) 
     if report.tally.bad_lines:
         console.print("\nFirst unparseable lines:")
         for bad in report.tally.bad_lines:
-            console.print(f"  {bad.source}:{bad.line}: {bad.reason}: {bad.text}", markup=False)
+            console.print(f"  {bad}", markup=False)
     for note in notes(report.tally):
-        console.print(f"note: {note}", markup=False)
+        console.print(f"note: {visible(note)}", markup=False)
     return buffer.getvalue()
 
 

@@ -11,6 +11,7 @@ import io
 from collections.abc import Sequence
 
 from hvcfilter.diagnostics import Severity
+from hvcfilter.utf8 import visible
 
 __all__ = ["SEVERITY_STYLE", "Segments", "plural", "styled"]
 
@@ -30,8 +31,9 @@ def plural(n: int, word: str) -> str:
 
 def styled(lines: Sequence[Segments], *, color: bool) -> str:
     """Join styled lines: plain text, or ANSI colour through rich."""
+    # Every segment through visible(): names and trace text must not drive the terminal.
     if not color:
-        return "".join("".join(text for text, _ in line) + "\n" for line in lines)
+        return "".join("".join(visible(text) for text, _ in line) + "\n" for line in lines)
     from rich.console import Console  # only coloured text output pays for rich
     from rich.text import Text
 
@@ -47,6 +49,6 @@ def styled(lines: Sequence[Segments], *, color: bool) -> str:
     for line in lines:
         text = Text()
         for part, style in line:
-            text.append(part, style=style or "")
+            text.append(visible(part), style=style or "")
         console.print(text, soft_wrap=True)
     return buffer.getvalue()

@@ -12,7 +12,8 @@ one object per line, on every core for large files (:mod:`.parallel`).
 Memory is bounded by the chunk size and the number of distinct calls,
 whatever the trace length.
 
-Imports: :mod:`hvcfilter.smccc` and :mod:`hvcfilter.errors` only.
+Imports: :mod:`hvcfilter.smccc`, :mod:`hvcfilter.errors`, :mod:`hvcfilter.inputs` and
+:mod:`hvcfilter.utf8` only.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Final, NamedTuple
 
 from hvcfilter.smccc import CallKey, Conduit, Mode
+from hvcfilter.utf8 import visible
 
 __all__ = [
     "MAX_BAD_LINES",
@@ -81,7 +82,7 @@ class BadLine(NamedTuple):
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.source}:{self.line}: {self.reason}: {self.text}"
+        return f"{visible(self.source)}:{self.line}: {self.reason}: {self.text}"
 
 
 # TraceTally's fields in the order its constructor takes them, its slots, equality and repr.
@@ -170,22 +171,5 @@ class TraceTally:
         self.skipped += 1
         if len(self.bad_lines) < MAX_BAD_LINES:
             shown = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
-            shown = _visible(shown.rstrip("\r\n")[:200])
+            shown = visible(shown.rstrip("\r\n")[:200])
             self.bad_lines.append(BadLine(source, line, shown, reason))
-
-
-def _visible(text: str) -> str:
-    """``text`` with control and format characters written as escapes (``\\x1b``, ``\\u202e``).
-
-    A trace line is input from anywhere: printed as it is, an ESC sequence in
-    it would drive the terminal that shows the report, and a bidi override
-    would make it read as something else.
-    """
-    if text.isprintable():
-        return text
-    return "".join(
-        char
-        if char.isprintable() or char == "\t"
-        else (f"\\x{ord(char):02x}" if ord(char) < 0x100 else f"\\u{ord(char):04x}")
-        for char in text
-    )

@@ -399,3 +399,11 @@ def test_dry_run_json_on_6_1_names_the_probe(tmp_path: Path) -> None:
     doc = json.loads(result.stdout)
     assert doc["filter_available"] is False and doc["probe_result"] == "EINVAL"
     assert [s["result"] for s in doc["steps"]] == ["EINVAL"]
+
+
+def test_an_escape_sequence_in_a_file_name_is_shown_escaped(tmp_path: Path) -> None:
+    spec = tmp_path / "vm\x1b[2J.toml"
+    spec.write_text('[filter]\nkernel = "6.12"\nx = 1\n')
+    result = _run("check", str(spec))
+    assert "\x1b" not in result.output
+    assert f"{tmp_path}/vm\\x1b[2J.toml:3:1: error HVF102" in result.output

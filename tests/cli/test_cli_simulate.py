@@ -382,3 +382,19 @@ def test_an_empty_trace_is_still_a_clean_replay_of_nothing(tmp_path: Path) -> No
     (tmp_path / "empty.txt").write_bytes(b"")
     code, out, _ = _run("--spec", SPEC, str(tmp_path / "empty.txt"))
     assert code == 0 and "0 lines: 0 events" in out
+
+
+def test_names_from_the_file_system_neither_style_nor_drive_the_terminal(
+    tmp_path: Path,
+) -> None:
+    # An ESC sequence in a trace's name reached the terminal in the list of bad lines,
+    # and rich markup in a spec's name ("x[red]y.toml") lost its brackets as a style.
+    trace = tmp_path / "t\x1b[31mRED.txt"
+    trace.write_bytes((TRACES / "malformed.txt").read_bytes())
+    spec = tmp_path / "x[red]y.toml"
+    spec.write_bytes(Path(SPEC).read_bytes())
+    code, out, err = _run("--spec", str(spec), str(trace))
+    assert code == 0
+    assert "\x1b" not in out + err
+    assert f"Filter: spec {spec};" in out
+    assert f"  {tmp_path}/t\\x1b[31mRED.txt:3: not an ftrace event line" in out

@@ -25,3 +25,14 @@ def test_documents_are_strict_utf8_and_json_has_no_surrogate_escape() -> None:
     encoded = json_text({"file": text})
     assert "\\ud" not in encoded
     assert json.loads(encoded) == {"file": "x\ufffd\ufffdy"}
+
+
+def test_visible_escapes_what_would_drive_a_terminal_and_keeps_the_rest() -> None:
+    from hvcfilter.utf8 import visible
+
+    assert visible("plain name.toml") == "plain name.toml"
+    assert visible("x\x1b[31mRED\x07") == "x\\x1b[31mRED\\x07"
+    assert visible("a\u202eb\x85c") == "a\\u202eb\\x85c"  # a bidi override, a C1 control
+    assert visible("tab\there\nnext") == "tab\there\nnext"
+    # A file name that is not UTF-8 keeps its bytes, printed as they are by surrogateescape.
+    assert visible("caf\udce9.toml") == "caf\udce9.toml"
