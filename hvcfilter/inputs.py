@@ -13,7 +13,14 @@ from __future__ import annotations
 import errno
 import sys
 
-__all__ = ["MAX_INPUT", "InputTooLargeError", "read_failure", "read_input", "unreadable"]
+__all__ = [
+    "MAX_INPUT",
+    "EmptyStdinError",
+    "InputTooLargeError",
+    "read_failure",
+    "read_input",
+    "unreadable",
+]
 
 # The 100,000-range benchmark spec is about 6 MiB, and its payload 2.4 MiB.
 MAX_INPUT = 64 << 20
@@ -23,15 +30,27 @@ class InputTooLargeError(OSError):
     """An input larger than any spec, payload or tally is: read no further."""
 
 
+class EmptyStdinError(OSError):
+    """Standard input gave nothing: the command meant to feed it failed or wrote nothing.
+
+    ``git show HEAD:vm.toml | hvcfilter simulate --baseline -`` for a spec
+    new in the work tree fed nothing, and the baseline became an empty table
+    without a word. An empty named file stays a spec (HVF208 says it is empty).
+    """
+
+
 def read_input(path: str) -> bytes:
     """The bytes of the file at ``path``, or of standard input for ``-``.
 
     Raises:
-        OSError: it cannot be read, or holds more than MAX_INPUT bytes
-            (InputTooLargeError); :func:`unreadable` says why.
+        OSError: it cannot be read, holds more than MAX_INPUT bytes
+            (InputTooLargeError), or is standard input and empty
+            (EmptyStdinError); :func:`unreadable` says why.
     """
     if path == "-":
         data = sys.stdin.buffer.read(MAX_INPUT + 1)
+        if not data:
+            raise EmptyStdinError(errno.ENODATA, "standard input is empty")
     else:
         with open(path, "rb") as file:
             data = file.read(MAX_INPUT + 1)
@@ -64,6 +83,11 @@ _UNREADABLE: tuple[tuple[type[OSError], str, str], ...] = (
         InputTooLargeError,
         f"larger than {MAX_INPUT >> 20} MiB",
         "no spec, payload or tally is this large: check that it is one",
+    ),
+    (
+        EmptyStdinError,
+        "it is empty",
+        "the command that feeds standard input wrote nothing (did it fail?)",
     ),
     (FileNotFoundError, "no such file", "check the path"),
     (IsADirectoryError, "is a directory", "name a file in it"),

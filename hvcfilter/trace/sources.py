@@ -229,6 +229,12 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
             rest, held = ([block[end:]], len(block) - end) if end < len(block) else ([], 0)
         if rest:
             yield b"".join(rest) + b"\n"
+        if not read and source.name == "<stdin>":
+            # `capture | hvcfilter simulate -` after a failed capture replayed nothing, exit 0.
+            raise TraceError(
+                "cannot read <stdin>: it is empty; the command that feeds standard input "
+                "wrote nothing (did it fail?)"
+            )
     except source.errors as exc:  # gzip.BadGzipFile is an OSError
         raise TraceError(f"cannot read {source.name}: {exc}") from exc
 

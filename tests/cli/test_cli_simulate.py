@@ -398,3 +398,16 @@ def test_names_from_the_file_system_neither_style_nor_drive_the_terminal(
     assert "\x1b" not in out + err
     assert f"Filter: spec {spec};" in out
     assert f"  {tmp_path}/t\\x1b[31mRED.txt:3: not an ftrace event line" in out
+
+
+@pytest.mark.parametrize("empty", ["trace", "baseline"])
+def test_empty_standard_input_is_unreadable_not_nothing_to_replay(empty: str) -> None:
+    # A failed capture piped in replayed nothing (exit 0); an empty baseline was no filter.
+    args = ["-"] if empty == "trace" else ["--baseline", "-", SAMPLE]
+    code, out, err = _run("--spec", SPEC, *args, stdin=b"")
+    assert code == 2 and out == ""
+    shown = "<stdin>" if empty == "trace" else "baseline <stdin>"
+    assert err == (
+        f"hvcfilter: error: cannot read {shown}: it is empty; the command that feeds "
+        "standard input wrote nothing (did it fail?)\n"
+    )

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from hvcfilter import inputs
-from hvcfilter.inputs import InputTooLargeError, read_failure, read_input, unreadable
+from hvcfilter.inputs import (
+    EmptyStdinError,
+    InputTooLargeError,
+    read_failure,
+    read_input,
+    unreadable,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,3 +70,18 @@ def test_standard_input_is_capped_too(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BufferedReader(Endless())))  # type: ignore[type-var]
     with pytest.raises(InputTooLargeError):
         read_input("-")
+
+
+def test_empty_standard_input_is_refused_but_an_empty_file_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `git show HEAD:new.toml | hvcfilter simulate --baseline -` fed nothing, and the
+    # baseline was an empty table without a word; an empty file is a spec (HVF208).
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
+    with pytest.raises(EmptyStdinError) as caught:
+        read_input("-")
+    assert unreadable(caught.value) == (
+        "it is empty; the command that feeds standard input wrote nothing (did it fail?)"
+    )
+    (tmp_path / "empty.toml").write_bytes(b"")
+    assert read_input(str(tmp_path / "empty.toml")) == b""

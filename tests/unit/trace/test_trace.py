@@ -770,7 +770,7 @@ def test_a_file_that_changes_while_read_is_refused_not_half_counted(
         monkeypatch.setattr(parallel, "_PARALLEL_MIN", 1)
         monkeypatch.setattr(parallel, "_SPLIT_GUARD", 0)
         monkeypatch.setattr(parallel, "_workers", lambda: 2)
-    grown = []
+    grown: list[int] = []
 
     def grow(done: int, total: int | None) -> None:
         if not grown:
