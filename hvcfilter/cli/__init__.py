@@ -21,9 +21,10 @@ __all__ = ["cli", "main"]
 def main(argv: list[str] | None = None) -> Any:
     """Run the command line; the console-script entry point."""
     args = argv if argv is not None else sys.argv[1:]
-    from hvcfilter.cli._common import ensure_std_streams
+    from hvcfilter.cli._common import ensure_std_streams, exit_on_sigterm
 
     ensure_std_streams()
+    exit_on_sigterm()
     if args[:1] in (["check"], ["simulate"]):  # others do not pay for the fast path's import
         from hvcfilter.cli import fastpath
 

@@ -130,6 +130,22 @@ def ensure_std_streams() -> None:
         )
 
 
+def exit_on_sigterm() -> None:
+    """Exit 143 on SIGTERM through the interpreter, so that cleanup runs first.
+
+    Killed by the default action, a learn of a stream left its multi-gigabyte
+    temporary copy behind (`timeout` sends SIGTERM), and an interrupted write
+    its temporary file: as SystemExit, every ``with`` and ``finally`` runs.
+    """
+    import signal
+
+    def terminated(signum: int, _frame: object) -> NoReturn:
+        sys.exit(128 + signum)
+
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: leave it be
+        signal.signal(signal.SIGTERM, terminated)
+
+
 def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
     """End the process as the documented exit codes say for an exception a command raised.
 

@@ -163,8 +163,8 @@ def _show_version(ctx: click.Context, _param: click.Parameter, value: bool) -> N
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
     epilog=(
         "Exit codes: 0 clean, 1 findings (or a replay/verify mismatch), 2 usage error or "
-        "unreadable input, 3 internal error; 130 when interrupted, 141 when the reader of "
-        "the output goes away. With no SPEC argument, commands read "
+        "unreadable input, 3 internal error; 130 when interrupted, 143 when terminated, 141 "
+        "when the reader of the output goes away. With no SPEC argument, commands read "
         "hvcfilter.toml in the current directory."
     ),
 )

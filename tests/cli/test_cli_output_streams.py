@@ -299,3 +299,33 @@ def test_an_output_name_too_long_is_unwritable_not_an_internal_error(
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"hvcfilter: error: cannot write {long_name}: File name too long\n"
+
+
+def test_sigterm_exits_143_and_leaves_no_temporary_copy(tmp_path: Path) -> None:
+    # `timeout 20 hvcfilter learn -` on an endless stream was killed by the default
+    # action, and its temporary copy (5.3 GB in the audit) stayed behind.
+    import signal
+    import time
+
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    learner = subprocess.Popen(
+        [sys.executable, "-m", "hvcfilter", "learn", "-"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(TMPDIR=str(temp)),
+    )
+    assert learner.stdin is not None
+    line = SAMPLE.read_bytes()
+    for _ in range(200):  # until learn is copying standard input to its temporary file
+        learner.stdin.write(line)
+        learner.stdin.flush()
+        if list(temp.iterdir()):
+            break
+        time.sleep(0.05)
+    assert list(temp.iterdir()), "learn made no temporary copy"
+    learner.send_signal(signal.SIGTERM)
+    learner.stdin.close()
+    assert learner.wait(timeout=30) == 143
+    assert list(temp.iterdir()) == []
