@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -66,7 +67,34 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
             out.extend(files)
         else:
             out.append(path)  # the trace room reports it as unreadable, with the errno
+    _refuse_twice(out)
     return out
+
+
+def _refuse_twice(paths: Sequence[str]) -> None:
+    """Raise if one file is named twice (a glob and its own name, a link): counted twice.
+
+    Raises:
+        LearnError: two paths are the same file.
+    """
+    seen: dict[tuple[int, int], str] = {}
+    for path in paths:
+        if path == "-":
+            continue
+        try:
+            st = os.stat(path)
+        except OSError:
+            continue  # reported when it is read
+        if not stat.S_ISREG(st.st_mode):
+            continue  # a FIFO or device is read once anyway
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            again = "named twice" if seen[key] == path else f"the same file as {seen[key]}"
+            raise LearnError(
+                f"{path} is {again}: its calls would be counted twice; "
+                "name each trace or tally once"
+            )
+        seen[key] = path
 
 
 class Skipped(NamedTuple):

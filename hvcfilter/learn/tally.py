@@ -160,6 +160,24 @@ def dumps(tally: Tally) -> str:
     return f'{text},\n "calls": [\n{body}\n ]\n}}\n' if rows else f'{text},\n "calls": []\n}}\n'
 
 
+class _DuplicateKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object's members; a key given twice is an error (json keeps the last, silently)."""
+    doc = dict(pairs)
+    if len(doc) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKeyError(key)
+            seen.add(key)
+    return doc
+
+
 def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
     """Read a tally written by :func:`dumps` (or by hand, following the schema).
 
@@ -168,7 +186,12 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
             the message names the file and the field.
     """
     try:
-        doc = json.loads(text)
+        doc = json.loads(text, object_pairs_hook=_unique_keys)
+    except _DuplicateKeyError as exc:
+        raise LearnError(
+            f"{filename}: not a tally (the key {exc.key!r} appears twice in one object, "
+            "and JSON readers disagree on which one counts)"
+        ) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         where = f":{exc.lineno}" if isinstance(exc, json.JSONDecodeError) else ""
         raise LearnError(
@@ -197,6 +220,8 @@ def loads(text: str | bytes, filename: str = "<tally>") -> Tally:
     if extra:
         raise LearnError(f"{filename}: unknown tally field(s) {', '.join(sorted(extra))}")
     named = _field(doc, "kernel", str, filename)
+    if named != named.strip():
+        raise LearnError(f"{filename}: field 'kernel': {named!r} has white space around it")
     try:
         # "6.12.95" and "6.12" are one profile: merged and written under its name.
         kernel = get_profile(named).name

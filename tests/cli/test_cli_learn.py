@@ -330,3 +330,33 @@ def test_a_trace_of_which_no_line_is_an_event_is_an_error_not_a_note(tmp_path: P
     assert "holds no call" not in err
     code, _, _ = _run(str(trace), "--trace-format", "ftrace")
     assert code == 0
+
+
+@pytest.mark.parametrize("how", ["twice", "glob", "link"])
+def test_one_file_named_twice_is_refused_not_counted_twice(tmp_path: Path, how: str) -> None:
+    # `learn --tally 'host*.json' host1.json` added host1's counts twice, without a word.
+    tally = tmp_path / "host1.json"
+    assert _run(JSONL, "--tally-out", str(tally))[0] == 0
+    again = {"twice": str(tally), "glob": str(tmp_path / "host*.json"), "link": ""}[how]
+    if how == "link":
+        (tmp_path / "alias.json").symlink_to(tally)
+        again = str(tmp_path / "alias.json")
+    code, out, err = _run("--tally", str(tally), again)
+    assert code == 2 and out == ""
+    said = "named twice" if how != "link" else f"the same file as {tally}"
+    shown = again if how == "link" else str(tally)
+    assert err == (
+        f"hvcfilter: error: {shown} is {said}: its calls would be counted twice; "
+        "name each trace or tally once\n"
+    )
+
+
+def test_a_tally_with_a_key_given_twice_is_refused(tmp_path: Path) -> None:
+    # json keeps the last of two keys silently; other readers keep the first.
+    tally = tmp_path / "host1.json"
+    assert _run(JSONL, "--tally-out", str(tally))[0] == 0
+    text = tally.read_text().replace('"kernel": "7.2"', '"kernel": "6.12", "kernel": "7.2"')
+    tally.write_text(text)
+    code, _, err = _run("--tally", str(tally))
+    assert code == 2
+    assert "the key 'kernel' appears twice in one object" in err
