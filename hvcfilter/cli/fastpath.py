@@ -231,6 +231,7 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
         payload_hint="or simulate takes it as it is with --payload",
     )
     base = load_baseline(args.baseline, kernel=args.kernel) if args.baseline is not None else None
+    _check_traces_exist(args.traces)
     replayer = Replayer(table, kernel=args.kernel, baseline=base)
     cache = None if args.no_cache else default_cache()
     changed, tally = _replay(
@@ -279,6 +280,30 @@ def _replay(
     else:
         sys.stdout.write(render.report_text(report, color=use_color()))
     return report.changed, report.tally
+
+
+def _check_traces_exist(traces: Sequence[str]) -> None:
+    """Raise for a trace that is missing or a directory, before any output.
+
+    --format jsonl streams as it reads: a typo in the last of several traces
+    came out as an error after the earlier traces' records, a half report.
+    Only stat(): opening a FIFO here would wait for its writer, or eat its data.
+
+    Raises:
+        TraceError: a trace cannot be found, or is a directory.
+    """
+    import stat
+
+    from hvcfilter.inputs import unreadable
+
+    for path in traces:
+        if path == "-":
+            continue
+        try:
+            if stat.S_ISDIR(os.stat(path).st_mode):
+                raise IsADirectoryError(21, "Is a directory", path)
+        except OSError as exc:
+            raise TraceError(f"cannot read {path}: {unreadable(exc)}") from exc
 
 
 def _refuse_if_no_event(tally: TraceTally) -> None:

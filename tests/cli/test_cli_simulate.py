@@ -411,3 +411,10 @@ def test_empty_standard_input_is_unreadable_not_nothing_to_replay(empty: str) ->
         f"hvcfilter: error: cannot read {shown}: it is empty; the command that feeds "
         "standard input wrote nothing (did it fail?)\n"
     )
+
+
+def test_a_missing_later_trace_is_refused_before_any_record_is_streamed() -> None:
+    # --format jsonl wrote the first trace's records, then failed on the typo after it.
+    code, out, err = _run("--format", "jsonl", str(TRACES / "calls.jsonl"), "missing.txt")
+    assert code == 2 and out == ""
+    assert err == "hvcfilter: error: cannot read missing.txt: no such file; check the path\n"
