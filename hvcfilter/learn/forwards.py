@@ -155,10 +155,15 @@ def _forwards_read_back(fd: int, size: int) -> Counter[int] | None:
         if fields is None or fields[1] != _EXIT_EVENT or _MARKER not in fields[2]:
             continue  # the line pass does not count it as a forward's exit
         pid = fields[0]
+        # A line of this thread holds "-PID" (before its CPU column): most lines of
+        # other threads are passed over without being parsed.
+        task = b"-" + pid
         for earlier in lines:
             budget -= _LINE_COST + len(earlier)
             if budget < 0:
                 return None
+            if task not in earlier:
+                continue
             before = _acted_on(earlier)
             if before is None or before[0] != pid:
                 continue
