@@ -180,6 +180,9 @@ def _missing_hint(key: str) -> str | None:
         "comment": "write it as a string",
         "layout": 'layout is "merged", "sorted" or "as-written"',
         "range": "write each entry as a [[range]] table",
+        # A list where one ID goes: the plural key takes several.
+        "function": 'function takes one ID or name (function = "PSCI_CPU_ON_64"); several '
+        'go in functions = ["PSCI_CPU_ON_64", "PSCI_CPU_OFF_32"]',
     }.get(key)
 
 

@@ -483,3 +483,13 @@ def test_a_nul_in_otherwise_plain_text_is_located_at_its_line() -> None:
     (diag,) = load_bytes(b'[filter]\nname = "a\0b"\n', "vm.toml").diagnostics
     assert diag.message == "not UTF-8 text: a NUL byte at offset 18"
     assert (diag.location.line, diag.location.column) == (2, 10)
+
+
+def test_a_list_given_to_function_points_at_functions() -> None:
+    # It said only "input should be a valid integer", though a name is valid there too.
+    (diag,) = loads('[[range]]\naction = "deny"\nfunction = ["PSCI_CPU_ON_64"]\n').diagnostics
+    assert diag.code == "HVF101" and diag.location.key == "range[0].function"
+    assert diag.hint is not None and "several go in functions = [" in diag.hint
+    # The hint's own example is a spec that loads.
+    example = diag.hint.split("several go in ", 1)[1]
+    assert loads(f'[[range]]\naction = "deny"\n{example}\n').spec is not None
