@@ -59,6 +59,8 @@ def init(
             for r in rows:
                 click.echo(f"{r['name']:<{width}}  {r['summary']}")
         ctx.exit(ExitCode.OK)
+    if fmt != "text":
+        raise click.UsageError("--format applies to --list only: a spec is always TOML")
     template = get_template(name)
     if path == "-":  # as everywhere else, "-" is standard output, not a file named "-"
         click.echo(template.render(), nl=False)

@@ -106,3 +106,9 @@ def test_dash_writes_the_template_to_stdout_and_no_file(
     assert list(tmp_path.iterdir()) == []
     (tmp_path / "vm.toml").write_text(out)
     assert run("check", "--strict", str(tmp_path / "vm.toml"))[0] == 0
+
+
+def test_format_without_list_is_a_usage_error_not_ignored(tmp_path: Path) -> None:
+    code, _, err = run("init", "--format", "json", str(tmp_path / "vm.toml"))
+    assert code == 2 and "--format applies to --list only" in err
+    assert not (tmp_path / "vm.toml").exists()
