@@ -84,6 +84,7 @@ def decompile(
         UnknownProfileError: ``kernel`` names no profile.
         PayloadError: unknown byte order, or ``data`` is a TOML spec.
     """
+    data = payload.from_hex_text(data) or data  # compile --format hex, read back
     # Records hold NUL pad bytes, which TOML forbids: TOML text is never a payload,
     # and decoding a spec as records would give one bogus finding per 24 bytes.
     if data and is_text(data):

@@ -90,6 +90,7 @@ def read_table(
         PayloadError: unknown byte order.
     """
     profile = get_profile(kernel) if kernel is not None else None
+    data = payload.from_hex_text(data) or data  # compile --format hex, read back
     if _looks_like_spec(path, data):
         compiled = compile_loaded(load_bytes(data, path, kernel=kernel), merge=merge, kernel=kernel)
         if compiled.table is None:
@@ -210,6 +211,7 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
     """
     name = str(path)
     shown, data = _read_input(name, "baseline")
+    data = payload.from_hex_text(data) or data  # compile --format hex, read back
     # Told apart as diff and decompile tell them: a spec need not end in .toml.
     if _looks_like_spec(name, data):
         loaded = load_bytes(data, shown, kernel=kernel)
@@ -258,7 +260,7 @@ def _spec_table_of(
 
 def _payload_table(path: Path) -> Table:
     shown, data = _read_input(str(path), "payload")
-    return _payload_table_of(data, shown)
+    return _payload_table_of(payload.from_hex_text(data) or data, shown)
 
 
 def _payload_table_of(data: bytes, shown: str) -> Table:

@@ -38,6 +38,7 @@ __all__ = [
     "RecordProblem",
     "decode",
     "encode",
+    "from_hex_text",
     "install",
     "record_problems",
     "validate",
@@ -92,6 +93,28 @@ class Record(NamedTuple):
 
     def __str__(self) -> str:
         return format_record_span(self.base, self.nr_functions)
+
+
+def from_hex_text(data: bytes) -> bytes | None:
+    """The payload that ``compile --format hex`` text spells, one record per line; else None.
+
+    So that ``decompile vm.hex``, ``diff vm.hex vm.toml`` and ``--payload
+    vm.hex`` take the hex form back as ``xxd -r -p`` would: it was "text, not
+    a binary payload", or a TOML syntax error. No line of 48 hex digits is
+    TOML (a bare key needs ``=``), so no spec reads as one.
+    """
+    if not data or b"=" in data:
+        return None  # a spec has "=" on its key lines: a large one is never split here
+    lines = data.split()
+    if not lines or any(len(line) != _HEX_LINE for line in lines):
+        return None
+    try:
+        return bytes.fromhex(b"".join(lines).decode("ascii"))
+    except (UnicodeDecodeError, ValueError):
+        return None
+
+
+_HEX_LINE = 2 * RECORD_SIZE
 
 
 def encode(records: Iterable[Record], byte_order: ByteOrder = "little") -> bytes:

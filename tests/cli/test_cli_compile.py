@@ -350,3 +350,29 @@ def test_diff_summary_of_one_change_is_singular(tmp_path: Path) -> None:
     assert out.decode().splitlines()[-1] == (
         "1 range (256 function IDs) changes its effective action"
     )
+
+
+def test_the_hex_form_reads_back_wherever_a_payload_goes(tmp_path: Path) -> None:
+    # compile --format hex was a dead end: "text, not a binary payload", or TOML errors.
+    spec = EXAMPLES / "lockdown.toml"
+    hexed, binary = tmp_path / "vm.hex", tmp_path / "vm.bin"
+    assert run("compile", str(spec), "--format", "hex", "-o", str(hexed))[0] == 0
+    assert run("compile", str(spec), "-o", str(binary))[0] == 0
+    from_hex, from_bin = run("decompile", str(hexed)), run("decompile", str(binary))
+    assert from_hex[0] == 0 and from_hex[1] == from_bin[1]
+    code, out, _ = run("diff", str(hexed), str(spec))
+    assert code == 0 and b"equivalent" in out
+    code, out, _ = run(
+        "simulate", "--payload", str(hexed), str(ROOT / "tests" / "traces" / "sample-6.12.txt")
+    )
+    assert code == 0 and f"Filter: payload {hexed}".encode() in out
+
+
+@pytest.mark.parametrize(
+    "text", [b"abcd\n", b"00" * 24 + b"\n" + b"00" * 23 + b"\n", b"zz" * 24 + b"\n"]
+)
+def test_text_that_is_not_whole_hex_records_is_no_payload(text: bytes) -> None:
+    from hvcfilter.table.payload import from_hex_text
+
+    assert from_hex_text(text) is None
+    assert from_hex_text(b"00" * 24 + b"\r\n" + b"AB" * 24) == bytes(24) + b"\xab" * 24
