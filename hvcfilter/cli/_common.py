@@ -291,6 +291,30 @@ def complete_path(
     return [CompletionItem(incomplete, type="file")]
 
 
+def complete_kernel(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of ``--kernel``: the profiles hvcfilter knows."""
+    from click.shell_completion import CompletionItem
+
+    from hvcfilter.kernel.profiles import PROFILES
+
+    return [CompletionItem(name) for name in PROFILES if name.startswith(incomplete)]
+
+
+def complete_template(
+    _ctx: click.Context, _param: click.Parameter, incomplete: str
+) -> list[CompletionItem]:
+    """Shell completion of ``init --template``: the starter tables."""
+    from click.shell_completion import CompletionItem
+
+    from hvcfilter.spec.templates import templates
+
+    return [
+        CompletionItem(t.name, help=t.summary) for t in templates() if t.name.startswith(incomplete)
+    ]
+
+
 def kernel_profile(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
     """Click callback of ``--kernel``: the profile name, or a usage error listing the known ones."""
     import click

@@ -15,7 +15,14 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, use_color
+from hvcfilter.cli._common import (
+    ExitCode,
+    complete_kernel,
+    complete_path,
+    guarded,
+    kernel_profile,
+    use_color,
+)
 from hvcfilter.cli.fastpath import CheckArgs, exit_code, run_check
 from hvcfilter.render.check import Format
 
@@ -43,6 +50,7 @@ __all__ = ["check", "exit_code", "explain"]
 @click.option(
     "--kernel",
     callback=kernel_profile,
+    shell_complete=complete_kernel,
     metavar="VERSION",
     help="Kernel profile (e.g. 6.1, 6.12, 7.2); overrides each spec's [filter] kernel.",
 )

@@ -12,7 +12,14 @@ from typing import assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
+from hvcfilter.cli._common import (
+    ExitCode,
+    complete_kernel,
+    complete_path,
+    guarded,
+    kernel_profile,
+    write_output,
+)
 from hvcfilter.diagnostics import Diagnostic
 from hvcfilter.emit import OutputFormat, emit
 from hvcfilter.errors import PayloadError
@@ -36,6 +43,7 @@ class DiffFormat(StrEnum):
 _kernel_option = click.option(
     "--kernel",
     callback=kernel_profile,
+    shell_complete=complete_kernel,
     metavar="VERSION",
     help="Kernel profile (e.g. 6.12, 7.2); overrides the spec's [filter] kernel.",
 )
@@ -150,6 +158,7 @@ def compile_(
 @click.option(
     "--kernel",
     callback=kernel_profile,
+    shell_complete=complete_kernel,
     metavar="VERSION",
     help="Kernel profile (e.g. 6.12, 7.2) whose reserved ranges are checked; written as "
     "[filter] kernel.",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile
+from hvcfilter.cli._common import ExitCode, complete_kernel, complete_path, guarded, kernel_profile
 from hvcfilter.emit.committed import Status, check_pair, pair_files
 from hvcfilter.render.committed import compile_check_json, compile_check_text
 from hvcfilter.table.payload import ByteOrder
@@ -41,6 +41,7 @@ __all__ = ["compile_check"]
 @click.option(
     "--kernel",
     callback=kernel_profile,
+    shell_complete=complete_kernel,
     metavar="VERSION",
     help="The kernel profile the outputs were compiled with (--kernel of compile).",
 )

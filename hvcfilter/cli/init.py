@@ -7,7 +7,7 @@ import os
 
 import click
 
-from hvcfilter.cli._common import ExitCode, complete_path, guarded
+from hvcfilter.cli._common import ExitCode, complete_path, complete_template, guarded
 from hvcfilter.spec import DEFAULT_SPEC
 
 __all__ = ["init"]
@@ -25,6 +25,7 @@ __all__ = ["init"]
     default="lockdown",
     show_default=True,
     metavar="NAME",
+    shell_complete=complete_template,
     help="The starter table (see --list).",
 )
 @click.option("--list", "list_only", is_flag=True, help="List the templates and exit.")

@@ -18,7 +18,14 @@ from typing import TYPE_CHECKING, assert_never
 
 import click
 
-from hvcfilter.cli._common import ExitCode, complete_path, guarded, kernel_profile, write_output
+from hvcfilter.cli._common import (
+    ExitCode,
+    complete_kernel,
+    complete_path,
+    guarded,
+    kernel_profile,
+    write_output,
+)
 from hvcfilter.errors import TraceError
 from hvcfilter.trace import TraceFormat
 from hvcfilter.utf8 import utf8_document, visible
@@ -62,7 +69,13 @@ def _command() -> str:
     shell_complete=complete_path,
     help="Write the spec (or tally) here; - is stdout.",
 )
-@click.option("--kernel", callback=kernel_profile, metavar="VERSION", help="Kernel profile.")
+@click.option(
+    "--kernel",
+    callback=kernel_profile,
+    shell_complete=complete_kernel,
+    metavar="VERSION",
+    help="Kernel profile.",
+)
 @click.option(
     "--granularity",
     type=click.Choice(["function", "service", "owner"]),

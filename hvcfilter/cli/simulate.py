@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import click
 
-from hvcfilter.cli._common import complete_path, guarded, kernel_profile
+from hvcfilter.cli._common import complete_kernel, complete_path, guarded, kernel_profile
 from hvcfilter.cli.fastpath import ReportFormat, SimulateArgs, run_simulate
 from hvcfilter.trace import TraceFormat
 
@@ -39,7 +39,11 @@ __all__ = ["ReportFormat", "simulate"]
     help="Binary payload of struct kvm_smccc_filter records, - for stdin.",
 )
 @click.option(
-    "--kernel", callback=kernel_profile, metavar="VERSION", help="Kernel profile (e.g. 6.12, 7.2)."
+    "--kernel",
+    callback=kernel_profile,
+    shell_complete=complete_kernel,
+    metavar="VERSION",
+    help="Kernel profile (e.g. 6.12, 7.2).",
 )
 @click.option(
     "--trace-format",

@@ -95,3 +95,19 @@ def test_bash_script_parses() -> None:
 def test_unknown_shell_is_a_usage_error() -> None:
     result = CliRunner().invoke(cli, ["completion", "tcsh"])
     assert result.exit_code == 2 and "tcsh" in result.output
+
+
+@pytest.mark.parametrize("command", ["check", "compile", "decompile", "simulate", "learn"])
+def test_kernel_completes_the_known_profiles(command: str) -> None:
+    from hvcfilter.kernel.profiles import PROFILES
+
+    words = [line.split(",", 1)[1] for line in complete("bash", f"hvcfilter {command} --kernel ")]
+    assert words == list(PROFILES)
+    assert complete("bash", f"hvcfilter {command} --kernel 7") == ["plain,7.2"]
+
+
+def test_init_template_completes_the_templates() -> None:
+    from hvcfilter.spec.templates import templates
+
+    words = [line.split(",", 1)[1] for line in complete("bash", "hvcfilter init -t ")]
+    assert words == [t.name for t in templates()]
