@@ -142,8 +142,14 @@ def exit_on_sigterm() -> None:
     def terminated(signum: int, _frame: object) -> NoReturn:
         sys.exit(128 + signum)
 
+    def default_in_child() -> None:
+        # A forked scan worker is stopped with SIGTERM by its parent: as SystemExit it
+        # would unwind the parent's copied stack (its finally blocks, its atexit).
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
     with contextlib.suppress(ValueError, OSError):  # not the main thread: leave it be
         signal.signal(signal.SIGTERM, terminated)
+        os.register_at_fork(after_in_child=default_in_child)
 
 
 def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:

@@ -113,19 +113,20 @@ def _parallel_tally(
             read_fd, write_fd = os.pipe()
             pid = os.fork()
             if pid == 0:  # child: scan one share, send the counts, never return
-                os.close(read_fd)
-                status = 0
+                status = 1
                 try:
-                    payload = pickle.dumps(("ok", _share_tally(fd, start, stop, name, None)))
-                except TraceError as exc:  # the input's fault: said as the serial scan says it
-                    payload = pickle.dumps(("input", str(exc)))
-                    status = 1
-                except BaseException as exc:  # reported by the parent
-                    payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
-                    status = 1
-                with os.fdopen(write_fd, "wb") as pipe:
-                    pipe.write(payload)
-                os._exit(status)
+                    os.close(read_fd)
+                    try:
+                        payload = pickle.dumps(("ok", _share_tally(fd, start, stop, name, None)))
+                        status = 0
+                    except TraceError as exc:  # the input's fault: said as the serial scan says
+                        payload = pickle.dumps(("input", str(exc)))
+                    except BaseException as exc:  # reported by the parent
+                        payload = pickle.dumps(("error", f"{type(exc).__name__}: {exc}"))
+                    with os.fdopen(write_fd, "wb") as pipe:
+                        pipe.write(payload)
+                finally:  # whatever happens (a parent gone, a pipe closed): never its stack
+                    os._exit(status)
             os.close(write_fd)
             children.append((pid, read_fd))
         size = bounds[-1]

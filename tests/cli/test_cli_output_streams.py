@@ -329,3 +329,43 @@ def test_sigterm_exits_143_and_leaves_no_temporary_copy(tmp_path: Path) -> None:
     learner.stdin.close()
     assert learner.wait(timeout=30) == 143
     assert list(temp.iterdir()) == []
+
+
+def test_a_scan_child_stopped_by_sigterm_never_runs_the_parents_exit_path(
+    tmp_path: Path,
+) -> None:
+    # With SIGTERM turned into SystemExit, a forked scan child that its failing parent
+    # stopped unwound the parent's copied stack: its finally blocks and atexit handlers.
+    trace = tmp_path / "t.txt"
+    head = SAMPLE.read_bytes()
+    trace.write_bytes(head + b"x" * 9000 + b"\n" + head * 400)
+    script = (
+        "import atexit, os, sys\n"
+        "parent = os.getpid()\n"
+        "def said():\n"
+        "    if os.getpid() != parent:\n"
+        "        print('CHILD-ATEXIT', file=sys.stderr)\n"
+        "atexit.register(said)\n"
+        "from hvcfilter.cli._common import exit_on_sigterm\n"
+        "from hvcfilter.errors import TraceError\n"
+        "from hvcfilter.trace import parallel, sources, tally\n"
+        "exit_on_sigterm()\n"
+        "sources.CHUNK, sources.MAX_LINE = 1024, 8192\n"
+        "parallel._PARALLEL_MIN, parallel._SPLIT_GUARD = 1, 0\n"
+        "parallel._workers = lambda: 2\n"
+        "try:\n"
+        f"    tally([{str(trace)!r}])\n"
+        "except TraceError as exc:\n"
+        "    print('REFUSED', exc, file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=False,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "REFUSED" in done.stderr and "longer than 0 MiB" in done.stderr
+    assert "CHILD-ATEXIT" not in done.stderr
