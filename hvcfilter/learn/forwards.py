@@ -79,20 +79,25 @@ def _forwards_by_line(path: str) -> Counter[int]:
     """The forwards, found by acting on every line in turn: the definition read-back follows."""
     found: Counter[int] = Counter()
     pending: dict[bytes, int] = {}  # vCPU thread -> W0 of its last HVC
+    tasks: dict[bytes, bytes] = {}  # pending thread -> "-PID", which each of its lines holds
     with open_trace(path) as source:
         for line in source.stream:
+            # Only an HVC, or a line of a thread with an HVC pending, can change the
+            # count: every other line is passed over without being parsed.
+            if _HVC_EVENT not in line and not any(task in line for task in tasks.values()):
+                continue
             fields = _acted_on(line)
             if fields is None:
                 continue
             pid, event, message = fields
             if event == _HVC_EVENT:
                 pending[pid] = _w0(message)
-            elif event == _EXIT_EVENT:
+                tasks[pid] = b"-" + pid
+            elif event == _EXIT_EVENT or event in _MOVED_ON:
                 fid = pending.pop(pid, None)
-                if fid is not None and _MARKER in message:
+                tasks.pop(pid, None)
+                if fid is not None and event == _EXIT_EVENT and _MARKER in message:
                     found[fid] += 1
-            elif event in _MOVED_ON:
-                pending.pop(pid, None)
     return found
 
 
