@@ -53,9 +53,10 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
     """
     out: list[str] = []
     for path in paths:
-        if path == "-" or Path(path).is_file():
+        # os.path's probes, not Path's: they take a name too long to exist as missing.
+        if path == "-" or os.path.isfile(path):
             out.append(path)
-        elif Path(path).is_dir():
+        elif os.path.isdir(path):
             files = sorted(str(p) for p in Path(path).iterdir() if p.is_file())
             if not files:
                 raise LearnError(f"{path}: the directory holds no trace file")

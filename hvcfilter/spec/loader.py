@@ -124,8 +124,15 @@ def load_bytes(data: bytes, filename: str, *, kernel: str | None = None) -> Load
     if nul >= 0:
         # NUL is UTF-8 but never TOML. UTF-16 or UTF-32 text without a byte-order mark
         # decodes, and TOML would call its first NUL a syntax error, hinting at hex numbers.
-        hint = "save the spec as UTF-8 (text with a NUL after every character is UTF-16)"
-        return _not_utf8(data, nul, filename, f"a NUL byte at offset {nul}", hint)
+        sample = data[:64]
+        wide = sample.count(0) * 2 >= len(sample)  # a NUL beside every character
+        what = f"a NUL byte at offset {nul}" + ("" if wide else ", which TOML does not allow")
+        hint = (
+            "save the spec as UTF-8: a NUL beside every character is UTF-16 or UTF-32"
+            if wide
+            else "remove the NUL bytes (a file cut short by a crash is padded with them)"
+        )
+        return _not_utf8(data, nul, filename, what, hint)
     return loads(text, filename, kernel=kernel)
 
 

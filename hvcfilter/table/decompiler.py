@@ -112,6 +112,8 @@ def _document(records: Sequence[Record], kernel: str | None) -> dict[str, Any]:
     layout = _layout_of(records)
     if layout != "merged":
         table["layout"] = layout
+    if not records:  # an empty payload is a table meant empty: HVF208 is its question
+        table["allow"] = ["empty-table"]
     document: dict[str, Any] = {}
     if table:
         document["filter"] = table

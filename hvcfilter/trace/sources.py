@@ -200,14 +200,15 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
             return
         rest: list[bytes] = []  # the line being read, in the blocks it came in
         held = 0  # and its length so far
-        done = 0  # bytes yielded: where that line starts
+        done = 0  # bytes read past any byte-order mark: where that line starts
         first = True
         read = 0
         while True:
             block = source.stream.read(CHUNK)
             read += len(block)
             if first:  # an editor's byte-order mark is no part of the first line
-                block, first = block.removeprefix(codecs.BOM_UTF8), False
+                bom = codecs.BOM_UTF8 if block.startswith(codecs.BOM_UTF8) else b""
+                block, first, done = block[len(bom) :], False, len(bom)
             if progress is not None:
                 progress(source.position(read), source.total)
             if not block:
@@ -233,7 +234,7 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
             # `capture | hvcfilter simulate -` after a failed capture replayed nothing, exit 0.
             raise TraceError(
                 "cannot read <stdin>: it is empty; the command that feeds standard input "
-                "wrote nothing (did it fail?)"
+                "wrote nothing (did it fail?); an input meant to be empty goes as a file"
             )
     except source.errors as exc:  # gzip.BadGzipFile is an OSError
         raise TraceError(f"cannot read {source.name}: {exc}") from exc

@@ -103,7 +103,7 @@ def test_an_endless_input_is_refused_at_the_cap_not_read_to_exhaustion(command: 
     args = [command, "/dev/zero"] + (["/dev/zero"] if command == "diff" else [])
     result = _run(*args)
     assert result.exit_code == 2
-    assert "cannot read /dev/zero: larger than 64 MiB" in result.output
+    assert "cannot read /dev/zero: larger than 256 MiB" in result.output
     assert "internal error" not in result.output
 
 

@@ -376,3 +376,13 @@ def test_text_that_is_not_whole_hex_records_is_no_payload(text: bytes) -> None:
 
     assert from_hex_text(text) is None
     assert from_hex_text(b"00" * 24 + b"\r\n" + b"AB" * 24) == bytes(24) + b"\xab" * 24
+
+
+def test_an_empty_payload_decompiles_to_a_table_meant_empty(tmp_path: Path) -> None:
+    # A 0-byte spec came out, which check --strict then failed on HVF208.
+    (tmp_path / "empty.bin").write_bytes(b"")
+    code = run("decompile", str(tmp_path / "empty.bin"), "-o", str(tmp_path / "e.toml"))[0]
+    assert code == 0
+    assert run("check", "--strict", str(tmp_path / "e.toml"))[0] == 0
+    assert run("compile", str(tmp_path / "e.toml"), "-o", str(tmp_path / "e.bin"))[0] == 0
+    assert (tmp_path / "e.bin").read_bytes() == b""  # and back, byte for byte

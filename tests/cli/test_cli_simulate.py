@@ -409,7 +409,7 @@ def test_empty_standard_input_is_unreadable_not_nothing_to_replay(empty: str) ->
     shown = "<stdin>" if empty == "trace" else "baseline <stdin>"
     assert err == (
         f"hvcfilter: error: cannot read {shown}: it is empty; the command that feeds "
-        "standard input wrote nothing (did it fail?)\n"
+        "standard input wrote nothing (did it fail?); an input meant to be empty goes as a file\n"
     )
 
 

@@ -51,7 +51,9 @@ def test_an_input_over_the_cap_is_refused_unread_past_it(
     big.write_bytes(b"#" * 9)
     with pytest.raises(InputTooLargeError) as caught:
         read_input(str(big))
-    assert unreadable(caught.value).startswith("larger than 64 MiB; no spec, payload or tally")
+    assert unreadable(caught.value).startswith(
+        "larger than 256 MiB, which hvcfilter reads at most;"
+    )
     (tmp_path / "ok.toml").write_bytes(b"#" * 8)
     assert read_input(str(tmp_path / "ok.toml")) == b"#" * 8
 
@@ -81,7 +83,8 @@ def test_empty_standard_input_is_refused_but_an_empty_file_is_read(
     with pytest.raises(EmptyStdinError) as caught:
         read_input("-")
     assert unreadable(caught.value) == (
-        "it is empty; the command that feeds standard input wrote nothing (did it fail?)"
+        "it is empty; the command that feeds standard input wrote nothing (did it fail?); "
+        "an input meant to be empty goes as a file"
     )
     (tmp_path / "empty.toml").write_bytes(b"")
     assert read_input(str(tmp_path / "empty.toml")) == b""

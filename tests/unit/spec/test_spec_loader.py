@@ -481,8 +481,9 @@ def test_a_nul_in_otherwise_plain_text_is_located_at_its_line() -> None:
     from hvcfilter.spec import load_bytes
 
     (diag,) = load_bytes(b'[filter]\nname = "a\0b"\n', "vm.toml").diagnostics
-    assert diag.message == "not UTF-8 text: a NUL byte at offset 18"
+    assert diag.message == "not UTF-8 text: a NUL byte at offset 18, which TOML does not allow"
     assert (diag.location.line, diag.location.column) == (2, 10)
+    assert diag.hint is not None and diag.hint.startswith("remove the NUL bytes")
 
 
 def test_a_list_given_to_function_points_at_functions() -> None:

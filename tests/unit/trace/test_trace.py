@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import gzip
 import io
 import lzma
@@ -802,6 +803,9 @@ def test_a_line_longer_than_any_trace_line_is_refused_not_held(
         data = head * 20 + data  # the long line in the second share, read by the child
     path.write_bytes(gzip.compress(data) if read_as == "gzip" else data)
     start = len(data) - len(head) - 9001
+    if read_as == "parallel":  # the child's share holds it: its error must reach the user
+        with path.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            assert start >= parallel.split_points(mm, 2)[1]
     said = f"cannot read {path}: the line from byte {start:,} is longer than 0 MiB"
     if read_as == "stream":
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
@@ -810,3 +814,22 @@ def test_a_line_longer_than_any_trace_line_is_refused_not_held(
         trace.tally(["-" if read_as == "stream" else str(path)])
     path.write_bytes(gzip.compress(fits) if read_as == "gzip" else fits)
     assert trace.tally([str(path)]).skipped == 0  # a long line within the bound is read
+
+
+def test_a_long_line_is_placed_at_the_same_byte_from_a_file_and_a_stream(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Past a byte-order mark the stream counted from the mark's end, the file from 0.
+    monkeypatch.setattr(sources, "CHUNK", 1024)
+    monkeypatch.setattr(sources, "MAX_LINE", 4096)
+    data = codecs.BOM_UTF8 + SAMPLE.read_bytes() + b"y" * 5000 + b"\n"
+    path = tmp_path / "t.txt"
+    path.write_bytes(data)
+    said = []
+    for source in (str(path), "-"):
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data)))
+        with pytest.raises(TraceError) as caught:
+            trace.tally([source])
+        said.append(str(caught.value).split(": the line from ", 1)[1])
+    assert said[0] == said[1]
+    assert said[0].startswith(f"byte {len(data) - 5001:,} is longer")
