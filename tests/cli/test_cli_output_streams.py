@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import pytest
 from suite_paths import ROOT
@@ -225,6 +226,21 @@ def test_a_non_blocking_stdout_that_fills_gets_all_the_output(
     assert got == expected.stdout
 
 
+def _hvcfilter(
+    *args: str, stdin: IO[bytes] | int = subprocess.DEVNULL
+) -> subprocess.CompletedProcess[str]:
+    """``python -m hvcfilter ARGS`` as a child whose descriptor 0 is ``stdin``."""
+    return subprocess.run(
+        [sys.executable, "-m", "hvcfilter", *args],
+        stdin=stdin,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        check=False,
+        timeout=60,
+    )
+
+
 @pytest.mark.parametrize(
     ("command", "make_input"),
     [
@@ -242,15 +258,7 @@ def test_output_onto_the_file_redirected_to_stdin_is_refused(
     original = make_input(tmp_path)
     target.write_bytes(original)
     with target.open("rb") as stdin:
-        done = subprocess.run(
-            [sys.executable, "-m", "hvcfilter", command, "-", "-o", str(target)],
-            stdin=stdin,
-            capture_output=True,
-            text=True,
-            env=_env(),
-            check=False,
-            timeout=60,
-        )
+        done = _hvcfilter(command, "-", "-o", str(target), stdin=stdin)
     assert done.returncode == 2, done.stderr
     assert (
         done.stderr
@@ -263,14 +271,7 @@ def test_output_next_to_a_redirected_stdin_is_still_written(tmp_path: Path) -> N
     spec = tmp_path / "vm.toml"
     spec.write_bytes((EXAMPLES / "minimal.toml").read_bytes())
     with spec.open("rb") as stdin:
-        done = subprocess.run(
-            [sys.executable, "-m", "hvcfilter", "compile", "-", "-o", str(tmp_path / "vm.bin")],
-            stdin=stdin,
-            capture_output=True,
-            env=_env(),
-            check=False,
-            timeout=60,
-        )
+        done = _hvcfilter("compile", "-", "-o", str(tmp_path / "vm.bin"), stdin=stdin)
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "vm.bin").read_bytes() == (
         ROOT / "tests" / "golden" / "minimal.bin"
@@ -288,15 +289,7 @@ def test_an_output_name_too_long_is_unwritable_not_an_internal_error(
     )
     args = [command] if command == "schema" else [command, str(source)]
     long_name = str(tmp_path / ("a" * 300))
-    done = subprocess.run(
-        [sys.executable, "-m", "hvcfilter", *args, "-o", long_name],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=_env(),
-        check=False,
-        timeout=60,
-    )
+    done = _hvcfilter(*args, "-o", long_name)
     assert done.returncode == 2, done.stderr
     assert done.stderr == f"hvcfilter: error: cannot write {long_name}: File name too long\n"
 
