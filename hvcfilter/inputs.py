@@ -4,9 +4,10 @@ A spec, a payload or a tally is read whole, from a file or from standard
 input (``-``), and never exceeds :data:`MAX_INPUT`: ``hvcfilter check
 /dev/zero`` or ``yes | hvcfilter check -`` is refused at that size instead
 of growing until the machine runs out of memory; the bound is far above
-what a spec, a payload or a tally of a whole fleet comes to. Traces are streamed by the
-trace room and have no such bound, but every room says why an input cannot
-be read in the same words, with the fix: :func:`unreadable`.
+what a spec, a payload or the tally of a whole fleet comes to. Traces are
+streamed by the trace room and bounded per line instead, but every room
+says why an input cannot be read in the same words, with the fix:
+:func:`unreadable`.
 """
 
 from __future__ import annotations
