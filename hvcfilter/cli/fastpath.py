@@ -271,10 +271,8 @@ def _replay(
                 _say(f"hvcfilter: note: {note}")
             for bad in tally.bad_lines:
                 _say(f"hvcfilter: {bad}")
-            _refuse_if_no_event(tally)
             return changed, tally
         report = replayer.replay(traces, trace_format, progress=bar, cache=cache)
-    _refuse_if_no_event(report.tally)
     if fmt is ReportFormat.JSON:
         sys.stdout.write(render.report_json(report))
     else:
@@ -304,22 +302,6 @@ def _check_traces_exist(traces: Sequence[str]) -> None:
                 raise IsADirectoryError(21, "Is a directory", path)
         except OSError as exc:
             raise TraceError(f"cannot read {path}: {unreadable(exc)}") from exc
-
-
-def _refuse_if_no_event(tally: TraceTally) -> None:
-    """Exit 2 when lines were read but none was an event: the input is no trace of its format.
-
-    Without it a file of garbage, or ftrace text read as JSON Lines because its
-    first line starts with "{", replayed nothing and passed a CI gate (exit 0).
-    """
-    if tally.events or not tally.skipped:
-        return
-    formats = ", ".join(sorted(set(tally.formats.values()))) or "a trace"
-    first = f"; the first: {tally.bad_lines[0]}" if tally.bad_lines else ""
-    raise TraceError(
-        f"read as {formats}, none of the {tally.skipped:,} line(s) is an event{first}; "
-        "is it a trace? --trace-format names its format"
-    )
 
 
 def run(argv: Sequence[str]) -> int | None:

@@ -26,7 +26,6 @@ from hvcfilter.cli._common import (
     kernel_profile,
     write_output,
 )
-from hvcfilter.errors import TraceError
 from hvcfilter.trace import TraceFormat
 from hvcfilter.utf8 import utf8_document, visible
 
@@ -235,11 +234,6 @@ class _SkippedLines:
 
     def __call__(self, s: Skipped) -> None:
         first = f"; the first: {s.first}" if s.first is not None else ""
-        if not s.events:  # before the note that it holds no call: this says why
-            raise TraceError(
-                f"{s.trace}: read as {s.fmt}, none of its {s.lines:,} line(s) is an event"
-                f"{first}; is it a trace? --trace-format names its format"
-            )
         self.lines += s.lines
         click.echo(
             f"hvcfilter: warning: {visible(s.trace)}: {s.lines:,} line(s) could not be parsed "

@@ -104,8 +104,6 @@ class Skipped(NamedTuple):
     trace: str
     lines: int
     first: BadLine | None
-    events: int  # the lines that were events: none means it is no trace of this format
-    fmt: str  # the format it was read as
 
 
 def _one(args: tuple[str, str, str, bool]) -> tuple[Tally, Skipped]:
@@ -115,15 +113,20 @@ def _one(args: tuple[str, str, str, bool]) -> tuple[Tally, Skipped]:
         # A stream's temporary copy is a new file every time: its tally, kept, would
         # never be found again and would only push the tallies of real files out.
         cache = default_cache() if keep and readable == path else None
-        counts = tally_trace([readable], TraceFormat(fmt), names={readable: name}, cache=cache)
+        try:
+            counts = tally_trace([readable], TraceFormat(fmt), names={readable: name}, cache=cache)
+        except TraceError:
+            # A tally reads as JSON Lines of which no line is a call: say what it is.
+            with contextlib.suppress(OSError), open(readable, "rb") as head:
+                if _TALLY_MARK in head.read(4096):
+                    raise LearnError(
+                        f"{name} is a tally, not a trace: pass it with --tally"
+                    ) from None
+            raise
         is_ftrace = counts.formats.get(name) == TraceFormat.FTRACE
         forwards = forwarded_calls(readable) if is_ftrace else None
-        if not counts.calls and counts.formats.get(name) == TraceFormat.JSONL:
-            with open(readable, "rb") as head:
-                if _TALLY_MARK in head.read(4096):
-                    raise LearnError(f"{name} is a tally, not a trace: pass it with --tally")
     first = counts.bad_lines[0] if counts.bad_lines else None
-    skipped = Skipped(name, counts.skipped, first, counts.events, counts.formats.get(name, fmt))
+    skipped = Skipped(name, counts.skipped, first)
     return from_trace(name, counts, kernel, forwards), skipped
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 
+from hvcfilter.errors import TraceError
 from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
 from hvcfilter.trace.cache import TallyCache, default_cache
 from hvcfilter.trace.events import (
@@ -83,10 +84,12 @@ def iter_events(
         with open_trace(path) as source:
             resolved = resolve_format(source, fmt)
             tally.formats[source.name] = resolved.value
+            before = (tally.events, tally.skipped)
             if resolved is TraceFormat.FTRACE:
                 yield from ftrace_events(source, tally, progress)
             else:
                 yield from _record_reader(resolved)(source, tally, progress)
+            _refuse_if_no_event(source.name, resolved, tally, before)
 
 
 def tally(
@@ -113,8 +116,10 @@ def tally(
             result.formats[source.name] = resolved.value
             key = None if cache is None else _cache_key(cache, source, resolved)
             kept = None if key is None or cache is None else cache.get(key, source.name)
+            before = (result.events, result.skipped)
             if kept is not None:
                 result.merge(kept)
+                _refuse_if_no_event(source.name, resolved, result, before)
                 continue
             part = TraceTally() if key is not None else result
             if resolved is TraceFormat.FTRACE:
@@ -125,7 +130,30 @@ def tally(
             if key is not None and cache is not None:
                 cache.put(key, part)
                 result.merge(part)
+            _refuse_if_no_event(source.name, resolved, result, before)
     return result
+
+
+def _refuse_if_no_event(
+    name: str, fmt: TraceFormat, tally: TraceTally, before: tuple[int, int]
+) -> None:
+    """Raise if the trace just counted had lines but none was an event: it is no such trace.
+
+    A garbage file, or ftrace text read as JSON Lines because its first line
+    starts with "{", replayed nothing and passed a CI gate, or left a host's
+    calls out of a fleet's learned table, with exit 0.
+
+    Raises:
+        TraceError: lines were skipped and none was an event.
+    """
+    events, skipped = tally.events - before[0], tally.skipped - before[1]
+    if events or not skipped:
+        return
+    first = next((f"; the first: {b}" for b in tally.bad_lines if b.source == name), "")
+    raise TraceError(
+        f"cannot read {name}: read as {fmt.value}, none of its {skipped:,} line(s) is an "
+        f"event{first}; is it a trace? --trace-format names its format"
+    )
 
 
 def _cache_key(cache: TallyCache, source: Source, fmt: TraceFormat) -> str | None:

@@ -325,7 +325,7 @@ def test_a_trace_of_which_no_line_is_an_event_is_an_error_not_a_note(tmp_path: P
     trace.write_text('{"capture": "a"}\n' + Path(SAMPLE).read_text())
     code, out, err = _run(str(trace), JSONL)
     assert code == 2 and out == ""
-    assert err.startswith(f"hvcfilter: error: {trace}: read as jsonl, none of its ")
+    assert err.startswith(f"hvcfilter: error: cannot read {trace}: read as jsonl, none of its ")
     assert "is it a trace? --trace-format names its format" in err
     assert "holds no call" not in err
     code, _, _ = _run(str(trace), "--trace-format", "ftrace")

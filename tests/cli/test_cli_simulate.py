@@ -161,7 +161,9 @@ def test_trace_format_override() -> None:
     # trace of which no line is an event is refused rather than replayed as nothing.
     code, out, err = _run("--spec", SPEC, "--trace-format", "jsonl", "--format", "json", SAMPLE)
     assert code == 2 and out == ""
-    assert err.startswith("hvcfilter: error: read as jsonl, none of the 58 line(s) is an event")
+    assert err.startswith(
+        f"hvcfilter: error: cannot read {SAMPLE}: read as jsonl, none of its 58 line(s) is an event"
+    )
 
 
 def test_text_colour_follows_the_shared_terminal_and_no_color_rule(
@@ -418,3 +420,11 @@ def test_a_missing_later_trace_is_refused_before_any_record_is_streamed() -> Non
     code, out, err = _run("--format", "jsonl", str(TRACES / "calls.jsonl"), "missing.txt")
     assert code == 2 and out == ""
     assert err == "hvcfilter: error: cannot read missing.txt: no such file; check the path\n"
+
+
+def test_one_good_trace_does_not_hide_one_that_is_no_trace(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("junk\n")
+    code, out, err = _run("--spec", SPEC, "--format", "json", str(garbage), SAMPLE)
+    assert code == 2 and out == ""
+    assert err.startswith(f"hvcfilter: error: cannot read {garbage}: read as ftrace, none of its")

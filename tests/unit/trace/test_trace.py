@@ -25,6 +25,8 @@ from hvcfilter.errors import TraceError
 from hvcfilter.trace import TraceFormat, TraceTally, ftrace, parallel, re2_proof, sources
 
 SAMPLE = TRACES / "sample-6.12.txt"
+# An event that is no call: beside bad lines, it makes their file a trace.
+_ONE_EVENT = "    vmm-1     [000] .....     1.5: kvm_entry: PC: 0x0\n"
 
 
 def _events(
@@ -130,7 +132,8 @@ def test_malformed_and_truncated_lines_are_counted_with_line_numbers() -> None:
 
 def test_only_the_first_bad_lines_are_kept(tmp_path: Path) -> None:
     path = tmp_path / "bad.txt"
-    path.write_text("".join(f"junk {i}\n" for i in range(50)))
+    # One event: a file of nothing but bad lines is no trace at all (its own test).
+    path.write_text("".join(f"junk {i}\n" for i in range(50)) + _ONE_EVENT)
     tally = trace.tally([str(path)])
     assert tally.skipped == 50
     assert [b.line for b in tally.bad_lines] == list(range(1, trace.MAX_BAD_LINES + 1))
@@ -144,7 +147,7 @@ def test_bad_lines_are_kept_without_control_characters(tmp_path: Path) -> None:
         b"junk\ttab \x00nul \xff",  # a tab stays, NUL is escaped, bad UTF-8 replaced
         "junk caf\u00e9 \u2713".encode(),  # printable text stays as it is
     ]
-    path.write_bytes(b"\n".join(lines) + b"\n")
+    path.write_bytes(b"\n".join(lines) + b"\n" + _ONE_EVENT.encode())
     shown = [b.text for b in trace.tally([str(path)]).bad_lines]
     assert shown == [
         "junk \\x1b]0;owned\\x07 \\x1b[2J",
@@ -490,7 +493,7 @@ def test_immediate_wider_than_16_bits_is_malformed(tmp_path: Path) -> None:
     path = tmp_path / "t.txt"
     path.write_text(
         "    vmm-1     [000] .....     1.000000: "
-        "kvm_hvc_arm64: HVC at 0x4 (r0: 0x1, imm: 0x10000)\n"
+        "kvm_hvc_arm64: HVC at 0x4 (r0: 0x1, imm: 0x10000)\n" + _ONE_EVENT
     )
     tally = trace.tally([str(path)])
     assert (tally.skipped, tally.call_count) == (1, 0)
@@ -833,3 +836,28 @@ def test_a_long_line_is_placed_at_the_same_byte_from_a_file_and_a_stream(
         said.append(str(caught.value).split(": the line from ", 1)[1])
     assert said[0] == said[1]
     assert said[0].startswith(f"byte {len(data) - 5001:,} is longer")
+
+
+@pytest.mark.parametrize("cached", [False, True], ids=["read", "from-cache"])
+def test_a_trace_of_which_no_line_is_an_event_is_refused_per_trace(
+    tmp_path: Path, cached: bool, tally_cache: Path
+) -> None:
+    # Judged on the whole replay, `simulate garbage.txt good.txt` passed: one good trace
+    # hid the other. And the API (api.learn, api.replay) took it without a word.
+    garbage = tmp_path / "garbage.txt"
+    garbage.write_text("".join(f"junk {i}\n" for i in range(3)))
+    said = (
+        f"^cannot read {garbage}: read as ftrace, none of its 3 line\\(s\\) is an event; "
+        f"the first: {garbage}:1: not an ftrace event line: junk 0; is it a trace\\?"
+    )
+    cache = trace.default_cache() if cached else None
+    if cached:  # a first run: whatever it kept, the second is refused as well
+        assert cache is not None
+        with pytest.raises(TraceError):
+            trace.tally([str(garbage)], cache=cache)
+    with pytest.raises(TraceError, match=said):
+        trace.tally([str(SAMPLE), str(garbage)], cache=cache)
+    with pytest.raises(TraceError, match=said):
+        list(trace.iter_events([str(SAMPLE), str(garbage)], TraceTally()))
+    (tmp_path / "comments.txt").write_text("# tracer: nop\n#\n")  # no line skipped: empty
+    assert trace.tally([str(tmp_path / "comments.txt")]).events == 0
