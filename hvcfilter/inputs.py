@@ -17,7 +17,7 @@ import sys
 
 __all__ = [
     "MAX_INPUT",
-    "EmptyStdinError",
+    "EmptyStreamError",
     "InputTooLargeError",
     "read_failure",
     "read_input",
@@ -33,12 +33,13 @@ class InputTooLargeError(OSError):
     """An input larger than any spec, payload or tally is: read no further."""
 
 
-class EmptyStdinError(OSError):
-    """Standard input gave nothing: the command meant to feed it failed or wrote nothing.
+class EmptyStreamError(OSError):
+    """Standard input or a pipe gave nothing: the command meant to feed it failed.
 
     ``git show HEAD:vm.toml | hvcfilter simulate --baseline -`` for a spec
     new in the work tree fed nothing, and the baseline became an empty table
-    without a word. An empty named file stays a spec (HVF208 says it is empty).
+    without a word; ``simulate <(failed-capture)`` replayed nothing. An empty
+    named file stays a spec (HVF208 says it is empty) or an empty trace.
     """
 
 
@@ -48,12 +49,12 @@ def read_input(path: str) -> bytes:
     Raises:
         OSError: it cannot be read, holds more than MAX_INPUT bytes
             (InputTooLargeError), or is standard input and empty
-            (EmptyStdinError); :func:`unreadable` says why.
+            (EmptyStreamError); :func:`unreadable` says why.
     """
     if path == "-":
         data = sys.stdin.buffer.read(MAX_INPUT + 1)
         if not data:
-            raise EmptyStdinError(errno.ENODATA, "standard input is empty")
+            raise EmptyStreamError(errno.ENODATA, "standard input is empty")
     else:
         with open(path, "rb") as file:
             data = file.read(MAX_INPUT + 1)
@@ -88,10 +89,10 @@ _UNREADABLE: tuple[tuple[type[OSError], str, str], ...] = (
         "check that it is a spec, payload or tally (a device or a stream that never ends?)",
     ),
     (
-        EmptyStdinError,
+        EmptyStreamError,
         "it is empty",
-        "the command that feeds standard input wrote nothing (did it fail?); an input "
-        "meant to be empty goes as a file",
+        "the command that feeds it wrote nothing (did it fail?); an input meant to be "
+        "empty goes as a file",
     ),
     (FileNotFoundError, "no such file", "check the path"),
     (IsADirectoryError, "is a directory", "name a file in it"),

@@ -11,6 +11,7 @@ file still read with flat memory.
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import stat
@@ -20,10 +21,10 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import IO, NamedTuple
 
 from hvcfilter.errors import TraceError
-from hvcfilter.inputs import read_input, unreadable
+from hvcfilter.inputs import EmptyStreamError, read_input, unreadable
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.learn.derive import Granularity, Learned, Override, derive
 from hvcfilter.learn.forwards import forwarded_calls
@@ -164,6 +165,9 @@ def _rereadable(path: str) -> Iterator[str]:
             block = stream.read(1 << 20)
         except OSError as exc:
             raise TraceError(f"cannot read {shown}: {unreadable(exc)}") from exc
+        if not block and _is_pipe(stream):  # a pseudo-file may be empty; a pipe's writer failed
+            empty = EmptyStreamError(errno.ENODATA, "empty")
+            raise TraceError(f"cannot read {shown}: {unreadable(empty)}")
         while block:
             try:
                 copy.write(block)
@@ -178,6 +182,13 @@ def _rereadable(path: str) -> Iterator[str]:
         except OSError as exc:
             raise TraceError(_copy_failed(shown, exc)) from exc
         yield copy.name
+
+
+def _is_pipe(stream: IO[bytes]) -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def _copy_failed(shown: str, exc: OSError) -> str:

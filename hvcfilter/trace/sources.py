@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import errno
 import io
 import os
 import stat
@@ -18,7 +19,7 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from hvcfilter.errors import TraceError
-from hvcfilter.inputs import unreadable
+from hvcfilter.inputs import EmptyStreamError, unreadable
 from hvcfilter.trace.events import Progress, TraceFormat
 
 __all__ = [
@@ -67,6 +68,15 @@ class Source:
             return self._raw.fileno()
         except (OSError, ValueError):
             return None
+
+    def fed_by_a_command(self) -> bool:
+        """Standard input, a pipe or a FIFO (``<(cmd)``): nothing in it means its writer failed."""
+        if self.name == "<stdin>":
+            return True
+        try:
+            return stat.S_ISFIFO(os.fstat(self._raw.fileno()).st_mode)
+        except (OSError, ValueError):
+            return False
 
     def position(self, read: int) -> int:
         """Bytes of the underlying (possibly compressed) input consumed so far.
@@ -230,12 +240,10 @@ def chunks(source: Source, progress: Progress | None) -> Iterator[bytes]:
             rest, held = ([block[end:]], len(block) - end) if end < len(block) else ([], 0)
         if rest:
             yield b"".join(rest) + b"\n"
-        if not read and source.name == "<stdin>":
+        if not read and source.fed_by_a_command():
             # `capture | hvcfilter simulate -` after a failed capture replayed nothing, exit 0.
-            raise TraceError(
-                "cannot read <stdin>: it is empty; the command that feeds standard input "
-                "wrote nothing (did it fail?); an input meant to be empty goes as a file"
-            )
+            empty = EmptyStreamError(errno.ENODATA, "empty")
+            raise TraceError(f"cannot read {source.name}: {unreadable(empty)}")
     except source.errors as exc:  # gzip.BadGzipFile is an OSError
         raise TraceError(f"cannot read {source.name}: {exc}") from exc
 

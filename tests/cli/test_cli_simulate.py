@@ -411,7 +411,7 @@ def test_empty_standard_input_is_unreadable_not_nothing_to_replay(empty: str) ->
     shown = "<stdin>" if empty == "trace" else "baseline <stdin>"
     assert err == (
         f"hvcfilter: error: cannot read {shown}: it is empty; the command that feeds "
-        "standard input wrote nothing (did it fail?); an input meant to be empty goes as a file\n"
+        "it wrote nothing (did it fail?); an input meant to be empty goes as a file\n"
     )
 
 
@@ -428,3 +428,29 @@ def test_one_good_trace_does_not_hide_one_that_is_no_trace(tmp_path: Path) -> No
     code, out, err = _run("--spec", SPEC, "--format", "json", str(garbage), SAMPLE)
     assert code == 2 and out == ""
     assert err.startswith(f"hvcfilter: error: cannot read {garbage}: read as ftrace, none of its")
+
+
+@pytest.mark.parametrize("command", ["simulate", "learn"])
+def test_an_empty_fifo_is_unreadable_like_empty_stdin(tmp_path: Path, command: str) -> None:
+    # `simulate <(failed-capture)` replayed nothing and exited 0; learn noted "no call".
+    import os
+    import subprocess
+    import sys
+
+    fifo = tmp_path / "capture"
+    os.mkfifo(fifo)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "hvcfilter", command, str(fifo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    with fifo.open("wb"):  # the writer opens it and leaves without a byte
+        pass
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 2 and out == ""
+    assert err == (
+        f"hvcfilter: error: cannot read {fifo}: it is empty; the command that feeds it wrote "
+        "nothing (did it fail?); an input meant to be empty goes as a file\n"
+    )

@@ -11,7 +11,7 @@ import pytest
 
 from hvcfilter import inputs
 from hvcfilter.inputs import (
-    EmptyStdinError,
+    EmptyStreamError,
     InputTooLargeError,
     read_failure,
     read_input,
@@ -80,10 +80,10 @@ def test_empty_standard_input_is_refused_but_an_empty_file_is_read(
     # `git show HEAD:new.toml | hvcfilter simulate --baseline -` fed nothing, and the
     # baseline was an empty table without a word; an empty file is a spec (HVF208).
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"")))
-    with pytest.raises(EmptyStdinError) as caught:
+    with pytest.raises(EmptyStreamError) as caught:
         read_input("-")
     assert unreadable(caught.value) == (
-        "it is empty; the command that feeds standard input wrote nothing (did it fail?); "
+        "it is empty; the command that feeds it wrote nothing (did it fail?); "
         "an input meant to be empty goes as a file"
     )
     (tmp_path / "empty.toml").write_bytes(b"")
