@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from typing import Final
 
 from hvcfilter.errors import TraceError
+from hvcfilter.inputs import unreadable
 from hvcfilter.smccc import FUNCTION_ID_MAX
 from hvcfilter.trace import contains, event_line, open_trace, sized_file
 
@@ -137,7 +138,7 @@ def _read_back_forwards(path: str) -> Counter[int] | None:
         except _Changed:
             return None
         except OSError as exc:
-            raise TraceError(f"cannot read {source.name}: {exc.strerror or exc}") from exc
+            raise TraceError(f"cannot read {source.name}: {unreadable(exc)}") from exc
 
 
 def _forwards_read_back(fd: int, size: int) -> Counter[int] | None:

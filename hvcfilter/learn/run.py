@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, NamedTuple
+from typing import NamedTuple
 
 from hvcfilter.errors import TraceError
 from hvcfilter.inputs import EmptyStreamError, read_input, unreadable
@@ -31,7 +31,7 @@ from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
 from hvcfilter.learn.writer import spec_text
 from hvcfilter.model import FilterSpec
-from hvcfilter.trace import BadLine, TraceFormat, default_cache, sized_file
+from hvcfilter.trace import BadLine, TraceFormat, default_cache, is_pipe, sized_file
 from hvcfilter.trace import tally as tally_trace
 
 __all__ = ["LearnResult", "Skipped", "expand_paths", "learn", "read_tallies", "tally_traces"]
@@ -165,7 +165,7 @@ def _rereadable(path: str) -> Iterator[str]:
             block = stream.read(1 << 20)
         except OSError as exc:
             raise TraceError(f"cannot read {shown}: {unreadable(exc)}") from exc
-        if not block and _is_pipe(stream):  # a pseudo-file may be empty; a pipe's writer failed
+        if not block and is_pipe(stream):  # a pseudo-file may be empty; a pipe's writer failed
             empty = EmptyStreamError(errno.ENODATA, "empty")
             raise TraceError(f"cannot read {shown}: {unreadable(empty)}")
         while block:
@@ -182,13 +182,6 @@ def _rereadable(path: str) -> Iterator[str]:
         except OSError as exc:
             raise TraceError(_copy_failed(shown, exc)) from exc
         yield copy.name
-
-
-def _is_pipe(stream: IO[bytes]) -> bool:
-    try:
-        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
-    except (OSError, ValueError):
-        return False
 
 
 def _copy_failed(shown: str, exc: OSError) -> str:

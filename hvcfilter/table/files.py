@@ -211,7 +211,6 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
     """
     name = str(path)
     shown, data = _read_input(name, "baseline")
-    data = payload.from_hex_text(data) or data  # compile --format hex, read back
     # Told apart as diff and decompile tell them: a spec need not end in .toml.
     if _looks_like_spec(name, data):
         loaded = load_bytes(data, shown, kernel=kernel)
@@ -220,9 +219,13 @@ def load_baseline(path: str | Path, *, kernel: str | None = None) -> Table:
 
 
 def _read_input(name: str, what: str) -> tuple[str, bytes]:
-    """The name to show and the bytes of an input file, ``-`` being standard input."""
+    """The name to show and the bytes of an input file, ``-`` being standard input.
+
+    A payload in the hex form ``compile --format hex`` writes comes back as its bytes.
+    """
     try:
-        return ("<stdin>" if name == "-" else name), read_input(name)
+        data = read_input(name)
+        return ("<stdin>" if name == "-" else name), payload.from_hex_text(data) or data
     except OSError as exc:
         shown = "<stdin>" if name == "-" else name
         raise PayloadError(f"cannot read {what} {shown}: {unreadable(exc)}") from exc
@@ -260,7 +263,7 @@ def _spec_table_of(
 
 def _payload_table(path: Path) -> Table:
     shown, data = _read_input(str(path), "payload")
-    return _payload_table_of(payload.from_hex_text(data) or data, shown)
+    return _payload_table_of(data, shown)
 
 
 def _payload_table_of(data: bytes, shown: str) -> Table:

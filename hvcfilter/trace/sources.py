@@ -30,6 +30,7 @@ __all__ = [
     "chunks",
     "contains",
     "detect_format",
+    "is_pipe",
     "is_plain_file",
     "open_trace",
     "peek",
@@ -71,12 +72,7 @@ class Source:
 
     def fed_by_a_command(self) -> bool:
         """Standard input, a pipe or a FIFO (``<(cmd)``): nothing in it means its writer failed."""
-        if self.name == "<stdin>":
-            return True
-        try:
-            return stat.S_ISFIFO(os.fstat(self._raw.fileno()).st_mode)
-        except (OSError, ValueError):
-            return False
+        return self.name == "<stdin>" or is_pipe(self._raw)
 
     def position(self, read: int) -> int:
         """Bytes of the underlying (possibly compressed) input consumed so far.
@@ -185,6 +181,14 @@ _UNSUPPORTED: tuple[tuple[bytes, str, str], ...] = (
     (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (zstd -d), or gzip or xz it"),
     (b"\x04\x22\x4d\x18", "lz4-compressed", "decompress it first (lz4 -d), or gzip or xz it"),
 )
+
+
+def is_pipe(stream: IO[bytes]) -> bool:
+    """Whether ``stream`` reads a pipe or FIFO, which a command feeds and which is read once."""
+    try:
+        return stat.S_ISFIFO(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):  # no descriptor (a test's BytesIO), or a closed one
+        return False
 
 
 def sized_file(st: os.stat_result) -> bool:
