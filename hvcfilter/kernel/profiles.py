@@ -225,7 +225,7 @@ LAB_HOST = HostCpu("qemu-max-tcg", wa1_answer=1, wa2_answer=-1, wa3_answer=-1)
 def get_profile(name: str | None) -> KernelProfile:
     """The profile for a kernel version string; None gives the newest.
 
-    ``"6.12.95"`` and ``"linux-6.12"`` select ``"6.12"``.
+    ``"6.12.95"``, ``"6.12-rc1"``, ``"6.12.0-rc1"`` and ``"linux-6.12"`` select ``"6.12"``.
 
     Raises:
         UnknownProfileError: no profile matches; the message lists the known ones.
@@ -235,9 +235,9 @@ def get_profile(name: str | None) -> KernelProfile:
     key = name.strip().lower().removeprefix("linux-").removeprefix("v")
     if key in PROFILES:
         return PROFILES[key]
-    major_minor = ".".join(key.split(".")[:2])
-    if major_minor in PROFILES:
-        return PROFILES[major_minor]
+    release = _RELEASE.match(key)
+    if release is not None and release[1] in PROFILES:
+        return PROFILES[release[1]]
     known = f"unknown kernel profile {name!r} (known: {', '.join(PROFILES)})"
     nearest = _nearest_version(key)
     if nearest is not None:
@@ -251,6 +251,9 @@ def get_profile(name: str | None) -> KernelProfile:
 
 # The SMCCC filter arrived in Linux 6.4 (reference section 4).
 _FILTER_SINCE = (6, 4)
+# The release a version names is its leading MAJOR.MINOR, whatever follows as
+# uname -r or a tag spells it: "6.12.95", "6.12.0-rc1", "6.12-rc1", "6.12+".
+_RELEASE = re.compile(r"([0-9]+\.[0-9]+)(?:$|[.+~_-])")
 
 
 def _nearest_version(key: str) -> str | None:
@@ -259,11 +262,11 @@ def _nearest_version(key: str) -> str | None:
     Same kind: with the SMCCC filter from 6.4 on, without it before. Spelling
     alone would take 6.8 for 6.1, which has no filter at all.
     """
-    # "6.4-rc1", "6.8.0-31-generic": the release is the leading MAJOR.MINOR.
-    match = re.match(r"([0-9]+)\.([0-9]+)(?![0-9])", key)
+    match = _RELEASE.match(key)
     if match is None:
         return None
-    version = (int(match[1]), int(match[2]))
+    major, minor = match[1].split(".")
+    version = (int(major), int(minor))
     with_filter = version >= _FILTER_SINCE
     kind = sorted(
         (tuple(int(n) for n in name.split(".")[:2]), name)

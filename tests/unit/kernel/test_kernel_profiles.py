@@ -26,6 +26,13 @@ from hvcfilter.kernel.profiles import (
         ("linux-6.12", "6.12"),
         ("v7.2.13", "7.2"),
         (" 7.2 ", "7.2"),
+        # A release candidate as its tag spells it and as uname -r does: one release.
+        ("6.12-rc1", "6.12"),
+        ("6.12.0-rc1", "6.12"),
+        ("v7.2-rc3", "7.2"),
+        ("6.1-rc7", "6.1"),
+        ("6.12.3+deb13-arm64", "6.12"),
+        ("6.12+", "6.12"),
     ],
 )
 def test_get_profile_spellings(name: str | None, want: str) -> None:
@@ -35,6 +42,13 @@ def test_get_profile_spellings(name: str | None, want: str) -> None:
 def test_default_is_newest() -> None:
     newest = max(PROFILES, key=lambda n: tuple(int(p) for p in n.split(".")))
     assert newest == DEFAULT_PROFILE
+
+
+@pytest.mark.parametrize("name", ["6.123", "6.1x", "6.12rc1", "16.12", "6"])
+def test_a_longer_number_is_another_release(name: str) -> None:
+    # "6.123" is not 6.12 nor 6.1: the minor number ends where the digits do.
+    with pytest.raises(UnknownProfileError):
+        get_profile(name)
 
 
 def test_unknown_profile_error() -> None:
