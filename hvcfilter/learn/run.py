@@ -14,7 +14,6 @@ import contextlib
 import errno
 import glob
 import os
-import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -31,7 +30,14 @@ from hvcfilter.learn.forwards import forwarded_calls
 from hvcfilter.learn.tally import LearnError, Tally, from_trace, loads, merge
 from hvcfilter.learn.writer import spec_text
 from hvcfilter.model import FilterSpec
-from hvcfilter.trace import BadLine, TraceFormat, default_cache, is_pipe, sized_file
+from hvcfilter.trace import (
+    BadLine,
+    TraceFormat,
+    default_cache,
+    is_pipe,
+    repeated_file,
+    sized_file,
+)
 from hvcfilter.trace import tally as tally_trace
 
 __all__ = ["LearnResult", "Skipped", "expand_paths", "learn", "read_tallies", "tally_traces"]
@@ -79,24 +85,9 @@ def _refuse_twice(paths: Sequence[str]) -> None:
     Raises:
         LearnError: two paths are the same file.
     """
-    seen: dict[tuple[int, int], str] = {}
-    for path in paths:
-        if path == "-":
-            continue
-        try:
-            st = os.stat(path)
-        except OSError:
-            continue  # reported when it is read
-        if not stat.S_ISREG(st.st_mode):
-            continue  # a FIFO or device is read once anyway
-        key = (st.st_dev, st.st_ino)
-        if key in seen:
-            again = "named twice" if seen[key] == path else f"the same file as {seen[key]}"
-            raise LearnError(
-                f"{path} is {again}: its calls would be counted twice; "
-                "name each trace or tally once"
-            )
-        seen[key] = path
+    message = repeated_file(paths, "name each trace or tally once")
+    if message is not None:
+        raise LearnError(message)
 
 
 class Skipped(NamedTuple):

@@ -39,6 +39,7 @@ from hvcfilter.trace.sources import (
     detect_format,
     is_pipe,
     open_trace,
+    repeated_file,
     resolve_format,
     sized_file,
 )
@@ -63,6 +64,7 @@ __all__ = [
     "is_pipe",
     "iter_events",
     "open_trace",
+    "repeated_file",
     "sized_file",
     "tally",
 ]
@@ -80,8 +82,10 @@ def iter_events(
     SMC traps without a function ID (ftrace) are counted, not yielded.
 
     Raises:
-        TraceError: a trace cannot be read, or a CSV trace has no usable header.
+        TraceError: a trace cannot be read or is named twice, or a CSV trace has
+            no usable header.
     """
+    _refuse_repeated(paths)
     for path in paths:
         with open_trace(path) as source:
             resolved = resolve_format(source, fmt)
@@ -109,8 +113,10 @@ def tally(
     file has not changed, and kept in it otherwise (:mod:`.cache`).
 
     Raises:
-        TraceError: a trace cannot be read, or a CSV trace has no usable header.
+        TraceError: a trace cannot be read or is named twice, or a CSV trace has
+            no usable header.
     """
+    _refuse_repeated(paths)
     result = TraceTally()
     for path in paths:
         with open_trace(path, name=(names or {}).get(path)) as source:
@@ -134,6 +140,13 @@ def tally(
                 result.merge(part)
             _refuse_if_no_event(source.name, resolved, result, before)
     return result
+
+
+def _refuse_repeated(paths: list[str]) -> None:
+    # simulate a.txt a.txt, or a glob and a name: every count doubled, and exit 0.
+    message = repeated_file(paths, "name each trace once")
+    if message is not None:
+        raise TraceError(message)
 
 
 def _refuse_if_no_event(

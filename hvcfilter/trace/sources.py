@@ -15,7 +15,7 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
 from hvcfilter.errors import TraceError
@@ -181,6 +181,31 @@ _UNSUPPORTED: tuple[tuple[bytes, str, str], ...] = (
     (b"\x28\xb5\x2f\xfd", "zstd-compressed", "decompress it first (zstd -d), or gzip or xz it"),
     (b"\x04\x22\x4d\x18", "lz4-compressed", "decompress it first (lz4 -d), or gzip or xz it"),
 )
+
+
+def repeated_file(paths: Sequence[str], fix: str) -> str | None:
+    """Why a file is named twice in ``paths`` (a glob and its own name, a link), or None.
+
+    Its calls would be counted twice, and nothing in a merged tally shows it.
+    ``fix`` ends the message. A FIFO or device is read once whatever it is
+    named, and a missing file is reported when it is read.
+    """
+    seen: dict[tuple[int, int], str] = {}
+    for path in paths:
+        if path == "-":
+            continue
+        try:
+            st = os.stat(path)
+        except (OSError, ValueError):
+            continue
+        if not stat.S_ISREG(st.st_mode):
+            continue
+        key = (st.st_dev, st.st_ino)
+        if key in seen:
+            again = "named twice" if seen[key] == path else f"the same file as {seen[key]}"
+            return f"{path} is {again}: its calls would be counted twice; {fix}"
+        seen[key] = path
+    return None
 
 
 def is_pipe(stream: IO[bytes]) -> bool:

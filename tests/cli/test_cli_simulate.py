@@ -454,3 +454,14 @@ def test_an_empty_fifo_is_unreadable_like_empty_stdin(tmp_path: Path, command: s
         f"hvcfilter: error: cannot read {fifo}: it is empty; the command that feeds it wrote "
         "nothing (did it fail?); an input meant to be empty goes as a file\n"
     )
+
+
+def test_a_trace_named_twice_is_refused_before_any_output(tmp_path: Path) -> None:
+    # Every count doubled under one summary, exit 0; learn already refused it.
+    for fmt in ("text", "jsonl"):
+        code, out, err = _run("--spec", SPEC, "--format", fmt, SAMPLE, SAMPLE)
+        assert (code, out) == (2, "")
+        assert err.endswith(
+            f"hvcfilter: error: {SAMPLE} is named twice: its calls would be counted twice; "
+            "name each trace once\n"
+        )

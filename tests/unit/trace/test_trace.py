@@ -861,3 +861,32 @@ def test_a_trace_of_which_no_line_is_an_event_is_refused_per_trace(
         list(trace.iter_events([str(SAMPLE), str(garbage)], TraceTally()))
     (tmp_path / "comments.txt").write_text("# tracer: nop\n#\n")  # no line skipped: empty
     assert trace.tally([str(tmp_path / "comments.txt")]).events == 0
+
+
+@pytest.mark.parametrize("how", ["twice", "link", "hard link"])
+def test_one_trace_named_twice_is_refused_not_counted_twice(tmp_path: Path, how: str) -> None:
+    # `simulate a.txt a.txt` or `simulate 'host*' host1.txt` doubled every count, exit 0.
+    first = tmp_path / "host1.txt"
+    shutil.copy(SAMPLE, first)
+    again = tmp_path / "alias.txt"
+    if how == "twice":
+        again = first
+    elif how == "link":
+        again.symlink_to(first)
+    else:
+        os.link(first, again)
+    said = "named twice" if how == "twice" else f"the same file as {first}"
+    message = f"{again} is {said}: its calls would be counted twice; name each trace once"
+    with pytest.raises(TraceError) as caught:
+        trace.tally([str(first), str(again)])
+    assert str(caught.value) == message
+    with pytest.raises(TraceError) as caught:
+        next(trace.iter_events([str(first), str(again)], TraceTally()))
+    assert str(caught.value) == message
+    # Two copies are two traces, and stdin or a missing name is judged where it is read.
+    copy = tmp_path / "host2.txt"
+    shutil.copy(SAMPLE, copy)
+    both = trace.tally([str(first), str(copy)])
+    assert both.events == 2 * trace.tally([str(first)]).events
+    with pytest.raises(TraceError, match="no such file"):
+        trace.tally([str(first), str(tmp_path / "gone.txt"), str(tmp_path / "gone.txt")])
