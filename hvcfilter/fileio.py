@@ -9,6 +9,7 @@ old file (or no file) behind.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 from collections.abc import Iterable
@@ -16,11 +17,37 @@ from pathlib import Path
 
 from hvcfilter.errors import HvcFilterError
 
-__all__ = ["OutputError", "write_atomic"]
+__all__ = ["OutputError", "write_atomic", "write_failure"]
 
 
 class OutputError(HvcFilterError):
     """An output file cannot be written, or would overwrite an input."""
+
+
+def write_failure(exc: OSError, target: str | os.PathLike[str] | None = None) -> str:
+    """Why an output cannot be written, as it reads after "cannot write FILE: ", with a fix.
+
+    Worded as :func:`hvcfilter.inputs.read_failure` words inputs: lower case,
+    mid-sentence. ``target`` (None: standard output) tells a missing directory
+    from a file system that refuses the name.
+    """
+    if isinstance(exc, FileNotFoundError) and target is not None:
+        parent = os.path.dirname(os.fspath(target)) or "."
+        if not os.path.isdir(parent):
+            return f"no directory {parent}; create it first"
+    if isinstance(exc, IsADirectoryError):
+        return "is a directory; name a file in it"
+    if isinstance(exc, PermissionError):
+        return "permission denied; check the permissions of the file and its directory"
+    reason = _WRITE_REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+    return reason[:1].lower() + reason[1:]
+
+
+_WRITE_REASONS = {
+    errno.ENOSPC: "no space left on the device",
+    errno.EROFS: "a read-only file system",
+    errno.ENAMETOOLONG: "file name too long for the file system",
+}
 
 
 def write_atomic(
@@ -40,7 +67,7 @@ def write_atomic(
     except FileNotFoundError:
         found = None
     except OSError as exc:  # a name too long, a loop of links: nothing can be written there
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {target}: {write_failure(exc, target)}") from exc
     if found is not None and stat.S_ISREG(found.st_mode):  # a stream read is no file to lose
         for source in inputs:
             if _same_file(found, source):
@@ -60,7 +87,7 @@ def write_atomic(
 
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     except OSError as exc:
-        raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {target}: {write_failure(exc, target)}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -78,7 +105,7 @@ def write_atomic(
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {target}: {exc.strerror or exc}") from exc
+            raise OutputError(f"cannot write {target}: {write_failure(exc, target)}") from exc
         raise
 
 
@@ -96,4 +123,4 @@ def _write_stream(path: Path, data: bytes) -> None:
         with open(path, "wb") as handle:
             handle.write(data)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+        raise OutputError(f"cannot write {path}: {write_failure(exc, path)}") from exc

@@ -179,7 +179,10 @@ def exit_for(exc: BaseException, *, debug: bool = False) -> NoReturn:
         # Files named with -o already fail as OutputError (exit 2): this is standard
         # output (`> /dev/full`, a full disk), the same user-side failure.
         _discard_stdout()
-        _fail(f"cannot write {exc.filename or 'standard output'}: {exc.strerror}", ExitCode.USAGE)
+        from hvcfilter.fileio import write_failure
+
+        shown = exc.filename or "standard output"
+        _fail(f"cannot write {shown}: {write_failure(exc, exc.filename)}", ExitCode.USAGE)
     if not isinstance(exc, Exception):
         raise exc  # GeneratorExit and the like are the interpreter's, not failures
     # The last line of defence: no traceback for users.

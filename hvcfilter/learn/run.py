@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from hvcfilter.errors import TraceError
+from hvcfilter.fileio import write_failure
 from hvcfilter.inputs import EmptyStreamError, read_input, unreadable
 from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.learn.derive import Granularity, Learned, Override, derive
@@ -181,7 +182,7 @@ def _copy_failed(shown: str, exc: OSError) -> str:
     except OSError:  # no usable temporary directory at all: exc says so
         where = ""
     return (
-        f"cannot copy {shown} to a temporary file{where}: {exc.strerror or exc} (learn reads "
+        f"cannot copy {shown} to a temporary file{where}: {write_failure(exc)} (learn reads "
         "a stream twice; set TMPDIR to a larger file system, or pass the trace as a file)"
     )
 

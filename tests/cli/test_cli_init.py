@@ -52,7 +52,10 @@ def test_a_dangling_link_counts_as_existing(tmp_path: Path) -> None:
     [
         (lambda p: "", "the path is empty; name the spec file to write"),
         (str, "is a directory; name a file, such as"),
-        (lambda p: "a" * 300 + ".toml", "cannot write " + "a" * 300 + ".toml: File name too long"),
+        (
+            lambda p: "a" * 300 + ".toml",
+            "cannot write " + "a" * 300 + ".toml: file name too long for the file system",
+        ),
     ],
     ids=["empty", "directory", "name-too-long"],
 )

@@ -196,7 +196,8 @@ def test_a_full_disk_on_stdout_is_exit_2_not_120(args: list[str], unbuffered: st
         )
     assert result.returncode == 2, result.stderr
     assert (
-        result.stderr == "hvcfilter: error: cannot write standard output: No space left on device\n"
+        result.stderr
+        == "hvcfilter: error: cannot write standard output: no space left on the device\n"
     )
 
 
@@ -291,7 +292,10 @@ def test_an_output_name_too_long_is_unwritable_not_an_internal_error(
     long_name = str(tmp_path / ("a" * 300))
     done = _hvcfilter(*args, "-o", long_name)
     assert done.returncode == 2, done.stderr
-    assert done.stderr == f"hvcfilter: error: cannot write {long_name}: File name too long\n"
+    assert (
+        done.stderr
+        == f"hvcfilter: error: cannot write {long_name}: file name too long for the file system\n"
+    )
 
 
 def test_sigterm_exits_143_and_leaves_no_temporary_copy(tmp_path: Path) -> None:

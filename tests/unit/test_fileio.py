@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 import threading
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hvcfilter.fileio import OutputError, write_atomic
+from hvcfilter.fileio import OutputError, write_atomic, write_failure
 
 
 def test_writes_and_replaces_a_regular_file(tmp_path: Path) -> None:
@@ -28,9 +29,34 @@ def test_refuses_to_overwrite_an_input(tmp_path: Path) -> None:
     assert source.read_bytes() == b"spec"
 
 
-def test_missing_directory_is_an_output_error(tmp_path: Path) -> None:
-    with pytest.raises(OutputError, match="cannot write"):
-        write_atomic(tmp_path / "nowhere" / "out.bin", b"x")
+def test_missing_directory_is_an_output_error_that_names_it(tmp_path: Path) -> None:
+    target = tmp_path / "nowhere" / "out.bin"
+    with pytest.raises(OutputError) as caught:
+        write_atomic(target, b"x")
+    assert str(caught.value) == (
+        f"cannot write {target}: no directory {tmp_path / 'nowhere'}; create it first"
+    )
+
+
+def test_a_directory_as_the_target_is_told_to_name_a_file(tmp_path: Path) -> None:
+    with pytest.raises(OutputError) as caught:
+        write_atomic(tmp_path, b"x")
+    assert str(caught.value) == f"cannot write {tmp_path}: is a directory; name a file in it"
+
+
+@pytest.mark.parametrize(
+    ("exc", "said"),
+    [
+        (FileNotFoundError(errno.ENOENT, "No such file or directory"), "no such file or directory"),
+        (PermissionError(errno.EACCES, "Permission denied"), "permission denied; check the "),
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left on the device"),
+        (OSError(errno.EROFS, "Read-only file system"), "a read-only file system"),
+        (OSError(errno.EIO, "Input/output error"), "input/output error"),
+    ],
+)
+def test_write_failures_read_mid_sentence(exc: OSError, said: str) -> None:
+    # Standard output (no target) has no directory to blame for ENOENT.
+    assert write_failure(exc).startswith(said)
 
 
 def test_a_symlink_keeps_pointing_at_the_new_content(tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ def test_a_full_temporary_directory_is_not_blamed_on_the_input(
         tally_traces(["-"], kernel="6.12")
     message = str(caught.value)
     assert message.startswith("cannot copy <stdin> to a temporary file in ")
-    assert "No space left on device" in message and "set TMPDIR" in message
+    assert "no space left on the device" in message and "set TMPDIR" in message
 
 
 def test_an_unreadable_stream_is_still_blamed_on_the_input(
@@ -223,7 +223,7 @@ def test_no_usable_temporary_directory_is_said_so_not_an_internal_error(
     monkeypatch.setattr(tempfile, "tempdir", None)
     monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path / "gone")])
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"x0": "0x84000000"}\n')))
-    with pytest.raises(TraceError, match=r"^cannot copy <stdin> to a temporary file: No usable"):
+    with pytest.raises(TraceError, match=r"^cannot copy <stdin> to a temporary file: no usable temporary directory found in "):
         tally_traces(["-"], kernel="6.12")
 
 
