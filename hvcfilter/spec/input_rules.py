@@ -63,7 +63,8 @@ Pass: ``action = "deny"`` and ``base = 0x84000000``.""",
         """A key or table the spec format does not define.
 
 Typos would otherwise be ignored silently, so every unknown key is an error
-with the closest known key as a suggestion.
+with the closest known key as a suggestion. A key of another range form
+(``convention`` beside ``base``) names the forms that take it instead.
 
 Fail: ``nr_function = 32``.
 Pass: ``nr_functions = 32``.""",

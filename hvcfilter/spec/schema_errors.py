@@ -28,6 +28,7 @@ _ALLOWED_KEYS: dict[str, Sequence[str]] = {
     **{kind: cls._fields for kind, cls in ENTRY_TYPES.items()},
 }
 _TAGS = frozenset(SELECTOR_KEYS.values())
+_SELECTOR = {tag: selector for selector, tag in SELECTOR_KEYS.items()}
 # Labels pydantic gives union members in error locations; spec keys are snake_case words.
 _UNION_MEMBER = re.compile(r"^(?:str|int|bool|float|constrained-\w+|function-\w+|.*\[.*\])$")
 
@@ -51,10 +52,19 @@ def schema_diagnostic(
     if kind == "extra_forbidden":
         table = tag or (str(loc[0]) if len(loc) > 1 else "")
         allowed = _ALLOWED_KEYS.get(table, ())
-        close = smccc.suggest(str(loc[-1]), list(allowed))
+        field = str(loc[-1])
+        others = _forms_taking(field, tag) if tag else []
+        if others:
+            # A key of another range form ("convention" beside "base"): no typo to guess.
+            said = (
+                f"; {field} goes with {_a(' or '.join(others))} range, not {_a(_SELECTOR[tag])} one"
+            )
+        else:
+            close = smccc.suggest(field, list(allowed))
+            said = f"; did you mean {close[0]!r}?" if close else ""
         return diag(
             "HVF102",
-            f"unknown key {key!r}" + (f"; did you mean {close[0]!r}?" if close else ""),
+            f"unknown key {key!r}{said}",
             where,
             f"allowed here: {', '.join(allowed)}" if allowed else None,
         )
@@ -106,6 +116,19 @@ def schema_diagnostic(
     field = str(loc[-1])
     hint = (_list_hint(field, value) if kind == "list_type" else None) or _missing_hint(field)
     return diag("HVF101", f"{key}: {_describe(err['msg'])} (got {_show(value)})", where, hint)
+
+
+def _forms_taking(field: str, tag: str) -> list[str]:
+    """The selectors of the other range forms that take ``field``: convention, service and owner."""
+    return [
+        selector
+        for selector, other in SELECTOR_KEYS.items()
+        if other != tag and field in ENTRY_TYPES[other]._fields
+    ]
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
 
 
 def one_per_key(diags: Iterable[Diagnostic]) -> list[Diagnostic]:
