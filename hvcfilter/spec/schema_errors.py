@@ -54,7 +54,7 @@ def schema_diagnostic(
         allowed = _ALLOWED_KEYS.get(table, ())
         field = str(loc[-1])
         others = _forms_taking(field, tag) if tag else []
-        if others:
+        if tag and others:
             # A key of another range form ("convention" beside "base"): no typo to guess.
             said = (
                 f"; {field} goes with {_a(' or '.join(others))} range, not {_a(_SELECTOR[tag])} one"

@@ -223,7 +223,8 @@ def test_no_usable_temporary_directory_is_said_so_not_an_internal_error(
     monkeypatch.setattr(tempfile, "tempdir", None)
     monkeypatch.setattr(tempfile, "_candidate_tempdir_list", lambda: [str(tmp_path / "gone")])
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b'{"x0": "0x84000000"}\n')))
-    with pytest.raises(TraceError, match=r"^cannot copy <stdin> to a temporary file: no usable temporary directory found in "):
+    said = r"^cannot copy <stdin> to a temporary file: no usable temporary directory found in "
+    with pytest.raises(TraceError, match=said):
         tally_traces(["-"], kernel="6.12")
 
 
