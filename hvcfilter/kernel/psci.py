@@ -285,7 +285,9 @@ def _features_call(vm: KvmVm, c: GuestCall) -> CallResult:
 
 def _system_suspend(vm: KvmVm, c: GuestCall) -> CallResult:
     x1, x2, x3 = _psci_args(c)
-    # The exit leaves every register as the guest set it (x1-x3 narrowed).
+    # The exit leaves every register as the guest set it, except that the SMC32 ID
+    # from AArch64 narrows x1-x3 to 32 bits first; type 5, ndata 0 [obs 6.1.176,
+    # 6.12.95, 7.2.13: the lab's suspend-cap-* scenarios, KVM_CAP_ARM_SYSTEM_SUSPEND on].
     return answer(
         c,
         "psci",

@@ -29,7 +29,7 @@ from hvcfilter.lab.cache import (
 from hvcfilter.lab.call_probe import CallSample
 from hvcfilter.lab.crosscheck import Divergence, compare, default_vm_factory, replay
 from hvcfilter.lab.guest import GuestRun, VmmEvent, build_vmm, run_guest
-from hvcfilter.lab.probes import probe_scenarios
+from hvcfilter.lab.probes import probe_scenarios, system_suspend_scenarios
 from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, run_scenarios
 from hvcfilter.lab.scenario import (
@@ -92,4 +92,5 @@ __all__ = [
     "replay",
     "run_guest",
     "run_scenarios",
+    "system_suspend_scenarios",
 ]

@@ -120,7 +120,8 @@ def default_vm_factory(kernel: str, config: VmConfig) -> Callable[[], EmulatedVm
     """A factory of ``hvcfilter.kernel.KvmVm`` for ``kernel``, shaped like the lab VM ``config``.
 
     The emulated VM gets the same number of vCPUs (extra ones powered off, as
-    the driver creates them) and the same PSCI 0.2 feature as the real one.
+    the driver creates them), the same PSCI 0.2 feature and the same
+    ``KVM_CAP_ARM_SYSTEM_SUSPEND`` as the real one.
 
     Raises:
         LabError: the emulator module is not available.
@@ -132,7 +133,12 @@ def default_vm_factory(kernel: str, config: VmConfig) -> Callable[[], EmulatedVm
         raise LabError(f"the emulator (hvcfilter.kernel.KvmVm) is not available: {e}") from e
 
     def make() -> EmulatedVm:
-        vm: EmulatedVm = cls(kernel, nr_vcpus=1 + config.extra_vcpus, psci_0_2=config.psci_0_2)
+        vm: EmulatedVm = cls(
+            kernel,
+            nr_vcpus=1 + config.extra_vcpus,
+            psci_0_2=config.psci_0_2,
+            system_suspend=config.system_suspend,
+        )
         return vm
 
     return make

@@ -33,7 +33,7 @@ from hvcfilter.lab.scenario import (
     VmConfig,
 )
 
-__all__ = ["describe", "probe_scenarios", "tabulate"]
+__all__ = ["describe", "probe_scenarios", "system_suspend_scenarios", "tabulate"]
 
 _PSCI32 = [0x8400_0000 + n for n in range(0x20)]
 _PSCI64 = [0xC400_0000 + n for n in range(0x20)]
@@ -212,6 +212,55 @@ def probe_scenarios() -> list[Scenario]:
         Call(0xC200_0005, conduit="smc", imm=1), Call(0xC200_0005, imm=0xFFFF),
         Call(0x1_8000_0000), Call(0xFFFF_FFFF_8000_8000), Call(0x8000_8000, imm=5),
     )))  # fmt: skip
+    return out
+
+
+def system_suspend_scenarios() -> list[Scenario]:
+    """PSCI SYSTEM_SUSPEND with ``KVM_CAP_ARM_SYSTEM_SUSPEND`` enabled, and what changes it.
+
+    A batch of its own rather than part of :func:`probe_scenarios`, whose
+    captured consoles the tests replay.
+
+    The reference says only that the call exits with type 5, registers
+    untouched, when the capability is on (section 3.7). These ask the
+    kernel: PSCI_FEATURES with the capability, the 32-bit ID's x1-x3 from
+    AArch64 (high bits set) and from AArch32, PSCI versions without
+    SYSTEM_SUSPEND, and filter ranges over it.
+    """
+    cap = VmConfig(system_suspend=True, extra_vcpus=1)
+    features = (Call(0x8400_000A, x1=0x8400_000E), Call(0x8400_000A, x1=0xC400_000E))
+    out = [Scenario("suspend-cap-features-a64", (*features, Call(0x8400_0000)), cap)]
+    out.append(
+        Scenario(
+            "suspend-cap-features-a32",
+            (Call(0x8400_000A, x1=0x8400_000E, mode="a32"),
+             Call(0x8400_000A, x1=0xC400_000E, mode="a32"), Call(0xC400_000E, mode="a32")),
+            VmConfig(system_suspend=True, extra_vcpus=1),
+        )
+    )  # fmt: skip
+    high = 0xFFFF_FFFF_0000_0000
+    for name, call in (
+        ("a64-32", Call(0x8400_000E, x1=high | 0x4000_0000, x2=high | 0x2222, x3=high | 3)),
+        ("a64-64", Call(0xC400_000E, x1=high | 0x4000_0000, x2=high | 0x2222, x3=high | 3)),
+        ("a64-imm", Call(0xC400_000E, x1=0x4000_0000, imm=7)),
+        ("smc-a64", Call(0xC400_000E, x1=0x4000_0000, conduit="smc")),
+        ("a32", Call(0x8400_000E, x1=0x4000_0000, mode="a32")),
+        ("t32", Call(0x8400_000E, x1=0x4000_0000, mode="t32")),
+    ):
+        out.append(_single(f"suspend-cap-{name}", call, system_suspend=True, extra_vcpus=1))
+    # PSCI versions before 1.0 have no SYSTEM_SUSPEND, capability or not.
+    for major, minor in ((0, 2), (1, 0)):
+        out.append(Scenario(f"suspend-cap-psci-{major}.{minor}", (
+            SetPsciVersion(major, minor), Call(0x8400_000A, x1=0xC400_000E),
+            Call(0xC400_000E, x1=0x4000_0000), Call(0x8400_0000),
+        ), cap))  # fmt: skip
+    # A filter decides before PSCI does: forwarded, or denied, capability or not.
+    for action in (1, 2):
+        out.append(Scenario(f"suspend-cap-filter-{action}", (
+            SetFilter(0xC400_000E, 1, action), SetFilter(0x8400_000E, 1, action),
+            Call(0x8400_000A, x1=0xC400_000E), Call(0xC400_000E, x1=0x4000_0000),
+            Call(0x8400_000E, x1=0x4000_0000), Call(0x8400_0000),
+        ), cap))  # fmt: skip
     return out
 
 

@@ -194,11 +194,14 @@ class VmConfig:
     ``KVM_ARM_VCPU_EL1_32BIT``; T32 is a per-call PSTATE.T); ``None`` takes it
     from the first call.  ``extra_vcpus`` powered-off vCPUs (MPIDR Aff0 = 1, 2,
     ...) exist as CPU_ON targets; calls always run on vCPU 0.
+    ``system_suspend`` enables ``KVM_CAP_ARM_SYSTEM_SUSPEND`` on the VM
+    before anything else, as a VMM that implements PSCI SYSTEM_SUSPEND does.
     """
 
     mode: Mode | None = None
     psci_0_2: bool = True
     extra_vcpus: int = 0
+    system_suspend: bool = False
 
     def __post_init__(self) -> None:
         if self.mode is not None and self.mode not in MODES:

@@ -114,7 +114,12 @@ def scenario_to_dict(sc: Scenario) -> dict[str, Any]:
     cfg = sc.config
     return {
         "name": sc.name,
-        "config": {"mode": cfg.mode, "psci_0_2": cfg.psci_0_2, "extra_vcpus": cfg.extra_vcpus},
+        "config": {
+            "mode": cfg.mode,
+            "psci_0_2": cfg.psci_0_2,
+            "extra_vcpus": cfg.extra_vcpus,
+            "system_suspend": cfg.system_suspend,
+        },
         "steps": [_step_to_dict(s) for s in sc.steps],
     }
 
@@ -131,6 +136,7 @@ def scenario_from_dict(d: Mapping[str, Any]) -> Scenario:
             mode=cfg.get("mode"),
             psci_0_2=bool(cfg.get("psci_0_2", True)),
             extra_vcpus=int(cfg.get("extra_vcpus", 0)),
+            system_suspend=bool(cfg.get("system_suspend", False)),
         )
         return Scenario(str(d["name"]), tuple(_step_from_dict(s) for s in d["steps"]), config)
     except (KeyError, TypeError, AttributeError) as e:

@@ -83,7 +83,10 @@ def to_wire(scenarios: Sequence[Scenario], *, timeout_ms: int = 200) -> str:
     lines = [f"T {timeout_ms}"]
     for k, sc in enumerate(scenarios):
         cfg = sc.config
-        lines.append(f"S {k:x} {sc.vcpu_mode} {int(cfg.psci_0_2)} {cfg.extra_vcpus}")
+        lines.append(
+            f"S {k:x} {sc.vcpu_mode} {int(cfg.psci_0_2)} {cfg.extra_vcpus} "
+            f"{int(cfg.system_suspend)}"
+        )
         lines.extend(_wire_step(step) for step in sc.steps)
         lines.append("E")
     return "\n".join(lines) + "\n"

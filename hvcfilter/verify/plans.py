@@ -29,6 +29,7 @@ from hvcfilter.lab import (
     Step,
     generate,
     probe_scenarios,
+    system_suspend_scenarios,
 )
 from hvcfilter.model import VmConfig as SpecVmConfig
 from hvcfilter.table.payload import Record
@@ -268,7 +269,7 @@ def conformance_plan(seed: int, count: int, *, probes: bool = True) -> Plan:
     scenarios = list(generate(seed, count))
     notes = [f"{count} random scenarios from seed {seed}"]
     if probes:
-        curated = probe_scenarios()
+        curated = [*probe_scenarios(), *system_suspend_scenarios()]
         empty = probe_plan((), get_profile(None), prefix="default-probe")
         scenarios += [*curated, *empty.scenarios]
         notes.append(f"{len(curated)} curated probe scenarios and the probe set of an empty table")

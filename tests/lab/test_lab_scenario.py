@@ -58,7 +58,7 @@ def test_wire_format_is_exact() -> None:
     )
     assert to_wire([sc], timeout_ms=150).splitlines() == [
         "T 150",
-        "S 0 a64 1 1",
+        "S 0 a64 1 1 0",
         "F c2000000 100 2 " + "00" * 14 + "80",
         "B 2 1",
         "G 3",
@@ -99,7 +99,7 @@ def test_vcpu_mode_comes_from_first_call_or_config() -> None:
     assert Scenario("a", (Call(1, mode="t32"),)).vcpu_mode == "t32"
     assert Scenario("b", (Run(),)).vcpu_mode == "a64"
     assert Scenario("c", (Run(),), VmConfig(mode="a32")).vcpu_mode == "a32"
-    assert "S 0 t32 1 0" in to_wire([Scenario("a", (Call(1, mode="t32"),))])
+    assert "S 0 t32 1 0 0" in to_wire([Scenario("a", (Call(1, mode="t32"),))])
 
 
 def test_scenario_json_round_trip() -> None:

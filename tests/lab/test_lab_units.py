@@ -14,7 +14,7 @@ import pytest
 from hvcfilter.errors import LabError
 from hvcfilter.lab import cache
 from hvcfilter.lab.crosscheck import compare, default_vm_factory, replay
-from hvcfilter.lab.probes import probe_scenarios, tabulate
+from hvcfilter.lab.probes import probe_scenarios, system_suspend_scenarios, tabulate
 from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, build_initramfs, newc_archive
 from hvcfilter.lab.scenario import (
@@ -287,3 +287,52 @@ def test_6_1_is_a_bookworm_kernel() -> None:
     assert re.match(src.package_re, "linux-image-6.1.0-50-arm64-unsigned")
     assert not re.match(src.package_re, "linux-image-6.1.0-50-cloud-arm64-unsigned")
     assert re.match(src.image_re, "./boot/vmlinuz-6.1.0-50-arm64")
+
+
+def test_system_suspend_capability_goes_on_the_wire_and_into_json() -> None:
+    sc = Scenario("s", (Call(0xC400_000E),), VmConfig(system_suspend=True))
+    assert to_wire([sc]).splitlines()[1] == "S 0 a64 1 0 1"
+    assert scenario_from_dict(scenario_to_dict(sc)) == sc
+    # A driver that cannot enable the capability says so; the scenario has no steps.
+    console = "@@HVCLAB-BEGIN 1\nU 6.12.95\nS 0\nX 22 enable_cap\nE 0 5\n@@HVCLAB-END 1 9\n"
+    (res,) = parse_output(console, [sc]).results
+    assert (res.setup_errno, res.steps) == (errno.EINVAL, ())
+
+
+@pytest.mark.parametrize("kernel", ["6.1", "6.12", "7.2"])
+def test_system_suspend_with_the_capability_matches_real_kernels(kernel: str) -> None:
+    """Consoles of real 6.1.176, 6.12.95 and 7.2.13 kernels (lab, Dec 2026) against the emulator.
+
+    The reference says only that SYSTEM_SUSPEND exits with type 5 and no
+    register change when the VMM enabled KVM_CAP_ARM_SYSTEM_SUSPEND; these
+    runs asked the rest of the kernel.
+    """
+    scs = system_suspend_scenarios()
+    parsed = parse_output((FIXTURES / f"console-suspend-{kernel}.txt").read_text(), scs)
+    assert parsed.release.startswith(kernel)
+    by_name = {r.name: r for r in parsed.results}
+    for sc in scs:
+        assert compare(sc, by_name[sc.name], default_vm_factory(kernel, sc.config)).ok, sc.name
+    # What the consoles say, read by hand: PSCI_FEATURES answers 0 for both IDs.
+    features = by_name["suspend-cap-features-a64"].steps
+    assert [s.x0 for s in features[:2] if isinstance(s, CallOutcome)] == [0, 0]
+    # The exit is a SUSPEND system event with no data, x0 left as the function ID...
+    (event, _) = by_name["suspend-cap-a64-64"].steps
+    assert isinstance(event, CallOutcome)
+    assert (event.exit, event.event_type, event.event_ndata, event.event_x0) == (
+        "system_event",
+        5,
+        0,
+        0xC400_000E,
+    )
+    # ... but the SMC32 ID from AArch64 narrows x1-x3 to 32 bits first: registers change.
+    (narrowed, _) = by_name["suspend-cap-a64-32"].steps
+    assert isinstance(narrowed, CallOutcome)
+    assert (narrowed.x1, narrowed.x2, narrowed.x3) == (0x4000_0000, 0x2222, 0x3)
+    # PSCI 0.2 has no SYSTEM_SUSPEND, capability or not.
+    refused = by_name["suspend-cap-psci-0.2"].steps[2]
+    assert isinstance(refused, CallOutcome) and refused.x0 == 0xFFFF_FFFF_FFFF_FFFF
+    # With the filter (6.4+), a forward range wins over the capability.
+    forwarded = by_name["suspend-cap-filter-2"].steps[3]
+    assert isinstance(forwarded, CallOutcome)
+    assert forwarded.exit == ("system_event" if kernel == "6.1" else "hypercall")

@@ -11,8 +11,10 @@
  *
  * Input (hex numbers without 0x, one record per line):
  *   T <timeout_ms>                         per-KVM_RUN timeout (global)
- *   S <id> <a64|a32|t32> <psci02> <extra>  start scenario: vCPU mode, PSCI 0.2
- *                                          feature, powered-off extra vCPUs
+ *   S <id> <a64|a32|t32> <psci02> <extra> <suspend>
+ *                                          start scenario: vCPU mode, PSCI 0.2
+ *                                          feature, powered-off extra vCPUs,
+ *                                          KVM_ENABLE_CAP(ARM_SYSTEM_SUSPEND)
  *   F <base> <nr> <action> <pad 30 hex>    KVM_SET_DEVICE_ATTR(SMCCC filter)
  *   A <group> <attr>                       KVM_HAS_DEVICE_ATTR on the VM fd (the probe)
  *   B <reg> <value>                        SET_ONE_REG firmware bitmap reg
@@ -59,6 +61,9 @@ struct smccc_filter {
 };
 _Static_assert(sizeof(struct smccc_filter) == 24, "kvm_smccc_filter is 24 bytes");
 
+/* KVM_CAP_ARM_SYSTEM_SUSPEND arrived in 5.19; spelt out like the filter's constants. */
+#define CAP_ARM_SYSTEM_SUSPEND 216
+
 #define EXIT_HYPERCALL 3
 #define EXIT_MMIO 6
 #define EXIT_SYSTEM_EVENT 24
@@ -90,6 +95,7 @@ struct vm {
 	int extra;
 	int mode;		/* 0 a64, 1 a32, 2 t32 */
 	int psci02;
+	int suspend;	/* enable KVM_CAP_ARM_SYSTEM_SUSPEND on the VM */
 	int created;	/* vCPUs created (or creation failed) */
 	int create_err;
 	uint8_t *mem;
@@ -433,6 +439,16 @@ static int vm_open(struct vm *vm)
 	return 0;
 }
 
+/* KVM_ENABLE_CAP(KVM_CAP_ARM_SYSTEM_SUSPEND) on the VM fd: 0 or the errno. */
+static int enable_suspend(struct vm *vm)
+{
+	struct kvm_enable_cap cap;
+
+	memset(&cap, 0, sizeof(cap));
+	cap.cap = CAP_ARM_SYSTEM_SUSPEND;
+	return ioctl(vm->fd, KVM_ENABLE_CAP, &cap) < 0 ? errno : 0;
+}
+
 static int hexbytes(const char *s, uint8_t *out, size_t n)
 {
 	size_t i;
@@ -483,11 +499,12 @@ int main(int argc, char **argv)
 			sscanf(line + 1, "%u", &timeout_ms);
 		} else if (op == 'S') {
 			char mode[8] = "a64";
-			int psci02 = 1, extra = 0, err;
-			sscanf(line + 1, "%llx %7s %d %d", &sid, mode, &psci02, &extra);
+			int psci02 = 1, extra = 0, suspend = 0, err;
+			sscanf(line + 1, "%llx %7s %d %d %d", &sid, mode, &psci02, &extra, &suspend);
 			vm_close(&vm);
 			vm.mode = parse_mode(mode);
 			vm.psci02 = psci02;
+			vm.suspend = suspend;
 			vm.extra = extra < 0 ? 0 : extra > MAX_VCPUS - 1 ? MAX_VCPUS - 1 : extra;
 			in_scen = 1;
 			failed = 0;
@@ -497,6 +514,9 @@ int main(int argc, char **argv)
 			err = vm_open(&vm);
 			if (err) {
 				printf("X %d create_vm\n", err);
+				failed = 1;
+			} else if (vm.suspend && (err = enable_suspend(&vm)) != 0) {
+				printf("X %d enable_cap\n", err);
 				failed = 1;
 			}
 		} else if (!in_scen) {

@@ -159,6 +159,7 @@ def test_conformance_plan_has_all_parts() -> None:
     assert names[:10] == [f"gen-3-{i}" for i in range(10)]
     assert len(names) == len(set(names))
     assert any(n.startswith("default-probe") for n in names)
+    assert any(n.startswith("suspend-cap-") for n in names)
     assert len(conformance_plan(3, 10, probes=False).scenarios) == 10
 
 
