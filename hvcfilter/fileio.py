@@ -28,26 +28,35 @@ def write_failure(exc: OSError, target: str | os.PathLike[str] | None = None) ->
     """Why an output cannot be written, as it reads after "cannot write FILE: ", with a fix.
 
     Worded as :func:`hvcfilter.inputs.read_failure` words inputs: lower case,
-    mid-sentence. ``target`` (None: standard output) tells a missing directory
-    from a file system that refuses the name.
+    mid-sentence, and the fix where there is one. ``target`` (None: standard
+    output) tells a missing directory from a file system that refuses the name.
     """
     if isinstance(exc, FileNotFoundError) and target is not None:
         parent = os.path.dirname(os.fspath(target)) or "."
         if not os.path.isdir(parent):
             return f"no directory {parent}; create it first"
-    if isinstance(exc, IsADirectoryError):
-        return "is a directory; name a file in it"
-    if isinstance(exc, PermissionError):
-        return "permission denied; check the permissions of the file and its directory"
-    reason = _WRITE_REASONS.get(exc.errno or 0) or exc.strerror or str(exc)
+    for kind, reason, fix in _UNWRITABLE:
+        if isinstance(exc, kind):
+            return f"{reason}; {fix}"
+    for number, reason, fix in _UNWRITABLE_ERRNOS:
+        if exc.errno == number:
+            return f"{reason}; {fix}"
+    reason = exc.strerror or str(exc)
     return reason[:1].lower() + reason[1:]
 
 
-_WRITE_REASONS = {
-    errno.ENOSPC: "no space left on the device",
-    errno.EROFS: "a read-only file system",
-    errno.ENAMETOOLONG: "file name too long for the file system",
-}
+_UNWRITABLE: tuple[tuple[type[OSError], str, str], ...] = (
+    (IsADirectoryError, "is a directory", "name a file in it"),
+    (NotADirectoryError, "a part of the path is not a directory", "check the path"),
+    (PermissionError, "permission denied", "check the permissions of the file and its directory"),
+)
+_UNWRITABLE_ERRNOS: tuple[tuple[int, str, str], ...] = (
+    (errno.ENOSPC, "no space left on the device", "free some space, or write elsewhere"),
+    (errno.EDQUOT, "over the disk quota", "free some space, or write elsewhere"),
+    (errno.EROFS, "a read-only file system", "write elsewhere"),
+    (errno.ENAMETOOLONG, "file name too long for the file system", "use a shorter name"),
+    (errno.ELOOP, "too many levels of symbolic links", "check the links in the path"),
+)
 
 
 def write_atomic(
@@ -86,8 +95,8 @@ def write_atomic(
         import tempfile  # only a command that writes a file pays for its import
 
         fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise OutputError(f"cannot write {target}: {write_failure(exc, target)}") from exc
+    except OSError as exc:  # path, not target: a link's missing directory is its target's
+        raise OutputError(f"cannot write {target}: {write_failure(exc, path)}") from exc
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -105,7 +114,7 @@ def write_atomic(
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(exc, OSError):
-            raise OutputError(f"cannot write {target}: {write_failure(exc, target)}") from exc
+            raise OutputError(f"cannot write {target}: {write_failure(exc, path)}") from exc
         raise
 
 

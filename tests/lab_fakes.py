@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
-from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import LabRun, LabStatus
-from hvcfilter.lab.crosscheck import EmulatedVm, replay
+from hvcfilter.lab.crosscheck import default_vm_factory, replay
 from hvcfilter.lab.scenario import (
     Call,
     CallOutcome,
@@ -85,8 +84,8 @@ def emulator_run(profile: str, *, flip: int | None = None) -> Any:
         n = 0
         for sc in scenarios:
             steps: list[StepResult] = []
-            vm = KvmVm(profile, nr_vcpus=1 + sc.config.extra_vcpus, psci_0_2=sc.config.psci_0_2)
-            for step, em in zip(sc.steps, replay(sc, cast(EmulatedVm, vm)), strict=True):
+            vm = default_vm_factory(profile, sc.config)()  # shaped as the lab's VM, capability too
+            for step, em in zip(sc.steps, replay(sc, vm), strict=True):
                 res = emulated_result(step, em)
                 if isinstance(res, CallOutcome) and res.exit == "none":
                     if n == flip:

@@ -281,18 +281,23 @@ def _replay(
 
 
 def _check_traces_exist(traces: Sequence[str]) -> None:
-    """Raise for a trace that is missing or a directory, before any output.
+    """Raise for a trace that is missing, a directory or named twice, before any output.
 
     --format jsonl streams as it reads: a typo in the last of several traces
     came out as an error after the earlier traces' records, a half report.
     Only stat(): opening a FIFO here would wait for its writer, or eat its data.
 
     Raises:
-        TraceError: a trace cannot be found, or is a directory.
+        TraceError: a trace cannot be found, is a directory, or is named twice.
     """
     import stat
 
     from hvcfilter.inputs import unreadable
+    from hvcfilter.trace import repeated_file
+
+    twice = repeated_file(traces, "name each trace once")
+    if twice is not None:
+        raise TraceError(twice)
 
     for path in traces:
         if path == "-":

@@ -262,11 +262,11 @@ def _nearest_version(key: str) -> str | None:
     Same kind: with the SMCCC filter from 6.4 on, without it before. Spelling
     alone would take 6.8 for 6.1, which has no filter at all.
     """
-    match = _RELEASE.match(key)
+    # Looser than _RELEASE: "6.13x" is no release, but near 6.12 all the same.
+    match = re.match(r"([0-9]+)\.([0-9]+)(?![0-9])", key)
     if match is None:
         return None
-    major, minor = match[1].split(".")
-    version = (int(major), int(minor))
+    version = (int(match[1]), int(match[2]))
     with_filter = version >= _FILTER_SINCE
     kind = sorted(
         (tuple(int(n) for n in name.split(".")[:2]), name)

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from hvcfilter.errors import HvcFilterError, LabError
+from hvcfilter.errors import HvcFilterError, LabError, errno_name
 from hvcfilter.lab.scenario import (
     Call,
     CallOutcome,
@@ -114,6 +114,13 @@ class Comparison:
     def ok(self) -> bool:
         """True when nothing diverged (a skipped scenario is not ok)."""
         return self.skipped is None and not self.divergences
+
+
+# The driver's names for the setup steps before a scenario's first step.
+_SETUP_STEPS = {
+    "create_vm": "VM creation",
+    "enable_cap": "KVM_ENABLE_CAP(KVM_CAP_ARM_SYSTEM_SUSPEND)",
+}
 
 
 def default_vm_factory(kernel: str, config: VmConfig) -> Callable[[], EmulatedVm]:
@@ -231,8 +238,9 @@ def compare(
     if real.name != scenario.name:
         raise LabError(f"result {real.name!r} does not belong to scenario {scenario.name!r}")
     if real.setup_errno:
+        what = _SETUP_STEPS.get(real.setup_step, "VM setup")
         return Comparison(
-            scenario.name, (), f"VM creation failed on the real kernel ({real.setup_errno})"
+            scenario.name, (), f"{what} failed on the real kernel ({errno_name(real.setup_errno)})"
         )
     emulated = replay(scenario, vm_factory())
     divs: list[Divergence] = []

@@ -33,7 +33,12 @@ from hvcfilter.lab.scenario import (
     VmConfig,
 )
 
-__all__ = ["describe", "probe_scenarios", "system_suspend_scenarios", "tabulate"]
+__all__ = [
+    "describe",
+    "probe_scenarios",
+    "system_suspend_scenarios",
+    "tabulate",
+]
 
 _PSCI32 = [0x8400_0000 + n for n in range(0x20)]
 _PSCI64 = [0xC400_0000 + n for n in range(0x20)]
@@ -248,7 +253,8 @@ def system_suspend_scenarios() -> list[Scenario]:
         ("t32", Call(0x8400_000E, x1=0x4000_0000, mode="t32")),
     ):
         out.append(_single(f"suspend-cap-{name}", call, system_suspend=True, extra_vcpus=1))
-    # PSCI versions before 1.0 have no SYSTEM_SUSPEND, capability or not.
+    # PSCI 0.2 has no SYSTEM_SUSPEND, capability or not; 1.0, the first that has
+    # it, is the positive control.
     for major, minor in ((0, 2), (1, 0)):
         out.append(Scenario(f"suspend-cap-psci-{major}.{minor}", (
             SetPsciVersion(major, minor), Call(0x8400_000A, x1=0xC400_000E),

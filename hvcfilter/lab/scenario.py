@@ -327,11 +327,13 @@ StepResult: TypeAlias = ErrnoResult | RegValue | RunResult | CallOutcome
 class ScenarioResult:
     """All step results of one scenario, in step order.
 
-    ``setup_errno`` is non-zero when the VM could not be created; ``steps`` is
-    then empty.
+    ``setup_errno`` is non-zero when the VM could not be set up; ``steps`` is
+    then empty, and ``setup_step`` says what failed as the driver names it:
+    ``create_vm`` or ``enable_cap`` (``KVM_CAP_ARM_SYSTEM_SUSPEND``).
     """
 
     name: str
     steps: tuple[StepResult, ...]
     setup_errno: int = 0
     elapsed_us: int = 0
+    setup_step: str = ""

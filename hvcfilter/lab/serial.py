@@ -179,6 +179,7 @@ def result_to_dict(r: ScenarioResult) -> dict[str, Any]:
     return {
         "name": r.name,
         "setup_errno": r.setup_errno,
+        "setup_step": r.setup_step,
         "elapsed_us": r.elapsed_us,
         "steps": [_step_result_to_dict(s) for s in r.steps],
     }
@@ -196,6 +197,7 @@ def result_from_dict(d: Mapping[str, Any]) -> ScenarioResult:
             tuple(_step_result_from_dict(s) for s in d["steps"]),
             int(d.get("setup_errno", 0)),
             int(d.get("elapsed_us", 0)),
+            str(d.get("setup_step", "")),
         )
     except (KeyError, TypeError) as e:
         raise LabError(f"bad scenario result {d!r}: {e}") from e

@@ -218,6 +218,7 @@ def parse_output(console: str, scenarios: Sequence[Scenario]) -> ParsedOutput:
             raise LabError(f"expected scenario {k}, driver reported {pending[1]}")
         steps: list[StepResult] = []
         setup_errno = 0
+        setup_step = ""
         elapsed = 0
         pending = None
         for tok in it:
@@ -226,6 +227,7 @@ def parse_output(console: str, scenarios: Sequence[Scenario]) -> ParsedOutput:
                 break
             if tok[0] == "X":
                 setup_errno = _dec(tok[1], "errno")
+                setup_step = tok[2] if len(tok) > 2 else ""
                 continue
             if tok[0] == "S":
                 raise LabError(f"scenario {k} ({sc.name}) has no end line")
@@ -238,7 +240,7 @@ def parse_output(console: str, scenarios: Sequence[Scenario]) -> ParsedOutput:
             raise LabError(
                 f"scenario {k} ({sc.name}): {len(steps)} results for {len(sc.steps)} steps"
             )
-        results.append(ScenarioResult(sc.name, tuple(steps), setup_errno, elapsed))
+        results.append(ScenarioResult(sc.name, tuple(steps), setup_errno, elapsed, setup_step))
         k += 1
         pending = next((t for t in it if t[0] == "S"), None)
     if k != len(scenarios):

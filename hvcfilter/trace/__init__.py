@@ -18,7 +18,7 @@ Imports: :mod:`hvcfilter.smccc`, :mod:`hvcfilter.errors`, :mod:`hvcfilter.inputs
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from hvcfilter.errors import TraceError
 from hvcfilter.smccc import CONDUITS, MODES, CallKey, Conduit, Mode
@@ -71,7 +71,7 @@ __all__ = [
 
 
 def iter_events(
-    paths: list[str],
+    paths: Iterable[str],
     tally: TraceTally,
     fmt: TraceFormat = TraceFormat.AUTO,
     *,
@@ -85,6 +85,7 @@ def iter_events(
         TraceError: a trace cannot be read or is named twice, or a CSV trace has
             no usable header.
     """
+    paths = list(paths)  # an iterator would be spent by the check
     _refuse_repeated(paths)
     for path in paths:
         with open_trace(path) as source:
@@ -99,7 +100,7 @@ def iter_events(
 
 
 def tally(
-    paths: list[str],
+    paths: Iterable[str],
     fmt: TraceFormat = TraceFormat.AUTO,
     *,
     progress: Progress | None = None,
@@ -116,6 +117,7 @@ def tally(
         TraceError: a trace cannot be read or is named twice, or a CSV trace has
             no usable header.
     """
+    paths = list(paths)  # an iterator would be spent by the check
     _refuse_repeated(paths)
     result = TraceTally()
     for path in paths:

@@ -192,19 +192,19 @@ def repeated_file(paths: Sequence[str], fix: str) -> str | None:
     """
     seen: dict[tuple[int, int], str] = {}
     for path in paths:
-        if path == "-":
-            continue
+        # "-" is standard input, a file too when redirected from one (`- < a.txt a.txt`).
+        shown = "<stdin>" if path == "-" else path
         try:
-            st = os.stat(path)
+            st = os.fstat(0) if path == "-" else os.stat(path)
         except (OSError, ValueError):
             continue
         if not stat.S_ISREG(st.st_mode):
             continue
         key = (st.st_dev, st.st_ino)
         if key in seen:
-            again = "named twice" if seen[key] == path else f"the same file as {seen[key]}"
-            return f"{path} is {again}: its calls would be counted twice; {fix}"
-        seen[key] = path
+            again = "named twice" if seen[key] == shown else f"the same file as {seen[key]}"
+            return f"{shown} is {again}: its calls would be counted twice; {fix}"
+        seen[key] = shown
     return None
 
 

@@ -197,7 +197,8 @@ def test_a_full_disk_on_stdout_is_exit_2_not_120(args: list[str], unbuffered: st
     assert result.returncode == 2, result.stderr
     assert (
         result.stderr
-        == "hvcfilter: error: cannot write standard output: no space left on the device\n"
+        == "hvcfilter: error: cannot write standard output: no space left on the device; "
+        "free some space, or write elsewhere\n"
     )
 
 
@@ -294,7 +295,8 @@ def test_an_output_name_too_long_is_unwritable_not_an_internal_error(
     assert done.returncode == 2, done.stderr
     assert (
         done.stderr
-        == f"hvcfilter: error: cannot write {long_name}: file name too long for the file system\n"
+        == f"hvcfilter: error: cannot write {long_name}: file name too long for the file system; "
+        "use a shorter name\n"
     )
 
 

@@ -51,7 +51,10 @@ def test_a_full_disk_on_stdout_is_unwritable_output_not_an_internal_error(
     # What writing to `> /dev/full` raises.
     assert _exit_code(OSError(errno.ENOSPC, "No space left on device")) == ExitCode.USAGE
     err = capsys.readouterr().err
-    assert err == "hvcfilter: error: cannot write standard output: no space left on the device\n"
+    assert (
+        err == "hvcfilter: error: cannot write standard output: no space left on the device; "
+        "free some space, or write elsewhere\n"
+    )
 
 
 def test_other_os_errors_stay_internal() -> None:

@@ -44,13 +44,35 @@ def test_a_directory_as_the_target_is_told_to_name_a_file(tmp_path: Path) -> Non
     assert str(caught.value) == f"cannot write {tmp_path}: is a directory; name a file in it"
 
 
+def test_a_file_as_a_directory_of_the_path_is_named_so(tmp_path: Path) -> None:
+    (tmp_path / "afile").write_bytes(b"")
+    target = tmp_path / "afile" / "out.bin"
+    with pytest.raises(OutputError) as caught:
+        write_atomic(target, b"x")
+    assert str(caught.value) == (
+        f"cannot write {target}: a part of the path is not a directory; check the path"
+    )
+
+
+def test_a_dangling_link_names_the_directory_its_target_lacks(tmp_path: Path) -> None:
+    # The link's own directory exists: the one to create is where it points.
+    link = tmp_path / "out.bin"
+    link.symlink_to(tmp_path / "nodir" / "x.bin")
+    with pytest.raises(OutputError) as caught:
+        write_atomic(link, b"x")
+    assert str(caught.value) == (
+        f"cannot write {link}: no directory {tmp_path / 'nodir'}; create it first"
+    )
+
+
 @pytest.mark.parametrize(
     ("exc", "said"),
     [
         (FileNotFoundError(errno.ENOENT, "No such file or directory"), "no such file or directory"),
         (PermissionError(errno.EACCES, "Permission denied"), "permission denied; check the "),
-        (OSError(errno.ENOSPC, "No space left on device"), "no space left on the device"),
-        (OSError(errno.EROFS, "Read-only file system"), "a read-only file system"),
+        (OSError(errno.ENOSPC, "No space left on device"), "no space left on the device; free "),
+        (OSError(errno.EROFS, "Read-only file system"), "a read-only file system; write "),
+        (OSError(errno.ELOOP, "Too many levels"), "too many levels of symbolic links; check "),
         (OSError(errno.EIO, "Input/output error"), "input/output error"),
     ],
 )

@@ -70,6 +70,7 @@ def test_unknown_profile_error() -> None:
         ("6.3", "6.1", "without"),
         ("6.4-rc1", "6.12", "with"),  # by spelling: 6.1
         ("6.10-rc1", "6.12", "with"),  # by spelling: nothing
+        ("6.13x", "6.12", "with"),  # no release, but a version all the same
     ],
 )
 def test_an_unknown_version_suggests_the_nearest_profile_of_its_kind(

@@ -890,3 +890,29 @@ def test_one_trace_named_twice_is_refused_not_counted_twice(tmp_path: Path, how:
     assert both.events == 2 * trace.tally([str(first)]).events
     with pytest.raises(TraceError, match="no such file"):
         trace.tally([str(first), str(tmp_path / "gone.txt"), str(tmp_path / "gone.txt")])
+
+
+def test_stdin_redirected_from_a_trace_named_beside_it_is_refused(tmp_path: Path) -> None:
+    # `simulate - a.txt < a.txt`: standard input is that file, read twice.
+    first = tmp_path / "a.txt"
+    shutil.copy(SAMPLE, first)
+    with first.open("rb") as stdin:
+        saved = os.dup(0)
+        os.dup2(stdin.fileno(), 0)
+        try:
+            said = sources.repeated_file([str(first), "-"], "name each trace once")
+            alone = sources.repeated_file(["-", str(tmp_path / "other.txt")], "fix")
+        finally:
+            os.dup2(saved, 0)
+            os.close(saved)
+    assert said == (
+        f"<stdin> is the same file as {first}: its calls would be counted twice; "
+        "name each trace once"
+    )
+    assert alone is None
+
+
+def test_an_iterator_of_paths_is_read_whole(tmp_path: Path) -> None:
+    # The check for a repeated name must not spend it before the traces are read.
+    assert trace.tally(iter([str(SAMPLE)])).events == trace.tally([str(SAMPLE)]).events > 0
+    assert list(trace.iter_events(iter([str(SAMPLE)]), TraceTally()))
