@@ -29,7 +29,7 @@ from hvcfilter.lab.cache import (
 from hvcfilter.lab.call_probe import CallSample
 from hvcfilter.lab.crosscheck import Divergence, compare, default_vm_factory, replay
 from hvcfilter.lab.guest import GuestRun, VmmEvent, build_vmm, run_guest
-from hvcfilter.lab.probes import probe_scenarios, system_suspend_scenarios
+from hvcfilter.lab.probes import discovery_scenarios, probe_scenarios, system_suspend_scenarios
 from hvcfilter.lab.random_scenarios import generate
 from hvcfilter.lab.runner import LabRun, run_scenarios
 from hvcfilter.lab.scenario import (
@@ -85,6 +85,7 @@ __all__ = [
     "compare",
     "default_cache_dir",
     "default_vm_factory",
+    "discovery_scenarios",
     "generate",
     "lab_status",
     "prepare_lab",

@@ -29,12 +29,14 @@ from hvcfilter.lab.scenario import (
     SetFilter,
     SetFwBitmap,
     SetPsciVersion,
+    Step,
     StepResult,
     VmConfig,
 )
 
 __all__ = [
     "describe",
+    "discovery_scenarios",
     "probe_scenarios",
     "system_suspend_scenarios",
     "tabulate",
@@ -220,11 +222,30 @@ def probe_scenarios() -> list[Scenario]:
     return out
 
 
+def discovery_scenarios() -> list[Scenario]:
+    """What PSCI_FEATURES and TRNG_FEATURES answer about calls a filter denies or forwards.
+
+    The premise of HVF307: a discovery call left to KVM answers from what KVM
+    implements, not from the filter. Asked for each PSCI call Linux looks up
+    at boot (CPU_SUSPEND, SYSTEM_RESET2, SYSTEM_OFF2), for CPU_OFF, and for
+    the TRNG calls, with a deny range and with a forward range over them.
+    """
+    asked = (0xC400_0001, 0x8400_0002, 0xC400_0012, 0xC400_0015)
+    trng = (0x8400_0052, 0x8400_0053, 0xC400_0053)
+    out: list[Scenario] = []
+    for action in (1, 2):
+        steps: list[Step] = [SetFilter(fid, 1, action) for fid in (*asked, *trng)]
+        steps += [Call(0x8400_000A, x1=fid) for fid in asked]
+        steps += [Call(0x8400_0051, x1=fid) for fid in trng]
+        out.append(Scenario(f"discovery-under-filter-{action}", tuple(steps)))
+    return out
+
+
 def system_suspend_scenarios() -> list[Scenario]:
     """PSCI SYSTEM_SUSPEND with ``KVM_CAP_ARM_SYSTEM_SUSPEND`` enabled, and what changes it.
 
     A batch of its own rather than part of :func:`probe_scenarios`, whose
-    captured consoles the tests replay.
+    captured consoles the tests replay; so is :func:`discovery_scenarios`.
 
     The reference says only that the call exits with type 5, registers
     untouched, when the capability is on (section 3.7). These ask the

@@ -27,6 +27,7 @@ from hvcfilter.lab import (
     SetFwBitmap,
     SetPsciVersion,
     Step,
+    discovery_scenarios,
     generate,
     probe_scenarios,
     system_suspend_scenarios,
@@ -269,7 +270,7 @@ def conformance_plan(seed: int, count: int, *, probes: bool = True) -> Plan:
     scenarios = list(generate(seed, count))
     notes = [f"{count} random scenarios from seed {seed}"]
     if probes:
-        curated = [*probe_scenarios(), *system_suspend_scenarios()]
+        curated = [*probe_scenarios(), *system_suspend_scenarios(), *discovery_scenarios()]
         empty = probe_plan((), get_profile(None), prefix="default-probe")
         scenarios += [*curated, *empty.scenarios]
         notes.append(f"{len(curated)} curated probe scenarios and the probe set of an empty table")

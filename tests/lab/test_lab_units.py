@@ -16,6 +16,7 @@ from hvcfilter.kernel.profiles import get_profile
 from hvcfilter.lab import cache
 from hvcfilter.lab.crosscheck import compare, default_vm_factory, replay
 from hvcfilter.lab.probes import (
+    discovery_scenarios,
     probe_scenarios,
     system_suspend_scenarios,
     tabulate,
@@ -346,3 +347,24 @@ def test_system_suspend_with_the_capability_matches_real_kernels(kernel: str) ->
     forwarded = by_name["suspend-cap-filter-2"].steps[3]
     assert isinstance(forwarded, CallOutcome)
     assert forwarded.exit == ("system_event" if kernel == "6.1" else "hypercall")
+
+
+@pytest.mark.parametrize("kernel", ["6.12", "7.2"])
+def test_discovery_answers_ignore_the_filter_on_real_kernels(kernel: str) -> None:
+    """Consoles of real 6.12.95 and 7.2.13 kernels (lab, Dec 2026): HVF307's premise.
+
+    PSCI_FEATURES and TRNG_FEATURES, asked about calls a deny (action 1) or a
+    forward (action 2) range covers, answer as with no filter at all.
+    """
+    scs = discovery_scenarios()
+    parsed = parse_output((FIXTURES / f"console-discovery-{kernel}.txt").read_text(), scs)
+    assert get_profile(parsed.release).name == kernel
+    for sc, res in zip(scs, parsed.results, strict=True):
+        assert compare(sc, res, default_vm_factory(kernel, sc.config)).ok, sc.name
+        installs = [r for r in res.steps if isinstance(r, ErrnoResult)]
+        answers = [r.x0 for r in res.steps if isinstance(r, CallOutcome)]
+        assert installs and all(r.errno == 0 for r in installs)
+        # CPU_SUSPEND_64, CPU_OFF, SYSTEM_RESET2_64 offered; SYSTEM_OFF2 only on 7.2
+        # (with its flag bit); then TRNG_GET_UUID, RND32, RND64.
+        off2 = 0x1 if kernel == "7.2" else 0xFFFF_FFFF_FFFF_FFFF
+        assert answers == [0, 0, 0, off2, 0, 0, 0], sc.name
