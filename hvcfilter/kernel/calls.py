@@ -26,6 +26,7 @@ from hvcfilter import smccc
 from hvcfilter.kernel.profiles import KernelProfile
 
 __all__ = [
+    "DISCOVERY",
     "HVC_FAST_PATH",
     "KVM_CALLS",
     "KVM_CALLS_BY_ID",
@@ -192,6 +193,13 @@ class KvmCall(NamedTuple):
     gate: Gate
     answer: str
 
+
+# The call that tells a guest which calls of its service KVM implements, by
+# service. It answers from what KVM serves the VM (PSCI version, firmware
+# bitmaps), never from the filter: a call a table denies or forwards is still
+# reported [src psci.c, trng.c; obs 6.12.95 and 7.2.13, the lab's
+# discovery-under-filter-* and suspend-cap-filter-* scenarios].
+DISCOVERY: dict[str, int] = {"psci": PSCI_FEATURES, "trng": TRNG_FEATURES}
 
 _PSCI_0_2 = PsciVersion((0, 2))
 _TRNG = FirmwareBit("std", "trng")

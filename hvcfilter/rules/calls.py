@@ -2,8 +2,9 @@
 
 Each is a warning: the kernel accepts the table, but a guest may not boot
 or power off (HVF302), the VMM must now implement what KVM answered
-(HVF303), or a PSCI 0.1 guest"s calls slip past a policy written for the
-standard PSCI IDs (HVF305).
+(HVF303), a PSCI 0.1 guest"s calls slip past a policy written for the
+standard PSCI IDs (HVF305), or the guest is told a denied call exists
+(HVF307).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from hvcfilter import smccc
 from hvcfilter.diagnostics import Diagnostic, Severity
 from hvcfilter.kernel import calls as kvm_calls
 from hvcfilter.model import Action, FilterSpec
-from hvcfilter.rules.analysis import analyse, psci_version_of
+from hvcfilter.rules.analysis import analyse, kernel_calls, psci_version_of
 from hvcfilter.rules.boot_calls import PURPOSE, linux_boot_calls
 from hvcfilter.rules.registry import Check, check
 from hvcfilter.rules.wording import Groups, join, labels, record_label
 
 __all__ = [
     "CHECKS",
+    "denies_advertised_call",
     "denies_boot_call",
     "denies_linux_boot_call",
     "forwards_kernel_call",
@@ -181,7 +183,67 @@ def legacy_psci_gap(spec: FilterSpec) -> Iterator[Diagnostic]:
     )
 
 
+# What the hint of HVF307 says per discovery call: how KVM stops offering them.
+_UNOFFER = {
+    kvm_calls.PSCI_FEATURES: (
+        "leave them to KVM, forward PSCI_FEATURES to a VMM that answers for this table, "
+        "or lower [vm] psci_version below the version that brought them"
+    ),
+    kvm_calls.TRNG_FEATURES: (
+        'deny the whole TRNG service (service = "trng"), or hide it from the guest '
+        'by leaving "trng" out of [vm] std'
+    ),
+}
+# Calls a guest uses to find out what exists: denying one hides, it misleads no one.
+_ASKING = frozenset({*kvm_calls.DISCOVERY.values(), kvm_calls.PSCI_VERSION, kvm_calls.TRNG_VERSION})
+
+
+@check("HVF307", "denies-advertised-call", Severity.WARNING)
+def denies_advertised_call(spec: FilterSpec) -> Iterator[Diagnostic]:
+    """A ``deny`` covers a call that KVM's discovery call still offers the guest.
+
+    PSCI_FEATURES and TRNG_FEATURES answer from what KVM implements for the
+    VM, not from the filter (observed on 6.12 and 7.2): while they are left
+    to KVM, a guest that asks first is told a denied call exists, calls it,
+    and gets NOT_SUPPORTED. A real Linux 7.2 guest asks PSCI_FEATURES about
+    CPU_SUSPEND, SYSTEM_SUSPEND, SYSTEM_RESET2 and SYSTEM_OFF2 at boot, for
+    CPU idle, suspend, warm reboot and hibernation. Calls HVF302 and HVF306
+    report are left to them.
+
+    Fail: ``function = "PSCI_CPU_SUSPEND_64", action = "deny"``.
+    Pass: ``function = "PSCI_CPU_SUSPEND_64", action = "fwd_to_user"`` (the VMM
+    answers it), or a deny of the TRNG service, TRNG_FEATURES included.
+    """
+    if not any(rec.action is Action.DENY for rec in spec.ranges):
+        return
+    a = analyse(spec)
+    served = kernel_calls(spec.profile, spec.vm)
+    skip = _ASKING | {*_BOOT_CALLS, *linux_boot_calls(spec.profile.name)}
+    cat = smccc.catalogue()
+    for service, asking in kvm_calls.DISCOVERY.items():
+        if asking not in served or a.action_at(asking)[0] is not None:
+            continue  # the guest cannot ask KVM, or the table decides what it hears
+        groups = Groups()
+        for call in kvm_calls.KVM_CALLS:
+            fid = call.fid
+            if call.service != service or fid not in served or fid in skip:
+                continue
+            act, rec = a.action_at(fid)
+            if act is Action.DENY and rec is not None:
+                groups.add(rec, cat.label(fid))
+        name = cat.label(asking)
+        for entry, label, items in groups:
+            yield denies_advertised_call.finding(
+                spec,
+                entry,
+                f"{label} denies {join(items)}, which {name} (left to KVM) still offers: "
+                "a guest that asks first is told yes, calls, and gets NOT_SUPPORTED",
+                _UNOFFER[asking],
+            )
+
+
 CHECKS: tuple[Check, ...] = (
+    denies_advertised_call,
     denies_boot_call,
     denies_linux_boot_call,
     forwards_kernel_call,

@@ -34,6 +34,7 @@ EXPECTED_SEVERITY = {
     "HVF304": Severity.WARNING,
     "HVF305": Severity.WARNING,
     "HVF306": Severity.WARNING,
+    "HVF307": Severity.WARNING,
 }
 
 
