@@ -73,7 +73,7 @@ def schema_diagnostic(
         found = [k for k in SELECTOR_KEYS if isinstance(entry, dict) and k in entry]
         if not isinstance(entry, dict):
             return diag("HVF101", f"{key} must be a table, not {type(entry).__name__}", where, None)
-        hint = "give exactly one of base, function, functions, service, owner"
+        give = "give exactly one of base, function, functions, service, owner"
         typo = _misspelt_selector(entry) if not found else None
         if typo is not None:
             # "functin = ..." is the selector the range has, misspelt: say that, where it is.
@@ -82,13 +82,13 @@ def schema_diagnostic(
                 "HVF103",
                 f"{key} has no selector; unknown key {unknown!r}: did you mean {meant!r}?",
                 location(filename, source, (*loc, unknown)),
-                hint,
+                give,
             )
         return diag(
             "HVF103",
             f"{key} has {'no selector' if not found else 'several selectors: ' + ', '.join(found)}",
             where,
-            hint,
+            give,
         )
     if kind in ("less_than_equal", "greater_than_equal", "too_long"):
         # Owner numbers are small and documented in decimal; IDs and counts in hex.
@@ -129,11 +129,11 @@ def schema_diagnostic(
     return diag("HVF101", f"{key}: {_describe(err['msg'])} (got {_show(value)})", where, hint)
 
 
-_RANGE_KEYS = sorted({key for cls in ENTRY_TYPES.values() for key in cls._fields})
+_RANGE_KEYS = frozenset(key for cls in ENTRY_TYPES.values() for key in cls._fields)
 
 
 def _misspelt_selector(entry: dict[str, Any]) -> tuple[str, str] | None:
-    """An unknown key of a range without a selector that reads like a selector, and that selector."""
+    """A range's unknown key that reads like a selector, and that selector; None if none does."""
     for unknown in entry:
         if unknown in _RANGE_KEYS:
             continue
