@@ -77,8 +77,14 @@ def compile_check(
     results = [
         check_pair(p, merge=not no_merge, kernel=kernel, byte_order=byte_order) for p in pairs
     ]
+    # What the refresh command must pass again, or it writes a stale output.
+    options = ["--no-merge"] * no_merge
+    if byte_order != "little":
+        options += ["--byte-order", byte_order]
+    if kernel is not None:
+        options += ["--kernel", kernel]
     render = compile_check_json if fmt == "json" else compile_check_text
-    click.echo(render(results), nl=False)
+    click.echo(render(results, options), nl=False)
     if any(r.unreadable for r in results):
         ctx.exit(int(ExitCode.USAGE))
     ctx.exit(

@@ -19,16 +19,21 @@ __all__ = ["COMPILE_CHECK_FORMAT_TAG", "compile_check_json", "compile_check_text
 COMPILE_CHECK_FORMAT_TAG = "hvcfilter-compile-check-v1"
 
 
-def _refresh(item: Freshness) -> str:
+def _refresh(item: Freshness, options: Sequence[str]) -> str:
     pair = item.pair
     args = ["hvcfilter", "compile", pair.spec, "-o", pair.output]
     if pair.fmt.value != "bin":
         args += ["--format", pair.fmt.value]
-    return shlex.join(args)
+    return shlex.join([*args, *options])
 
 
-def compile_check_text(results: Sequence[Freshness]) -> str:
-    """One line per pair; stale ones add their diff and the command that refreshes them."""
+def compile_check_text(results: Sequence[Freshness], options: Sequence[str] = ()) -> str:
+    """One line per pair; stale ones add their diff and the command that refreshes them.
+
+    ``options`` are the compile options the outputs were checked against
+    (``--no-merge``, ``--byte-order big``, ``--kernel 6.12``): the refresh
+    command must pass them too, or what it writes is stale again.
+    """
     out: list[str] = []
     for item in results:
         pair = item.pair
@@ -38,9 +43,9 @@ def compile_check_text(results: Sequence[Freshness]) -> str:
         match item.status:
             case Status.STALE:
                 out.extend(item.diff)
-                out.append(f"refresh it: {_refresh(item)}")
+                out.append(f"refresh it: {_refresh(item, options)}")
             case Status.MISSING:
-                out.append(f"{pair.output} does not exist: {_refresh(item)}")
+                out.append(f"{pair.output} does not exist: {_refresh(item, options)}")
             case Status.BROKEN:
                 out.append(diagnostics_text(item.diagnostics).rstrip("\n"))
             case Status.FRESH:
@@ -50,8 +55,8 @@ def compile_check_text(results: Sequence[Freshness]) -> str:
     return "\n".join(out) + "\n"
 
 
-def compile_check_json(results: Sequence[Freshness]) -> str:
-    """The same as a versioned JSON document."""
+def compile_check_json(results: Sequence[Freshness], options: Sequence[str] = ()) -> str:
+    """The same as a versioned JSON document; ``refresh`` is the command, None when fresh."""
     document = {
         "format": COMPILE_CHECK_FORMAT_TAG,
         "pairs": [
@@ -60,6 +65,9 @@ def compile_check_json(results: Sequence[Freshness]) -> str:
                 "output": item.pair.output,
                 "format": item.pair.fmt.value,
                 "status": item.status.value,
+                "refresh": _refresh(item, options)
+                if item.status in (Status.STALE, Status.MISSING)
+                else None,
                 "diff": list(item.diff),
                 "diagnostics": [
                     {"code": d.code, "severity": d.severity.label, "message": d.message}

@@ -42,6 +42,22 @@ def test_fresh_is_0_stale_is_1_with_diff_and_refresh_command(tmp_path: Path) -> 
     assert doc["pairs"][0]["status"] == "stale"
 
 
+def test_the_refresh_command_keeps_the_compile_options_and_refreshes(tmp_path: Path) -> None:
+    # It dropped --byte-order, --no-merge and --kernel: running it left the pair stale.
+    spec, out = _pair(tmp_path)
+    options = ["--no-merge", "--byte-order", "big", "--kernel", "6.12"]
+    result = _run("compile-check", *options, str(spec))
+    assert result.exit_code == 1
+    command = f"hvcfilter compile {spec} -o {out} --no-merge --byte-order big --kernel 6.12"
+    assert f"refresh it: {command}" in result.output
+    doc = json.loads(_run("compile-check", "--format", "json", *options, str(spec)).output)
+    assert doc["pairs"][0]["refresh"] == command
+    assert _run(*command.split()[1:]).exit_code == 0
+    assert _run("compile-check", *options, str(spec)).exit_code == 0
+    fresh = json.loads(_run("compile-check", "--format", "json", *options, str(spec)).output)
+    assert fresh["pairs"][0]["refresh"] is None
+
+
 def test_nothing_to_compare_is_clean(tmp_path: Path) -> None:
     spec = tmp_path / "vm.toml"
     spec.write_text(MINIMAL)
