@@ -298,7 +298,7 @@ def _against(  # noqa: PLR0917 - the options of one mode, passed on
     if report_format is ReportFormat.JSON:
         text = render.against_json(report)
     elif report_format is ReportFormat.TEXT:
-        text = render.against_text(report)
+        text = render.against_text(report, output)
     else:
         assert_never(report_format)
     if output == "-":  # the tightened spec has stdout: keep the report apart

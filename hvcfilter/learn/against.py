@@ -43,6 +43,7 @@ class BrokenCall:
     traced: str
     under_spec: str
     record: int | None
+    origin: str | None = None  # the spec entry the record came from, as simulate names it
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +93,7 @@ def against(
         if outcome == "forwarded" or (fid, conduit) not in traced:
             traced[(fid, conduit)] = outcome
     report = replayer.report(TraceTally(calls=counts))
+    origins = {r.index: r.origin for r in report.install}
     broken: list[BrokenCall] = []
     forwards: list[Override] = []
     for row in report.functions:
@@ -116,6 +118,7 @@ def against(
                     expected,
                     row.outcome,
                     row.record,
+                    origins.get(row.record) if row.record is not None else None,
                 )
             )
     tightened = learn(

@@ -28,6 +28,7 @@ def _broken(call: BrokenCall) -> dict[str, Any]:
         "traced": call.traced,
         "under_spec": call.under_spec,
         "record": call.record,
+        "origin": call.origin,
     }
 
 
@@ -58,13 +59,19 @@ def against_json(report: AgainstReport) -> str:
 
 
 def _span(rec: InstallResult) -> str:
-    return f"range[{rec.index}] {rec.action_label} {smccc.format_id(rec.base)}-" + (
-        smccc.format_id(rec.last)
-    )
+    # "record N" as simulate says it: N counts the compiled records, not the spec's ranges.
+    first, last = smccc.format_id(rec.base), smccc.format_id(rec.last)
+    return f"record {rec.index}: {rec.action_label} {first}-{last} ({rec.origin})"
 
 
-def against_text(report: AgainstReport) -> str:
-    """The report as lines for people."""
+def _record(call: BrokenCall) -> str:
+    if call.record is None:
+        return ""
+    return f" (record {call.record}" + (f": {call.origin})" if call.origin else ")")
+
+
+def against_text(report: AgainstReport, written: str | None = None) -> str:
+    """The report as lines for people; ``written`` names where the tightened spec went."""
     lines = [f"{report.spec} against {report.calls:,} traced calls (kernel {report.kernel}):"]
     if report.would_break:
         lines.append(f"would break {len(report.would_break)} call(s) guests make:")
@@ -72,7 +79,7 @@ def against_text(report: AgainstReport) -> str:
             f"  {smccc.format_id(c.function_id)} {c.name or ''} ({c.conduit}, {c.count:,}x): "
             + ("got forwarded" if c.traced == "forwarded" else f"kernel answered ({c.traced})")
             + f", would get {c.under_spec}"
-            + (f" (range[{c.record}])" if c.record is not None else "")
+            + _record(c)
             for c in report.would_break
         ]
         if any(c.traced != "forwarded" for c in report.would_break):
@@ -90,7 +97,9 @@ def against_text(report: AgainstReport) -> str:
     if report.refused:
         lines.append(f"the kernel refuses {len(report.refused)} record(s):")
         lines += [f"  {_span(r)}: {r.error}" for r in report.refused]
+    where = "standard output" if written == "-" else written
     lines.append(
-        f"tightened: {len(report.tightened.learned.records)} record(s) (write it with -o FILE)"
+        f"tightened: {len(report.tightened.learned.records)} record(s), "
+        + (f"written to {where}" if where else "write it with -o FILE")
     )
     return "\n".join(lines) + "\n"
