@@ -195,7 +195,7 @@ def status(ctx: click.Context, *, cache: Path | None, fmt: str) -> None:
     metavar="FILE",
     help="With --guest: write the guest's calls as a trace that `hvcfilter simulate` reads: "
     "JSON Lines with every register when FILE ends in .jsonl, else the lab kernel's ftrace "
-    "(HVCs only). One file per kernel, FILE.KERNEL.EXT, when several kernels run.",
+    "(HVCs only). One file per kernel when several run: trace.6.12.jsonl for trace.jsonl.",
 )
 @_format_option
 @click.pass_context
@@ -326,7 +326,10 @@ def _verify_guest(
 
 
 def _trace_path(path: str, kernel: str, kernels: int) -> Path:
-    """Where ``--save-trace`` writes one kernel's trace: FILE, or FILE.KERNEL.txt for several."""
+    """Where ``--save-trace`` writes one kernel's trace: FILE, or STEM.KERNEL.EXT for several.
+
+    EXT is FILE's extension, ``.txt`` when it has none.
+    """
     target = Path(path)
     if kernels == 1:
         return target
