@@ -231,11 +231,14 @@ def run_simulate(args: SimulateArgs) -> ExitCode:
         payload_hint="or simulate takes it as it is with --payload",
     )
     base = load_baseline(args.baseline, kernel=args.kernel) if args.baseline is not None else None
-    _check_traces_exist(args.traces)
+    from hvcfilter.trace import expand_paths
+
+    traces = expand_paths(args.traces)  # directories and quoted globs, as learn takes them
+    _check_traces_exist(traces)
     replayer = Replayer(table, kernel=args.kernel, baseline=base)
     cache = None if args.no_cache else default_cache()
     changed, tally = _replay(
-        replayer, list(args.traces), ReportFormat(args.fmt), TraceFormat(args.trace_format), cache
+        replayer, traces, ReportFormat(args.fmt), TraceFormat(args.trace_format), cache
     )
     sys.stdout.flush()  # the report before any message below, as on a terminal
     if args.strict and tally.skipped:
@@ -281,30 +284,27 @@ def _replay(
 
 
 def _check_traces_exist(traces: Sequence[str]) -> None:
-    """Raise for a trace that is missing, a directory or named twice, before any output.
+    """Raise for a trace that is missing or named twice, before any output.
 
     --format jsonl streams as it reads: a typo in the last of several traces
     came out as an error after the earlier traces' records, a half report.
     Only stat(): opening a FIFO here would wait for its writer, or eat its data.
+    Directories are gone by now: :func:`hvcfilter.trace.expand_paths` gave their files.
 
     Raises:
-        TraceError: a trace cannot be found, is a directory, or is named twice.
+        TraceError: a trace cannot be found, or is named twice.
     """
-    import stat
-
     from hvcfilter.inputs import unreadable
     from hvcfilter.trace import repeated_file
 
     twice = repeated_file(traces, "name each trace once")
     if twice is not None:
         raise TraceError(twice)
-
     for path in traces:
         if path == "-":
             continue
         try:
-            if stat.S_ISDIR(os.stat(path).st_mode):
-                raise IsADirectoryError(21, "Is a directory", path)
+            os.stat(path)
         except OSError as exc:
             raise TraceError(f"cannot read {path}: {unreadable(exc)}") from exc
 

@@ -88,8 +88,9 @@ def simulate(  # noqa: PLR0917 - click passes each option as a parameter
     strict: bool,
     no_cache: bool,
 ) -> None:
-    """Replay guest traces (ftrace, JSON Lines, CSV; - is stdin; gzip/xz ok) through the
-    emulated kernel: what every call gets under the filter, and what changes.
+    """Replay guest traces (ftrace, JSON Lines, CSV; - is stdin; gzip/xz ok; a directory
+    or a quoted glob gives its files) through the emulated kernel: what every call gets
+    under the filter, and what changes.
 
     Without --spec or --payload, hvcfilter.toml in the current directory is
     used if it exists, else no filter at all (the kernel's default behaviour).

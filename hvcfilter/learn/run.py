@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import glob
 import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 from hvcfilter.errors import TraceError
@@ -39,6 +37,7 @@ from hvcfilter.trace import (
     repeated_file,
     sized_file,
 )
+from hvcfilter.trace import expand_paths as expand_trace_paths
 from hvcfilter.trace import tally as tally_trace
 
 __all__ = ["LearnResult", "Skipped", "expand_paths", "learn", "read_tallies", "tally_traces"]
@@ -54,28 +53,13 @@ class LearnResult:
 
 
 def expand_paths(paths: Sequence[str]) -> list[str]:
-    """Files for the given paths: ``-`` as is, directories' files and patterns' matches sorted.
+    """Files for the given paths (:func:`hvcfilter.trace.expand_paths`), each named once.
 
     Raises:
-        LearnError: a pattern or directory matches no file.
+        TraceError: a pattern or directory matches no file.
+        LearnError: one file is named twice.
     """
-    out: list[str] = []
-    for path in paths:
-        # os.path's probes, not Path's: they take a name too long to exist as missing.
-        if path == "-" or os.path.isfile(path):
-            out.append(path)
-        elif os.path.isdir(path):
-            files = sorted(str(p) for p in Path(path).iterdir() if p.is_file())
-            if not files:
-                raise LearnError(f"{path}: the directory holds no trace file")
-            out.extend(files)
-        elif glob.has_magic(path):
-            files = sorted(p for p in glob.glob(path) if os.path.isfile(p))
-            if not files:
-                raise LearnError(f"{path}: the pattern matches no file")
-            out.extend(files)
-        else:
-            out.append(path)  # the trace room reports it as unreadable, with the errno
+    out = expand_trace_paths(paths)
     _refuse_twice(out)
     return out
 

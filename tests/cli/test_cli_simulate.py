@@ -466,3 +466,27 @@ def test_a_trace_named_twice_is_refused_before_any_output(tmp_path: Path) -> Non
             f"hvcfilter: error: {SAMPLE} is named twice: its calls would be counted twice; "
             "name each trace once\n"
         )
+
+
+def test_a_directory_or_a_quoted_glob_gives_its_files_as_learn_does(tmp_path: Path) -> None:
+    # simulate said "is a directory; name a file in it" where learn took the files.
+    traces = tmp_path / "traces"
+    traces.mkdir()
+    for name in ("a.txt", "b.txt"):
+        (traces / name).write_bytes(Path(SAMPLE).read_bytes())
+    by_name = json.loads(
+        _run("--spec", SPEC, "--format", "json", str(traces / "a.txt"), str(traces / "b.txt"))[1]
+    )
+    for given in (str(traces), str(traces / "*.txt")):
+        code, out, _ = _run("--spec", SPEC, "--format", "json", given)
+        assert code == 0
+        assert json.loads(out)["summary"] == by_name["summary"]
+    code, out, err = _run("--spec", SPEC, str(traces / "*.gz"))
+    assert (code, out) == (2, "")
+    assert err == f"hvcfilter: error: {traces / '*.gz'}: the pattern matches no file\n"
+    (tmp_path / "empty").mkdir()
+    code, _, err = _run("--spec", SPEC, str(tmp_path / "empty"))
+    assert code == 2 and err.endswith(": the directory holds no trace file\n")
+    # The directory and one of its files: the same file twice.
+    code, _, err = _run("--spec", SPEC, str(traces), str(traces / "a.txt"))
+    assert code == 2 and "is named twice" in err
