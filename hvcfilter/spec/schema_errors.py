@@ -74,13 +74,14 @@ def schema_diagnostic(
         if not isinstance(entry, dict):
             return diag("HVF101", f"{key} must be a table, not {type(entry).__name__}", where, None)
         give = "give exactly one of base, function, functions, service, owner"
-        typo = _misspelt_selector(entry) if not found else None
+        typo = _unknown_key(entry) if not found else None
         if typo is not None:
-            # "functin = ..." is the selector the range has, misspelt: say that, where it is.
+            # "functin = ..." is most likely the selector, misspelt: say that, where it is.
             unknown, meant = typo
+            said = f": did you mean {meant!r}?" if meant else ""
             return diag(
                 "HVF103",
-                f"{key} has no selector; unknown key {unknown!r}: did you mean {meant!r}?",
+                f"{key} has no selector; unknown key {unknown!r}{said}",
                 location(filename, source, (*loc, unknown)),
                 give,
             )
@@ -132,15 +133,17 @@ def schema_diagnostic(
 _RANGE_KEYS = frozenset(key for cls in ENTRY_TYPES.values() for key in cls._fields)
 
 
-def _misspelt_selector(entry: dict[str, Any]) -> tuple[str, str] | None:
-    """A range's unknown key that reads like a selector, and that selector; None if none does."""
-    for unknown in entry:
-        if unknown in _RANGE_KEYS:
-            continue
-        close = smccc.suggest(str(unknown), list(SELECTOR_KEYS))
+def _unknown_key(entry: dict[str, Any]) -> tuple[str, str | None] | None:
+    """A range's unknown key and the selector it reads like (None: like none); None if no key is.
+
+    One that reads like a selector comes first: it is most likely the missing one.
+    """
+    unknown = [str(k) for k in entry if k not in _RANGE_KEYS]
+    for name in unknown:
+        close = smccc.suggest(name, list(SELECTOR_KEYS))
         if close:
-            return str(unknown), close[0]
-    return None
+            return name, close[0]
+    return (unknown[0], None) if unknown else None
 
 
 def _forms_taking(field: str, tag: str) -> list[str]:
