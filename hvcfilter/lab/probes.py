@@ -223,20 +223,23 @@ def probe_scenarios() -> list[Scenario]:
 
 
 def discovery_scenarios() -> list[Scenario]:
-    """What PSCI_FEATURES and TRNG_FEATURES answer about calls a filter denies or forwards.
+    """What KVM's discovery calls answer about calls a filter denies or forwards.
 
     The premise of HVF307: a discovery call left to KVM answers from what KVM
-    implements, not from the filter. Asked for each PSCI call Linux looks up
-    at boot (CPU_SUSPEND, SYSTEM_RESET2, SYSTEM_OFF2), for CPU_OFF, and for
-    the TRNG calls, with a deny range and with a forward range over them.
+    implements, not from the filter. PSCI_FEATURES is asked about each PSCI
+    call Linux looks up at boot (CPU_SUSPEND, SYSTEM_RESET2, SYSTEM_OFF2) and
+    CPU_OFF, TRNG_FEATURES about the TRNG calls, and KVM_FEATURES (a bitmap)
+    with the PTP call filtered; with a deny range and with a forward range.
     """
     asked = (0xC400_0001, 0x8400_0002, 0xC400_0012, 0xC400_0015)
     trng = (0x8400_0052, 0x8400_0053, 0xC400_0053)
+    ptp = 0x8600_0001
     out: list[Scenario] = []
     for action in (1, 2):
-        steps: list[Step] = [SetFilter(fid, 1, action) for fid in (*asked, *trng)]
+        steps: list[Step] = [SetFilter(fid, 1, action) for fid in (*asked, *trng, ptp)]
         steps += [Call(0x8400_000A, x1=fid) for fid in asked]
         steps += [Call(0x8400_0051, x1=fid) for fid in trng]
+        steps.append(Call(0x8600_0000))
         out.append(Scenario(f"discovery-under-filter-{action}", tuple(steps)))
     return out
 
