@@ -197,9 +197,15 @@ class KvmCall(NamedTuple):
 # The call that tells a guest which calls of its service KVM implements, by
 # service. It answers from what KVM serves the VM (PSCI version, firmware
 # bitmaps), never from the filter: a call a table denies or forwards is still
-# reported [src psci.c, trng.c; obs 6.12.95 and 7.2.13, the lab's
-# discovery-under-filter-* and suspend-cap-filter-* scenarios].
-DISCOVERY: dict[str, int] = {"psci": PSCI_FEATURES, "trng": TRNG_FEATURES}
+# reported [src psci.c, trng.c, hypercalls.c; obs 6.12.95 and 7.2.13, the
+# lab's discovery-under-filter-* and suspend-cap-filter-* scenarios].
+# KVM_FEATURES answers with a bitmap of the vendor calls. PV_TIME_FEATURES is
+# left out: it answers only once the VMM gave a stolen-time address.
+DISCOVERY: dict[str, int] = {
+    "psci": PSCI_FEATURES,
+    "trng": TRNG_FEATURES,
+    "kvm-vendor": KVM_FEATURES,
+}
 
 _PSCI_0_2 = PsciVersion((0, 2))
 _TRNG = FirmwareBit("std", "trng")

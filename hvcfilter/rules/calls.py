@@ -187,28 +187,53 @@ def legacy_psci_gap(spec: FilterSpec) -> Iterator[Diagnostic]:
 _UNOFFER = {
     kvm_calls.PSCI_FEATURES: (
         "leave them to KVM, forward PSCI_FEATURES to a VMM that answers for this table, "
-        "or lower [vm] psci_version below the version that brought them"
+        'or set [vm] psci_version = "0.2", which has no PSCI_FEATURES'
     ),
     kvm_calls.TRNG_FEATURES: (
         'deny the whole TRNG service (service = "trng"), or hide it from the guest '
         'by leaving "trng" out of [vm] std'
     ),
+    kvm_calls.KVM_FEATURES: (
+        'hide the call from the guest by leaving it out of [vm] vendor_hyp ("ptp"), '
+        "which KVM_FEATURES reports"
+    ),
 }
-# Calls a guest uses to find out what exists: denying one hides, it misleads no one.
-_ASKING = frozenset({*kvm_calls.DISCOVERY.values(), kvm_calls.PSCI_VERSION, kvm_calls.TRNG_VERSION})
+# The calls guests look up before they use them. A real Linux 7.2 guest asks
+# PSCI_FEATURES about CPU_SUSPEND, SYSTEM_SUSPEND, SYSTEM_RESET2 and SYSTEM_OFF2
+# at boot (lab, verify --guest), and reads KVM_FEATURES' bitmap before the PTP
+# clock. The mandatory PSCI calls (CPU_OFF, AFFINITY_INFO...) it just calls.
+# TRNG_FEATURES answers, in the TRNG spec, whether a call is implemented.
+_LOOKED_UP = frozenset(
+    {
+        kvm_calls.PSCI_CPU_SUSPEND,
+        kvm_calls.PSCI_CPU_SUSPEND_64,
+        kvm_calls.PSCI_SYSTEM_SUSPEND,
+        kvm_calls.PSCI_SYSTEM_SUSPEND_64,
+        kvm_calls.PSCI_SYSTEM_RESET2,
+        kvm_calls.PSCI_SYSTEM_RESET2_64,
+        kvm_calls.PSCI_SYSTEM_OFF2,
+        kvm_calls.PSCI_SYSTEM_OFF2_64,
+        kvm_calls.TRNG_GET_UUID,
+        kvm_calls.TRNG_RND32,
+        kvm_calls.TRNG_RND64,
+        kvm_calls.KVM_PTP,
+    }
+)
 
 
 @check("HVF307", "denies-advertised-call", Severity.WARNING)
 def denies_advertised_call(spec: FilterSpec) -> Iterator[Diagnostic]:
     """A ``deny`` covers a call that KVM's discovery call still offers the guest.
 
-    PSCI_FEATURES and TRNG_FEATURES answer from what KVM implements for the
-    VM, not from the filter (observed on 6.12 and 7.2): while they are left
-    to KVM, a guest that asks first is told a denied call exists, calls it,
-    and gets NOT_SUPPORTED. A real Linux 7.2 guest asks PSCI_FEATURES about
-    CPU_SUSPEND, SYSTEM_SUSPEND, SYSTEM_RESET2 and SYSTEM_OFF2 at boot, for
-    CPU idle, suspend, warm reboot and hibernation. Calls HVF302 and HVF306
-    report are left to them.
+    PSCI_FEATURES, TRNG_FEATURES and KVM_FEATURES answer from what KVM
+    implements for the VM, not from the filter (observed on 6.12 and 7.2):
+    while they are left to KVM, a guest that looks a call up first is told
+    it exists, calls it, and gets NOT_SUPPORTED. A real Linux 7.2 guest asks
+    PSCI_FEATURES about CPU_SUSPEND, SYSTEM_RESET2 and SYSTEM_OFF2 at boot,
+    for CPU idle, warm reboot and hibernation, and reads KVM_FEATURES before
+    it uses the PTP clock. (It asks about SYSTEM_SUSPEND too, which KVM
+    serves only with a capability a spec does not give.) Calls HVF302 and
+    HVF306 report are left to them.
 
     Fail: ``function = "PSCI_CPU_SUSPEND_64", action = "deny"``.
     Pass: ``function = "PSCI_CPU_SUSPEND_64", action = "fwd_to_user"`` (the VMM
@@ -218,7 +243,7 @@ def denies_advertised_call(spec: FilterSpec) -> Iterator[Diagnostic]:
         return
     a = analyse(spec)
     served = kernel_calls(spec.profile, spec.vm)
-    skip = _ASKING | {*_BOOT_CALLS, *linux_boot_calls(spec.profile.name)}
+    reported = {*_BOOT_CALLS, *linux_boot_calls(spec.profile.name)}
     cat = smccc.catalogue()
     for service, asking in kvm_calls.DISCOVERY.items():
         if asking not in served or a.action_at(asking)[0] is not None:
@@ -226,10 +251,10 @@ def denies_advertised_call(spec: FilterSpec) -> Iterator[Diagnostic]:
         groups = Groups()
         for call in kvm_calls.KVM_CALLS:
             fid = call.fid
-            if call.service != service or fid not in served or fid in skip:
+            if call.service != service or fid not in _LOOKED_UP or fid in reported:
                 continue
             act, rec = a.action_at(fid)
-            if act is Action.DENY and rec is not None:
+            if fid in served and act is Action.DENY and rec is not None:
                 groups.add(rec, cat.label(fid))
         name = cat.label(asking)
         for entry, label, items in groups:
@@ -237,7 +262,7 @@ def denies_advertised_call(spec: FilterSpec) -> Iterator[Diagnostic]:
                 spec,
                 entry,
                 f"{label} denies {join(items)}, which {name} (left to KVM) still offers: "
-                "a guest that asks first is told yes, calls, and gets NOT_SUPPORTED",
+                "a guest that looks a call up first is told yes, calls, and gets NOT_SUPPORTED",
                 _UNOFFER[asking],
             )
 
