@@ -56,10 +56,12 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
     """Files for the given paths (:func:`hvcfilter.trace.expand_paths`), each named once.
 
     Raises:
-        TraceError: a pattern or directory matches no file.
-        LearnError: one file is named twice.
+        LearnError: a pattern or directory matches no file, or one file is named twice.
     """
-    out = expand_trace_paths(paths)
+    try:
+        out = expand_trace_paths(paths)
+    except TraceError as exc:  # learn's callers catch LearnError for what they named
+        raise LearnError(str(exc)) from exc
     _refuse_twice(out)
     return out
 

@@ -134,14 +134,15 @@ _RANGE_KEYS = frozenset(key for cls in ENTRY_TYPES.values() for key in cls._fiel
 
 
 def _unknown_key(entry: dict[str, Any]) -> tuple[str, str | None] | None:
-    """A range's unknown key and the selector it reads like (None: like none); None if no key is.
+    """A range's unknown key and the selector it is a typo of (None: of none); None if no key is.
 
-    One that reads like a selector comes first: it is most likely the missing one.
+    A key whose nearest known key is a selector comes first: it is most likely
+    the missing one. ``actions`` is nearest to ``action``, not to ``functions``.
     """
     unknown = [str(k) for k in entry if k not in _RANGE_KEYS]
     for name in unknown:
-        close = smccc.suggest(name, list(SELECTOR_KEYS))
-        if close:
+        close = smccc.suggest(name, sorted(_RANGE_KEYS))
+        if close and close[0] in SELECTOR_KEYS:
             return name, close[0]
     return (unknown[0], None) if unknown else None
 

@@ -186,8 +186,10 @@ _UNSUPPORTED: tuple[tuple[bytes, str, str], ...] = (
 def expand_paths(paths: Sequence[str]) -> list[str]:
     """Files for the given paths: ``-`` as is, directories' files and patterns' matches sorted.
 
-    A name that exists is taken as it is, glob characters and all; one that
-    does not, and holds none, is left for the reader to report as missing.
+    A name that exists (a file, a FIFO) is taken as it is, glob characters and
+    all. A directory gives its files but not its hidden ones (``.gitignore``),
+    as a glob does; one that does not exist and holds no glob character is
+    left for the reader to report as missing.
 
     Raises:
         TraceError: a pattern or directory matches no file.
@@ -197,19 +199,21 @@ def expand_paths(paths: Sequence[str]) -> list[str]:
     out: list[str] = []
     for path in paths:
         # os.path's probes, not Path's: they take a name too long to exist as missing.
-        if path == "-" or os.path.isfile(path):
+        if path == "-" or (os.path.exists(path) and not os.path.isdir(path)):
             out.append(path)
         elif os.path.isdir(path):
             from pathlib import Path  # only for a directory: names as learn always gave them
 
-            files = sorted(str(p) for p in Path(path).iterdir() if p.is_file())
+            files = sorted(
+                str(p) for p in Path(path).iterdir() if not p.name.startswith(".") and p.is_file()
+            )
             if not files:
-                raise TraceError(f"{path}: the directory holds no trace file")
+                raise TraceError(f"{path}: the directory holds no file")
             out.extend(files)
         elif glob.has_magic(path):
             files = sorted(p for p in glob.glob(path) if os.path.isfile(p))
             if not files:
-                raise TraceError(f"{path}: the pattern matches no file")
+                raise TraceError(f"{path}: no such file, and no file matches it as a pattern")
             out.extend(files)
         else:
             out.append(path)  # the reader reports it as unreadable, with the errno

@@ -483,10 +483,16 @@ def test_a_directory_or_a_quoted_glob_gives_its_files_as_learn_does(tmp_path: Pa
         assert json.loads(out)["summary"] == by_name["summary"]
     code, out, err = _run("--spec", SPEC, str(traces / "*.gz"))
     assert (code, out) == (2, "")
-    assert err == f"hvcfilter: error: {traces / '*.gz'}: the pattern matches no file\n"
+    assert err == (
+        f"hvcfilter: error: {traces / '*.gz'}: no such file, and no file matches it as a pattern\n"
+    )
     (tmp_path / "empty").mkdir()
     code, _, err = _run("--spec", SPEC, str(tmp_path / "empty"))
-    assert code == 2 and err.endswith(": the directory holds no trace file\n")
+    assert code == 2 and err.endswith(": the directory holds no file\n")
+    # Hidden files are left out, as the glob leaves them: a .gitignore is no trace.
+    (traces / ".gitignore").write_text("*.bin\n")
+    code, out, _ = _run("--spec", SPEC, "--format", "json", str(traces))
+    assert code == 0 and json.loads(out)["summary"] == by_name["summary"]
     # The directory and one of its files: the same file twice.
     code, _, err = _run("--spec", SPEC, str(traces), str(traces / "a.txt"))
     assert code == 2 and "is named twice" in err

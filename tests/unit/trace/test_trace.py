@@ -896,12 +896,14 @@ def test_stdin_redirected_from_a_trace_named_beside_it_is_refused(tmp_path: Path
     # `simulate - a.txt < a.txt`: standard input is that file, read twice.
     first = tmp_path / "a.txt"
     shutil.copy(SAMPLE, first)
+    other = tmp_path / "other.txt"  # a copy: another file, which stdin is not
+    shutil.copy(SAMPLE, other)
     with first.open("rb") as stdin:
         saved = os.dup(0)
         os.dup2(stdin.fileno(), 0)
         try:
             said = sources.repeated_file([str(first), "-"], "name each trace once")
-            alone = sources.repeated_file(["-", str(tmp_path / "other.txt")], "fix")
+            alone = sources.repeated_file(["-", str(other)], "fix")
         finally:
             os.dup2(saved, 0)
             os.close(saved)
@@ -916,3 +918,13 @@ def test_an_iterator_of_paths_is_read_whole(tmp_path: Path) -> None:
     # The check for a repeated name must not spend it before the traces are read.
     assert trace.tally(iter([str(SAMPLE)])).events == trace.tally([str(SAMPLE)]).events > 0
     assert list(trace.iter_events(iter([str(SAMPLE)]), TraceTally()))
+
+
+def test_a_fifo_named_with_glob_characters_is_read_as_named(tmp_path: Path) -> None:
+    # It is no regular file, so it went to the glob branch and "matched no file".
+    fifo = tmp_path / "p[1]"
+    os.mkfifo(fifo)
+    assert sources.expand_paths([str(fifo)]) == [str(fifo)]
+    missing = tmp_path / "trace[1].txt"
+    with pytest.raises(TraceError, match="no such file, and no file matches it as a pattern"):
+        sources.expand_paths([str(missing)])
