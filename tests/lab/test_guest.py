@@ -17,7 +17,7 @@ from hvcfilter.kernel import KvmVm
 from hvcfilter.lab import LabStatus
 from hvcfilter.render.guest import guest_json, guest_text
 from hvcfilter.rules.boot_calls import linux_boot_calls
-from hvcfilter.verify.guest import ForwardPolicy, verify_guest
+from hvcfilter.verify.guest import ForwardPolicy, GuestReport, verify_guest
 
 pytestmark = pytest.mark.lab
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -33,11 +33,17 @@ nr_functions = 0x20
 """
 
 
+def _seen(g: GuestReport) -> str:
+    """What a failed boot assertion prints: how the VMM stopped and the console's end."""
+    tail = "\n".join(g.console_tail[-40:])
+    return f"exit {g.exit_reason}, {g.seconds} s, reasons {g.reasons}; console:\n{tail}"
+
+
 @pytest.mark.parametrize("kernel", ["6.12", "7.2"])
 def test_default_table_boots_and_powers_off(lab: LabStatus, kernel: str) -> None:
     (g,) = verify_guest(EXAMPLES / "minimal.toml", [kernel], timeout_s=60).guests
     assert g.install == "0 0 0"  # the emitted install function returned 0
-    assert g.booted and g.powered_off and g.cpus_online == 1
+    assert g.booted and g.powered_off and g.cpus_online == 1, _seen(g)
     assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
     # Every call's x0 was read back from the vCPU (the handle_hvc probes), and every one the
     # emulator predicts matched it: a difference would be listed in mismatches.
@@ -54,7 +60,7 @@ def test_hotplug_table_with_psci_policy_brings_two_cpus_up(lab: LabStatus) -> No
         EXAMPLES / "vcpu-hotplug.toml", ["6.12"], cpus=2, policy=ForwardPolicy.PSCI, timeout_s=60
     )
     (g,) = result.guests
-    assert g.booted and g.powered_off and g.cpus_online == 2
+    assert g.booted and g.powered_off and g.cpus_online == 2, _seen(g)
     cpu_on = [c for c in g.calls if c.function_id in (0x84000003, 0xC4000003)]
     assert cpu_on and all(c.answered_by == "vmm" and c.x0 == 0 for c in cpu_on)
     assert result.ok
@@ -62,7 +68,7 @@ def test_hotplug_table_with_psci_policy_brings_two_cpus_up(lab: LabStatus) -> No
 
 def test_hotplug_table_with_default_policy_leaves_one_cpu_and_says_why(lab: LabStatus) -> None:
     (g,) = verify_guest(EXAMPLES / "vcpu-hotplug.toml", ["7.2"], cpus=2, timeout_s=60).guests
-    assert g.booted and g.powered_off and g.cpus_online == 1
+    assert g.booted and g.powered_off and g.cpus_online == 1, _seen(g)
     assert any("CPU_ON was forwarded" in r for r in g.reasons)
 
 
@@ -89,7 +95,7 @@ def test_6_1_the_filter_unavailable_report(lab: LabStatus) -> None:
     (g,) = result.guests
     assert g.install == f"-1 -1 {errno.EINVAL}"  # failed at the probe, record -1
     assert g.filter_available is False and g.probe_errno == errno.EINVAL
-    assert g.booted and g.powered_off and g.cpus_online == 1
+    assert g.booted and g.powered_off and g.cpus_online == 1, _seen(g)
     assert g.calls and all(c.answered_by == c.predicted_by == "kernel" for c in g.calls)
     assert all(c.x0 is not None for c in g.calls)  # 6.1's kretprobes read x0 just the same
     assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
@@ -117,7 +123,7 @@ def test_a_table_denying_trng_still_boots_and_the_kernel_denies_its_trng_calls(
     spec.write_text(DENY_TRNG)
     result = verify_guest(spec, ["6.12"], timeout_s=60)
     (g,) = result.guests
-    assert g.booted and g.powered_off
+    assert g.booted and g.powered_off, _seen(g)
     trng = [c for c in g.calls if (c.function_id & 0xBFFFFFFF) in range(0x84000050, 0x84000060)]
     # Debian's 6.12 guest asks TRNG for entropy at boot; every such call is denied by the table.
     assert trng and all(c.answered_by == "denied" and c.action == "deny" for c in trng)
@@ -144,7 +150,7 @@ def test_smc_conduit_every_call_is_an_smc_and_the_jsonl_trace_replays_it(
 
     result = verify_guest(EXAMPLES / "minimal.toml", ["7.2"], conduit="smc", timeout_s=60)
     (g,) = result.guests
-    assert g.booted and g.powered_off and g.conduit == "smc"
+    assert g.booted and g.powered_off and g.conduit == "smc", _seen(g)
     assert g.calls and {c.conduit for c in g.calls} == {"smc"}
     assert 0x84000000 in {c.function_id for c in g.calls}  # PSCI_VERSION
     assert all(c.x0 is not None and c.args is not None for c in g.calls)
@@ -164,7 +170,7 @@ def test_6_1_answers_every_smc_with_minus_one_so_the_guest_cannot_power_off(
     """
     result = verify_guest(EXAMPLES / "minimal.toml", ["6.1"], conduit="smc", timeout_s=15)
     (g,) = result.guests
-    assert g.booted and not g.powered_off and g.exit_reason == "TIMEOUT"
+    assert g.booted and not g.powered_off and g.exit_reason == "TIMEOUT", _seen(g)
     assert g.calls and {c.conduit for c in g.calls} == {"smc"}
     assert {c.x0 for c in g.calls} == {2**64 - 1} and {c.action for c in g.calls} == {"none"}
     assert g.mismatches == ()  # the 6.1 profile predicts exactly that
