@@ -116,7 +116,8 @@ class Firmware:
         ``version`` is ``"1.1"``, ``(1, 1)`` or the raw register value. 0.1
         needs a vCPU without ``PSCI_0_2``; the others need it, and only the
         profile's versions exist. The kernel does not lock this register at
-        the first run [src hypercalls.c; UNVERIFIED on a real kernel].
+        the first run [src hypercalls.c; obs 6.12.95, 7.2.13 and 7.3-rc7: the
+        lab's psci-version-after-run-* probes, kept in tests/lab/fixtures].
 
         Raises:
             ValueError: ``version`` cannot be parsed.
