@@ -44,6 +44,19 @@ def test_a_later_trap_is_not_the_hvcs_forward(tmp_path: Path) -> None:
     assert forwarded_calls(_trace(tmp_path, events)) == {}
 
 
+def test_an_interrupted_run_after_an_hvc_ends_it_as_handled(tmp_path: Path) -> None:
+    # An HVC KVM handled, then KVM_RUN returned EINTR: 6.12.95 and 7.2.13 trace that
+    # as "reason restart (4)" (the lab, a halted vCPU). A later HYPERCALL exit of the
+    # same thread without a new HVC (an SMC's) is not that HVC's forward.
+    restart = "kvm_userspace_exit: reason restart (4)"
+    events = [_EXIT.format(ec=0x16), _HVC.format(x0=0x8400_0001), restart, _FWD]
+    path = _trace(tmp_path, events)
+    assert forwarded_calls(path) == {}
+    assert forwards._forwards_by_line(path) == {}  # the line pass agrees with the read-back
+    events = [_EXIT.format(ec=0x16), _HVC.format(x0=0xC200_0005), _FWD, restart]
+    assert forwarded_calls(_trace(tmp_path, events)) == {0xC200_0005: 1}
+
+
 def _forwards(tally: object) -> set[int]:
     return {fid for fid, _conduit, outcome in tally.calls if outcome == "forwarded"}  # type: ignore[attr-defined]
 
