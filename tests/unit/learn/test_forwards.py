@@ -38,6 +38,12 @@ def test_a_forward_is_found_in_the_record_tgid_layout(tmp_path: Path) -> None:
     assert forwarded_calls(_trace(tmp_path, events, tgid=True)) == {0xC200_0005: 1}
 
 
+@pytest.mark.parametrize("kernel", ["6.12.95", "7.2.13"])
+def test_a_real_record_tgid_trace_keeps_its_forward(kernel: str) -> None:
+    # The lab's capture with record-tgid on, a fwd_to_user range over 0xC2000000+0x100.
+    assert forwarded_calls(str(TRACES / f"record-tgid-{kernel}.txt")) == {0xC200_0005: 1}
+
+
 def test_a_later_trap_is_not_the_hvcs_forward(tmp_path: Path) -> None:
     # Without kvm_entry events: a handled HVC, then an SMC (no ID) that is forwarded.
     events = [_EXIT.format(ec=0x16), _HVC.format(x0=0x8400_0000), _EXIT.format(ec=0x17), _FWD]

@@ -107,6 +107,17 @@ def test_record_tgid_column() -> None:
     assert tally.skipped == 0
 
 
+@pytest.mark.parametrize("kernel", ["6.12.95", "7.2.13"])
+def test_a_real_record_tgid_trace_parses_whole(kernel: str) -> None:
+    # Captured in the lab with options/record-tgid on (the reference: UNVERIFIED):
+    # the "(    125)" column, and on 7.2 flags with digits in them ("d..1.").
+    path = TRACES / f"record-tgid-{kernel}.txt"
+    tally = trace.tally([str(path)])
+    assert (tally.lines, tally.events, tally.skipped, tally.smc_without_id) == (56, 44, 0, 1)
+    by_id = {x0: n for (x0, _conduit, _imm, _mode), n in tally.calls.items()}
+    assert by_id == {0x8000_0000: 1, 0x8400_0000: 2, 0x8400_0050: 1, 0xC200_0005: 1}
+
+
 def test_aarch32_mode_is_inferred_per_task() -> None:
     events, _ = _events(TRACES / "aarch32.txt")
     assert [(e.vcpu, e.mode) for e in events] == [(200, "a32"), (300, "a64"), (200, "a64")]
