@@ -118,6 +118,17 @@ def test_a_real_record_tgid_trace_parses_whole(kernel: str) -> None:
     assert by_id == {0x8000_0000: 1, 0x8400_0000: 2, 0x8400_0050: 1, 0xC200_0005: 1}
 
 
+def test_a_real_6_1_trace_parses_whole() -> None:
+    # The lab's 6.1.176 under the same scenario: the layout of 6.12 (five flag
+    # characters), and the forward range refused (no filter before 6.4).
+    path = TRACES / "lab-6.1.176.txt"
+    tally = trace.tally([str(path)])
+    assert (tally.lines, tally.events, tally.skipped, tally.smc_without_id) == (54, 42, 0, 1)
+    by_id = {x0: n for (x0, _conduit, _imm, _mode), n in tally.calls.items()}
+    assert by_id == {0x8000_0000: 1, 0x8400_0000: 2, 0x8400_0050: 1, 0xC200_0005: 1}
+    assert b"KVM_EXIT_HYPERCALL" not in path.read_bytes()
+
+
 def test_aarch32_mode_is_inferred_per_task() -> None:
     events, _ = _events(TRACES / "aarch32.txt")
     assert [(e.vcpu, e.mode) for e in events] == [(200, "a32"), (300, "a64"), (200, "a64")]
